@@ -1,0 +1,340 @@
+//! The state machine of a webhook's status, and the retry policy.
+//!
+//! ```text
+//! received -> processing -> completed
+//! processing -> failed -> (when due) processing ...
+//! processing -> operator_required   (rejected, or retries exhausted)
+//! operator_required | failed -> (replay) received
+//! processing, lease expired -> processing   (a crashed attempt is retaken)
+//! ```
+//!
+//! Every transition returns the next status with `version + 1`; a store writes it only if
+//! the stored version is still the one the transition started from (compare-and-swap), so
+//! two processors never both win, and a processor that lost its lease cannot record.
+
+use crate::config::{Config, ConfigError, parsed};
+use crate::model::{State, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionError {
+    pub from: State,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for TransitionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot {} a webhook that is {}: {}", self.action, self.from, self.reason)
+    }
+}
+
+impl std::error::Error for TransitionError {}
+
+/// How a processing attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// Transient: try again within the budget, not before `delay_ms` if given.
+    Retry { reason: String, delay_ms: Option<u64> },
+    /// Permanent: an operator has to look at it.
+    Reject { reason: String },
+}
+
+/// A status change to write, with the dead-letter record it implies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub status: Status,
+    /// Set when the webhook lands in `operator_required`: what went wrong, to keep.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub at: i64,
+    pub attempts: u32,
+    pub reason: String,
+}
+
+/// Retry budget and backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first run (the seed: two).
+    pub max_retries: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl RetryPolicy {
+    pub fn from_config(config: &dyn Config) -> Result<Self, ConfigError> {
+        Ok(RetryPolicy {
+            max_retries: parsed(config, "max_retries", 2)?,
+            base_delay_ms: parsed(config, "retry_base_delay_ms", 1_000)?,
+            max_delay_ms: parsed(config, "retry_max_delay_ms", 3_600_000)?,
+        })
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_retries.saturating_add(1)
+    }
+
+    /// The wait after failed attempt number `attempt` (1-based): exponential, capped.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let exponent = attempt.saturating_sub(1).min(32);
+        self.base_delay_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.max_delay_ms)
+    }
+}
+
+impl Status {
+    /// The status written together with a newly captured webhook: due at once.
+    pub fn received(now: i64) -> Status {
+        Status {
+            state: State::Received,
+            retries: 0,
+            version: 1,
+            updated_at: now,
+            lease_until: None,
+            next_attempt_at: Some(now),
+            last_error: None,
+        }
+    }
+
+    /// Whether a worker may take it now.
+    pub fn is_claimable(&self, now: i64) -> bool {
+        match self.state {
+            State::Received | State::Failed => self.next_attempt_at.is_none_or(|due| due <= now),
+            State::Processing => self.lease_until.is_none_or(|until| until <= now),
+            State::Completed | State::OperatorRequired => false,
+        }
+    }
+
+    /// Takes the webhook for an attempt: `processing`, one more attempt, leased until
+    /// `now + lease_ms`. An expired lease (a crashed attempt) is retaken the same way.
+    pub fn claim(&self, now: i64, lease_ms: u64) -> Result<Status, TransitionError> {
+        if !self.is_claimable(now) {
+            let reason = match self.state {
+                State::Processing => "another attempt holds the lease".to_owned(),
+                State::Received | State::Failed => "its next attempt is not due yet".to_owned(),
+                State::Completed | State::OperatorRequired => "it is finished".to_owned(),
+            };
+            return Err(self.refuse("claim", reason));
+        }
+        Ok(Status {
+            state: State::Processing,
+            retries: self.retries.saturating_add(1),
+            version: self.version + 1,
+            updated_at: now,
+            lease_until: Some(now.saturating_add(lease_ms as i64)),
+            next_attempt_at: None,
+            last_error: self.last_error.clone(),
+        })
+    }
+
+    /// Records how the attempt that claimed this status ended.
+    pub fn finish(
+        &self,
+        outcome: &Outcome,
+        policy: &RetryPolicy,
+        now: i64,
+    ) -> Result<Transition, TransitionError> {
+        if self.state != State::Processing {
+            return Err(self.refuse("finish", "it is not being processed".to_owned()));
+        }
+        let base = Status {
+            version: self.version + 1,
+            updated_at: now,
+            lease_until: None,
+            next_attempt_at: None,
+            ..self.clone()
+        };
+        let dead = |reason: String| Transition {
+            status: Status {
+                state: State::OperatorRequired,
+                last_error: Some(reason.clone()),
+                ..base.clone()
+            },
+            dead_letter: Some(DeadLetter {
+                at: now,
+                attempts: self.retries,
+                reason,
+            }),
+        };
+        Ok(match outcome {
+            Outcome::Completed => Transition {
+                status: Status {
+                    state: State::Completed,
+                    ..base.clone()
+                },
+                dead_letter: None,
+            },
+            Outcome::Reject { reason } => dead(format!("rejected: {reason}")),
+            Outcome::Retry { reason, .. } if self.retries >= policy.max_attempts() => dead(
+                format!("retries exhausted after {} attempts: {reason}", self.retries),
+            ),
+            Outcome::Retry { reason, delay_ms } => {
+                let wait = policy
+                    .backoff_ms(self.retries)
+                    .max(delay_ms.unwrap_or(0).min(policy.max_delay_ms));
+                Transition {
+                    status: Status {
+                        state: State::Failed,
+                        next_attempt_at: Some(now.saturating_add(wait as i64)),
+                        last_error: Some(reason.clone()),
+                        ..base.clone()
+                    },
+                    dead_letter: None,
+                }
+            }
+        })
+    }
+
+    /// An operator sends a dead (or waiting) webhook round again with a fresh retry budget.
+    pub fn replay(&self, now: i64) -> Result<Status, TransitionError> {
+        match self.state {
+            State::OperatorRequired | State::Failed => Ok(Status {
+                state: State::Received,
+                retries: 0,
+                version: self.version + 1,
+                updated_at: now,
+                lease_until: None,
+                next_attempt_at: Some(now),
+                last_error: self.last_error.clone(),
+            }),
+            _ => Err(self.refuse(
+                "replay",
+                "only failed and operator_required webhooks are replayed".to_owned(),
+            )),
+        }
+    }
+
+    fn refuse(&self, action: &'static str, reason: String) -> TransitionError {
+        TransitionError {
+            from: self.state,
+            action,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 30_000;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            base_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+
+    fn retry(reason: &str) -> Outcome {
+        Outcome::Retry {
+            reason: reason.into(),
+            delay_ms: None,
+        }
+    }
+
+    #[test]
+    fn happy_path_counts_one_attempt() {
+        let received = Status::received(0);
+        let processing = received.claim(10, LEASE).unwrap();
+        assert_eq!(processing.state, State::Processing);
+        assert_eq!(processing.retries, 1);
+        assert_eq!(processing.version, 2);
+        assert_eq!(processing.lease_until, Some(10 + LEASE as i64));
+        let done = processing.finish(&Outcome::Completed, &policy(), 20).unwrap();
+        assert_eq!(done.status.state, State::Completed);
+        assert_eq!(done.status.version, 3);
+        assert_eq!(done.dead_letter, None);
+        assert!(done.status.claim(30, LEASE).is_err());
+    }
+
+    #[test]
+    fn first_run_plus_two_retries_then_operator_required() {
+        let mut status = Status::received(0);
+        let mut now = 0;
+        for attempt in 1..=2 {
+            status = status.claim(now, LEASE).unwrap();
+            assert_eq!(status.retries, attempt);
+            let next = status.finish(&retry("boom"), &policy(), now).unwrap();
+            assert_eq!(next.status.state, State::Failed);
+            let due = next.status.next_attempt_at.unwrap();
+            assert_eq!(due - now, 1_000 << (attempt - 1));
+            assert!(next.status.claim(due - 1, LEASE).is_err(), "not due yet");
+            now = due;
+            status = next.status;
+        }
+        let last = status.claim(now, LEASE).unwrap();
+        assert_eq!(last.retries, 3);
+        let dead = last.finish(&retry("boom"), &policy(), now).unwrap();
+        assert_eq!(dead.status.state, State::OperatorRequired);
+        assert_eq!(dead.status.retries, 3);
+        let letter = dead.dead_letter.unwrap();
+        assert_eq!(letter.attempts, 3);
+        assert!(letter.reason.contains("retries exhausted"), "{}", letter.reason);
+        assert!(dead.status.claim(now + 1_000_000, LEASE).is_err());
+    }
+
+    #[test]
+    fn rejection_is_permanent_at_once() {
+        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let dead = processing
+            .finish(&Outcome::Reject { reason: "410 Gone".into() }, &policy(), 1)
+            .unwrap();
+        assert_eq!(dead.status.state, State::OperatorRequired);
+        assert_eq!(dead.status.last_error.as_deref(), Some("rejected: 410 Gone"));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_capped() {
+        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let asked = |delay_ms| {
+            let outcome = Outcome::Retry { reason: "429".into(), delay_ms: Some(delay_ms) };
+            processing.finish(&outcome, &policy(), 0).unwrap().status.next_attempt_at.unwrap()
+        };
+        assert_eq!(asked(5_000), 5_000);
+        assert_eq!(asked(10), 1_000, "never sooner than the backoff");
+        assert_eq!(asked(u64::MAX), 60_000, "never later than the cap");
+    }
+
+    #[test]
+    fn an_expired_lease_is_retaken_and_the_stale_holder_cannot_record() {
+        let first = Status::received(0).claim(0, LEASE).unwrap();
+        assert!(first.claim(LEASE as i64 - 1, LEASE).is_err(), "lease still held");
+        let second = first.claim(LEASE as i64, LEASE).unwrap();
+        assert_eq!(second.retries, 2);
+        // The stale holder computes from its own copy: the version it would swap from is
+        // no longer the stored one, so a store's compare-and-swap refuses it.
+        let stale = first.finish(&Outcome::Completed, &policy(), LEASE as i64).unwrap();
+        assert_ne!(stale.status.version - 1, second.version);
+    }
+
+    #[test]
+    fn replay_gives_a_fresh_budget_only_to_unfinished_work() {
+        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let dead = processing
+            .finish(&Outcome::Reject { reason: "no".into() }, &policy(), 5)
+            .unwrap()
+            .status;
+        let replayed = dead.replay(9).unwrap();
+        assert_eq!(replayed.state, State::Received);
+        assert_eq!(replayed.retries, 0);
+        assert!(replayed.is_claimable(9));
+        assert!(Status::received(0).replay(1).is_err());
+        assert!(processing.replay(1).is_err());
+        assert!(processing.finish(&Outcome::Completed, &policy(), 1).unwrap().status.replay(2).is_err());
+    }
+
+    #[test]
+    fn backoff_is_exponential_and_capped() {
+        let p = policy();
+        assert_eq!(p.max_attempts(), 3);
+        assert_eq!(p.backoff_ms(1), 1_000);
+        assert_eq!(p.backoff_ms(3), 4_000);
+        assert_eq!(p.backoff_ms(40), 60_000);
+    }
+}

@@ -1,0 +1,132 @@
+//! The webhook and its status, as stored and as shown to operators.
+
+use serde::{Deserialize, Serialize};
+
+/// A captured delivery. Immutable once stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub origin: String,
+    pub event_type: String,
+    /// When the provider says the event happened (unix seconds).
+    pub provider_timestamp: Option<i64>,
+    /// When the inbox accepted it (unix milliseconds).
+    pub received_at: i64,
+    pub idempotency_key: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Received,
+    Processing,
+    Completed,
+    Failed,
+    OperatorRequired,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Received,
+        State::Processing,
+        State::Completed,
+        State::Failed,
+        State::OperatorRequired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Received => "received",
+            State::Processing => "processing",
+            State::Completed => "completed",
+            State::Failed => "failed",
+            State::OperatorRequired => "operator_required",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        State::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = State::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown state `{s}`; expected one of {}", known.join(", "))
+            })
+    }
+}
+
+/// The mutable side of a webhook. Every change is a compare-and-swap on `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    /// Attempts started (taking a webhook for processing increments it), as in the seed.
+    pub retries: u32,
+    /// Incremented by every write: the token of the compare-and-swap and of the lease.
+    pub version: u64,
+    pub updated_at: i64,
+    /// While `processing`: until when the current attempt owns the webhook.
+    pub lease_until: Option<i64>,
+    /// While `received` or `failed`: when the next attempt is due.
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// What operators and the status endpoint see of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub id: String,
+    pub origin: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: State,
+    pub retries: u32,
+    pub last_error: Option<String>,
+    pub received_at: i64,
+    pub updated_at: i64,
+    pub next_attempt_at: Option<i64>,
+}
+
+impl StatusView {
+    pub fn new(webhook: &Webhook, status: &Status) -> Self {
+        StatusView {
+            id: webhook.id.clone(),
+            origin: webhook.origin.clone(),
+            event_type: webhook.event_type.clone(),
+            status: status.state,
+            retries: status.retries,
+            last_error: status.last_error.clone(),
+            received_at: webhook.received_at,
+            updated_at: status.updated_at,
+            next_attempt_at: status.next_attempt_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in State::ALL {
+            assert_eq!(state.as_str().parse::<State>(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert!("done".parse::<State>().unwrap_err().contains("operator_required"));
+    }
+}

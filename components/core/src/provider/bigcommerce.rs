@@ -1,0 +1,187 @@
+//! BigCommerce sends no signature: a hook carries the custom headers chosen when it was
+//! created (a shared token). The seed's demo sender signs instead: header `Signature`,
+//! base64url (no padding) HMAC-SHA256 of the raw body.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{Event, Headers, hmac_matches, required_str, secret_matches};
+use crate::config::{Config, describe, secrets};
+use crate::{Problem, id};
+
+const SIGNATURE_HEADER: &str = "signature";
+const DEFAULT_TOKEN_HEADER: &str = "authorization";
+
+/// Passes when at least one configured scheme is presented and every presented one holds.
+pub(super) fn verify(
+    origin: &str,
+    headers: &Headers,
+    body: &[u8],
+    config: &dyn Config,
+) -> Result<(), Problem> {
+    let hmac_secrets = secrets(config, &format!("{origin}_secret"));
+    let tokens = secrets(config, &format!("{origin}_token"));
+    if hmac_secrets.is_empty() && tokens.is_empty() {
+        return Err(Problem::unauthorized(format!(
+            "origin `{origin}` has no secret configured, so no delivery can be verified: set {} or {}",
+            describe(&format!("{origin}_secret")),
+            describe(&format!("{origin}_token")),
+        )));
+    }
+
+    let mut verified = false;
+    if !hmac_secrets.is_empty()
+        && let Some(signature) = headers.single(SIGNATURE_HEADER)?
+    {
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature.trim_end_matches('='))
+            .map_err(|_| Problem::unauthorized("`Signature` is not base64url"))?;
+        if !hmac_secrets
+            .iter()
+            .any(|secret| hmac_matches(secret.as_bytes(), &[body], &signature))
+        {
+            return Err(Problem::unauthorized("`Signature` does not match the body"));
+        }
+        verified = true;
+    }
+    if !tokens.is_empty() {
+        let header = config
+            .get(&format!("{origin}_token_header"))
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_owned());
+        if let Some(presented) = headers.single(&header)? {
+            let presented = if header == DEFAULT_TOKEN_HEADER {
+                presented.strip_prefix("Bearer ").unwrap_or_default()
+            } else {
+                presented
+            };
+            if !tokens.iter().any(|token| secret_matches(token, presented)) {
+                return Err(Problem::unauthorized(format!(
+                    "header `{header}` does not carry a valid token"
+                )));
+            }
+            verified = true;
+        }
+    }
+    if verified {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized(
+            "the delivery carries no signature or token",
+        ))
+    }
+}
+
+pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<Event, Problem> {
+    let event_type = required_str(event, "scope")?.to_owned();
+    // The same `hash` arrives when the same event fires twice; without one, the body is the key.
+    let idempotency_key = match event.get("hash") {
+        Some(serde_json::Value::String(hash)) if !hash.is_empty() => hash.clone(),
+        None => id::body_hash_key(body),
+        Some(_) => return Err(Problem::bad_request("field `hash` must be a non-empty string")),
+    };
+    Ok(Event {
+        event_type,
+        idempotency_key,
+        provider_timestamp: event.get("created_at").and_then(serde_json::Value::as_i64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use hmac::Mac;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mac = super::super::HmacSha256::new_from_slice(secret.as_bytes())
+            .unwrap()
+            .chain_update(body)
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(mac)
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        Headers::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    const BODY: &[u8] = br#"{"scope":"store/order/created","hash":"h1"}"#;
+
+    #[test]
+    fn seed_signature_verifies_with_any_configured_secret() {
+        let c = config(&[("bigcommerce_secret", "old,new")]);
+        for secret in ["old", "new"] {
+            let h = headers(&[("Signature", &sign(secret, BODY))]);
+            assert_eq!(verify("bigcommerce", &h, BODY, &c), Ok(()));
+        }
+        let wrong = headers(&[("Signature", &sign("other", BODY))]);
+        assert_eq!(verify("bigcommerce", &wrong, BODY, &c).unwrap_err().status, 401);
+        let tampered = headers(&[("Signature", &sign("new", b"{}"))]);
+        assert_eq!(verify("bigcommerce", &tampered, BODY, &c).unwrap_err().status, 401);
+        let empty = headers(&[("Signature", "")]);
+        assert_eq!(verify("bigcommerce", &empty, BODY, &c).unwrap_err().status, 401);
+        assert_eq!(verify("bigcommerce", &headers(&[]), BODY, &c).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn shared_token_in_a_configured_header() {
+        let c = config(&[("bigcommerce_token", "t0k3n")]);
+        let ok = headers(&[("Authorization", "Bearer t0k3n")]);
+        assert_eq!(verify("bigcommerce", &ok, BODY, &c), Ok(()));
+        let bare = headers(&[("Authorization", "t0k3n")]);
+        assert!(verify("bigcommerce", &bare, BODY, &c).is_err());
+
+        let custom = config(&[("bigcommerce_token", "t0k3n"), ("bigcommerce_token_header", "X-Hook-Token")]);
+        let ok = headers(&[("x-hook-token", "t0k3n")]);
+        assert_eq!(verify("bigcommerce", &ok, BODY, &custom), Ok(()));
+        let wrong = headers(&[("x-hook-token", "nope")]);
+        assert!(verify("bigcommerce", &wrong, BODY, &custom).is_err());
+    }
+
+    #[test]
+    fn a_presented_credential_that_fails_is_refused_even_if_another_passes() {
+        let c = config(&[("bigcommerce_secret", "s"), ("bigcommerce_token", "t")]);
+        let h = headers(&[("Authorization", "Bearer t"), ("Signature", &sign("x", BODY))]);
+        assert!(verify("bigcommerce", &h, BODY, &c).is_err());
+    }
+
+    #[test]
+    fn unconfigured_origin_names_the_variables() {
+        let err = verify("bigcommerce", &headers(&[]), BODY, &config(&[])).unwrap_err();
+        assert_eq!(err.status, 401);
+        assert!(err.detail.contains("INBOX_BIGCOMMERCE_SECRET"), "{err}");
+        assert!(err.detail.contains("INBOX_BIGCOMMERCE_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn event_key_is_the_hash_or_the_body() {
+        let event: serde_json::Value = serde_json::from_slice(BODY).unwrap();
+        let described = describe_event(BODY, &event).unwrap();
+        assert_eq!(described.idempotency_key, "h1");
+        assert_eq!(described.event_type, "store/order/created");
+
+        let body = br#"{"scope":"store/order/created","created_at":1561479335}"#;
+        let event: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let described = describe_event(body, &event).unwrap();
+        assert_eq!(described.idempotency_key, id::body_hash_key(body));
+        assert_eq!(described.provider_timestamp, Some(1561479335));
+
+        let event = serde_json::json!({"hash": "h"});
+        assert_eq!(describe_event(b"", &event).unwrap_err().status, 400);
+    }
+}
