@@ -95,13 +95,18 @@ pub fn authorize_admin(headers: &Headers, config: &dyn Config) -> Result<(), Pro
         return Err(Problem::new(
             403,
             "Forbidden",
-            format!("the admin endpoints are closed until {} is set", describe("admin_token")),
+            format!(
+                "the admin endpoints are closed until {} is set",
+                describe("admin_token")
+            ),
         ));
     }
     let presented = headers
         .single("authorization")?
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| Problem::unauthorized("an `Authorization: Bearer` admin token is required"))?;
+        .ok_or_else(|| {
+            Problem::unauthorized("an `Authorization: Bearer` admin token is required")
+        })?;
     if tokens
         .iter()
         .any(|token| crate::provider::secret_matches(token, presented))
@@ -117,7 +122,13 @@ fn printable(origin: &str) -> String {
     origin
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -160,14 +171,25 @@ mod tests {
         let id = id::webhook_id("a", "b");
         assert_eq!(
             route("POST", "/api/webhooks/stripe?x=1"),
-            Ok(Route::Capture { origin: "stripe".into() })
+            Ok(Route::Capture {
+                origin: "stripe".into()
+            })
         );
-        assert_eq!(route("GET", &format!("/api/webhooks/{id}")), Ok(Route::Status { id }));
-        assert_eq!(route("GET", "/api/webhooks/../../x").unwrap_err().status, 404);
+        assert_eq!(
+            route("GET", &format!("/api/webhooks/{id}")),
+            Ok(Route::Status { id })
+        );
+        assert_eq!(
+            route("GET", "/api/webhooks/../../x").unwrap_err().status,
+            404
+        );
         assert_eq!(route("GET", "/api/webhooks/").unwrap_err().status, 404);
         assert_eq!(route("POST", "/api/webhooks/a/b").unwrap_err().status, 404);
         assert_eq!(route("GET", "/").unwrap_err().status, 404);
-        assert_eq!(route("DELETE", "/api/webhooks/stripe").unwrap_err().status, 405);
+        assert_eq!(
+            route("DELETE", "/api/webhooks/stripe").unwrap_err().status,
+            405
+        );
     }
 
     #[test]
@@ -196,11 +218,18 @@ mod tests {
         assert_eq!(status("bigcommerce", &signed(b"{}"), BODY), 401);
         assert_eq!(status("bigcommerce", &signed(b"{nope"), b"{nope"), 400);
         assert_eq!(status("bigcommerce", &signed(b"[1]"), b"[1]"), 400);
-        assert_eq!(status("bigcommerce", &signed(b"{}"), b"{}"), 400, "no scope");
+        assert_eq!(
+            status("bigcommerce", &signed(b"{}"), b"{}"),
+            400,
+            "no scope"
+        );
         let big = vec![b' '; 256 * 1024 + 1];
         assert_eq!(status("bigcommerce", &signed(&big), &big), 413);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(status("bigcommerce", &signed(deep.as_bytes()), deep.as_bytes()), 400);
+        assert_eq!(
+            status("bigcommerce", &signed(deep.as_bytes()), deep.as_bytes()),
+            400
+        );
     }
 
     #[test]
@@ -213,9 +242,24 @@ mod tests {
     fn admin_endpoints_need_the_configured_bearer_token() {
         let bearer = |v: &str| Headers::new(vec![("Authorization".into(), v.as_bytes().to_vec())]);
         assert_eq!(authorize_admin(&bearer("Bearer adm1n"), &config()), Ok(()));
-        assert_eq!(authorize_admin(&bearer("Bearer nope"), &config()).unwrap_err().status, 401);
-        assert_eq!(authorize_admin(&bearer("adm1n"), &config()).unwrap_err().status, 401);
-        assert_eq!(authorize_admin(&Headers::default(), &config()).unwrap_err().status, 401);
+        assert_eq!(
+            authorize_admin(&bearer("Bearer nope"), &config())
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            authorize_admin(&bearer("adm1n"), &config())
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            authorize_admin(&Headers::default(), &config())
+                .unwrap_err()
+                .status,
+            401
+        );
         let closed = authorize_admin(&bearer("Bearer adm1n"), &BTreeMap::new()).unwrap_err();
         assert_eq!(closed.status, 403);
         assert!(closed.detail.contains("INBOX_ADMIN_TOKEN"));

@@ -60,9 +60,10 @@ where
 {
     match config.get(key) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e| {
-            ConfigError(format!("{} = {raw:?} is not valid: {e}", describe(key)))
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e| ConfigError(format!("{} = {raw:?} is not valid: {e}", describe(key)))),
     }
 }
 
@@ -103,11 +104,7 @@ impl CaptureLimits {
         }
         Ok(CaptureLimits {
             max_body_bytes,
-            timestamp_tolerance: Duration::from_secs(parsed(
-                config,
-                "timestamp_tolerance_s",
-                300,
-            )?),
+            timestamp_tolerance: Duration::from_secs(parsed(config, "timestamp_tolerance_s", 300)?),
         })
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod forward;
 pub mod id;
 pub mod item;
 pub mod lifecycle;

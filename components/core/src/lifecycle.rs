@@ -24,7 +24,11 @@ pub struct TransitionError {
 
 impl std::fmt::Display for TransitionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot {} a webhook that is {}: {}", self.action, self.from, self.reason)
+        write!(
+            f,
+            "cannot {} a webhook that is {}: {}",
+            self.action, self.from, self.reason
+        )
     }
 }
 
@@ -35,9 +39,14 @@ impl std::error::Error for TransitionError {}
 pub enum Outcome {
     Completed,
     /// Transient: try again within the budget, not before `delay_ms` if given.
-    Retry { reason: String, delay_ms: Option<u64> },
+    Retry {
+        reason: String,
+        delay_ms: Option<u64>,
+    },
     /// Permanent: an operator has to look at it.
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
 }
 
 /// A status change to write, with the dead-letter record it implies.
@@ -169,9 +178,12 @@ impl Status {
                 dead_letter: None,
             },
             Outcome::Reject { reason } => dead(format!("rejected: {reason}")),
-            Outcome::Retry { reason, .. } if self.retries >= policy.max_attempts() => dead(
-                format!("retries exhausted after {} attempts: {reason}", self.retries),
-            ),
+            Outcome::Retry { reason, .. } if self.retries >= policy.max_attempts() => {
+                dead(format!(
+                    "retries exhausted after {} attempts: {reason}",
+                    self.retries
+                ))
+            }
             Outcome::Retry { reason, delay_ms } => {
                 let wait = policy
                     .backoff_ms(self.retries)
@@ -246,7 +258,9 @@ mod tests {
         assert_eq!(processing.retries, 1);
         assert_eq!(processing.version, 2);
         assert_eq!(processing.lease_until, Some(10 + LEASE as i64));
-        let done = processing.finish(&Outcome::Completed, &policy(), 20).unwrap();
+        let done = processing
+            .finish(&Outcome::Completed, &policy(), 20)
+            .unwrap();
         assert_eq!(done.status.state, State::Completed);
         assert_eq!(done.status.version, 3);
         assert_eq!(done.dead_letter, None);
@@ -275,7 +289,11 @@ mod tests {
         assert_eq!(dead.status.retries, 3);
         let letter = dead.dead_letter.unwrap();
         assert_eq!(letter.attempts, 3);
-        assert!(letter.reason.contains("retries exhausted"), "{}", letter.reason);
+        assert!(
+            letter.reason.contains("retries exhausted"),
+            "{}",
+            letter.reason
+        );
         assert!(dead.status.claim(now + 1_000_000, LEASE).is_err());
     }
 
@@ -283,18 +301,35 @@ mod tests {
     fn rejection_is_permanent_at_once() {
         let processing = Status::received(0).claim(0, LEASE).unwrap();
         let dead = processing
-            .finish(&Outcome::Reject { reason: "410 Gone".into() }, &policy(), 1)
+            .finish(
+                &Outcome::Reject {
+                    reason: "410 Gone".into(),
+                },
+                &policy(),
+                1,
+            )
             .unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
-        assert_eq!(dead.status.last_error.as_deref(), Some("rejected: 410 Gone"));
+        assert_eq!(
+            dead.status.last_error.as_deref(),
+            Some("rejected: 410 Gone")
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_but_capped() {
         let processing = Status::received(0).claim(0, LEASE).unwrap();
         let asked = |delay_ms| {
-            let outcome = Outcome::Retry { reason: "429".into(), delay_ms: Some(delay_ms) };
-            processing.finish(&outcome, &policy(), 0).unwrap().status.next_attempt_at.unwrap()
+            let outcome = Outcome::Retry {
+                reason: "429".into(),
+                delay_ms: Some(delay_ms),
+            };
+            processing
+                .finish(&outcome, &policy(), 0)
+                .unwrap()
+                .status
+                .next_attempt_at
+                .unwrap()
         };
         assert_eq!(asked(5_000), 5_000);
         assert_eq!(asked(10), 1_000, "never sooner than the backoff");
@@ -304,12 +339,17 @@ mod tests {
     #[test]
     fn an_expired_lease_is_retaken_and_the_stale_holder_cannot_record() {
         let first = Status::received(0).claim(0, LEASE).unwrap();
-        assert!(first.claim(LEASE as i64 - 1, LEASE).is_err(), "lease still held");
+        assert!(
+            first.claim(LEASE as i64 - 1, LEASE).is_err(),
+            "lease still held"
+        );
         let second = first.claim(LEASE as i64, LEASE).unwrap();
         assert_eq!(second.retries, 2);
         // The stale holder computes from its own copy: the version it would swap from is
         // no longer the stored one, so a store's compare-and-swap refuses it.
-        let stale = first.finish(&Outcome::Completed, &policy(), LEASE as i64).unwrap();
+        let stale = first
+            .finish(&Outcome::Completed, &policy(), LEASE as i64)
+            .unwrap();
         assert_ne!(stale.status.version - 1, second.version);
     }
 
@@ -317,7 +357,13 @@ mod tests {
     fn replay_gives_a_fresh_budget_only_to_unfinished_work() {
         let processing = Status::received(0).claim(0, LEASE).unwrap();
         let dead = processing
-            .finish(&Outcome::Reject { reason: "no".into() }, &policy(), 5)
+            .finish(
+                &Outcome::Reject {
+                    reason: "no".into(),
+                },
+                &policy(),
+                5,
+            )
             .unwrap()
             .status;
         let replayed = dead.replay(9).unwrap();
@@ -326,7 +372,14 @@ mod tests {
         assert!(replayed.is_claimable(9));
         assert!(Status::received(0).replay(1).is_err());
         assert!(processing.replay(1).is_err());
-        assert!(processing.finish(&Outcome::Completed, &policy(), 1).unwrap().status.replay(2).is_err());
+        assert!(
+            processing
+                .finish(&Outcome::Completed, &policy(), 1)
+                .unwrap()
+                .status
+                .replay(2)
+                .is_err()
+        );
     }
 
     #[test]

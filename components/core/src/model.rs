@@ -127,6 +127,11 @@ mod tests {
                 serde_json::json!(state.as_str())
             );
         }
-        assert!("done".parse::<State>().unwrap_err().contains("operator_required"));
+        assert!(
+            "done"
+                .parse::<State>()
+                .unwrap_err()
+                .contains("operator_required")
+        );
     }
 }

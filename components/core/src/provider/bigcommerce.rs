@@ -78,7 +78,11 @@ pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<E
     let idempotency_key = match event.get("hash") {
         Some(serde_json::Value::String(hash)) if !hash.is_empty() => hash.clone(),
         None => id::body_hash_key(body),
-        Some(_) => return Err(Problem::bad_request("field `hash` must be a non-empty string")),
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "field `hash` must be a non-empty string",
+            ));
+        }
     };
     Ok(Event {
         event_type,
@@ -130,12 +134,28 @@ mod tests {
             assert_eq!(verify("bigcommerce", &h, BODY, &c), Ok(()));
         }
         let wrong = headers(&[("Signature", &sign("other", BODY))]);
-        assert_eq!(verify("bigcommerce", &wrong, BODY, &c).unwrap_err().status, 401);
+        assert_eq!(
+            verify("bigcommerce", &wrong, BODY, &c).unwrap_err().status,
+            401
+        );
         let tampered = headers(&[("Signature", &sign("new", b"{}"))]);
-        assert_eq!(verify("bigcommerce", &tampered, BODY, &c).unwrap_err().status, 401);
+        assert_eq!(
+            verify("bigcommerce", &tampered, BODY, &c)
+                .unwrap_err()
+                .status,
+            401
+        );
         let empty = headers(&[("Signature", "")]);
-        assert_eq!(verify("bigcommerce", &empty, BODY, &c).unwrap_err().status, 401);
-        assert_eq!(verify("bigcommerce", &headers(&[]), BODY, &c).unwrap_err().status, 401);
+        assert_eq!(
+            verify("bigcommerce", &empty, BODY, &c).unwrap_err().status,
+            401
+        );
+        assert_eq!(
+            verify("bigcommerce", &headers(&[]), BODY, &c)
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     #[test]
@@ -146,7 +166,10 @@ mod tests {
         let bare = headers(&[("Authorization", "t0k3n")]);
         assert!(verify("bigcommerce", &bare, BODY, &c).is_err());
 
-        let custom = config(&[("bigcommerce_token", "t0k3n"), ("bigcommerce_token_header", "X-Hook-Token")]);
+        let custom = config(&[
+            ("bigcommerce_token", "t0k3n"),
+            ("bigcommerce_token_header", "X-Hook-Token"),
+        ]);
         let ok = headers(&[("x-hook-token", "t0k3n")]);
         assert_eq!(verify("bigcommerce", &ok, BODY, &custom), Ok(()));
         let wrong = headers(&[("x-hook-token", "nope")]);
@@ -156,7 +179,10 @@ mod tests {
     #[test]
     fn a_presented_credential_that_fails_is_refused_even_if_another_passes() {
         let c = config(&[("bigcommerce_secret", "s"), ("bigcommerce_token", "t")]);
-        let h = headers(&[("Authorization", "Bearer t"), ("Signature", &sign("x", BODY))]);
+        let h = headers(&[
+            ("Authorization", "Bearer t"),
+            ("Signature", &sign("x", BODY)),
+        ]);
         assert!(verify("bigcommerce", &h, BODY, &c).is_err());
     }
 

@@ -83,10 +83,7 @@ impl Headers {
     /// The one value of `name`, if present. A security header sent twice is refused
     /// rather than guessed at.
     pub fn single(&self, name: &str) -> Result<Option<&str>, Problem> {
-        let mut values = self
-            .0
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut values = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
         let Some((_, value)) = values.next() else {
             return Ok(None);
         };

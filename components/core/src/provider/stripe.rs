@@ -39,7 +39,9 @@ pub(super) fn verify(
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| Problem::unauthorized("`Stripe-Signature` has no valid timestamp `t`"))?;
     if signatures.is_empty() {
-        return Err(Problem::unauthorized("`Stripe-Signature` has no `v1` signature"));
+        return Err(Problem::unauthorized(
+            "`Stripe-Signature` has no `v1` signature",
+        ));
     }
     let age_s = now_ms.div_euclid(1000) - timestamp;
     if age_s.unsigned_abs() > tolerance_s {
@@ -51,11 +53,14 @@ pub(super) fn verify(
     }
 
     let prefix = format!("{timestamp}.");
-    let matched = signatures.iter().filter_map(|sig| hex::decode(sig).ok()).any(|sig| {
-        secrets
-            .iter()
-            .any(|secret| hmac_matches(secret.as_bytes(), &[prefix.as_bytes(), body], &sig))
-    });
+    let matched = signatures
+        .iter()
+        .filter_map(|sig| hex::decode(sig).ok())
+        .any(|sig| {
+            secrets
+                .iter()
+                .any(|secret| hmac_matches(secret.as_bytes(), &[prefix.as_bytes(), body], &sig))
+        });
     if matched {
         Ok(())
     } else {
@@ -99,7 +104,10 @@ mod tests {
     }
 
     fn check(header: &str, body: &[u8], secret: &str) -> Result<(), Problem> {
-        let headers = Headers::new(vec![("Stripe-Signature".into(), header.as_bytes().to_vec())]);
+        let headers = Headers::new(vec![(
+            "Stripe-Signature".into(),
+            header.as_bytes().to_vec(),
+        )]);
         verify("stripe", &headers, body, &config(secret), NOW_MS, 300)
     }
 
@@ -110,11 +118,18 @@ mod tests {
         assert_eq!(check(&format!("t={t},v1={good}"), BODY, "whsec_a"), Ok(()));
         let bad = sign("whsec_b", t, BODY);
         assert_eq!(
-            check(&format!("t={t},v0={bad},v1={bad},v1={good}"), BODY, "whsec_a"),
+            check(
+                &format!("t={t},v0={bad},v1={bad},v1={good}"),
+                BODY,
+                "whsec_a"
+            ),
             Ok(())
         );
         // Rotation: either configured secret verifies.
-        assert_eq!(check(&format!("t={t},v1={good}"), BODY, "whsec_z,whsec_a"), Ok(()));
+        assert_eq!(
+            check(&format!("t={t},v1={good}"), BODY, "whsec_z,whsec_a"),
+            Ok(())
+        );
     }
 
     #[test]
@@ -143,11 +158,25 @@ mod tests {
 
     #[test]
     fn missing_header_or_secret_is_401() {
-        let err = verify("stripe", &Headers::default(), BODY, &config("whsec_a"), NOW_MS, 300)
-            .unwrap_err();
+        let err = verify(
+            "stripe",
+            &Headers::default(),
+            BODY,
+            &config("whsec_a"),
+            NOW_MS,
+            300,
+        )
+        .unwrap_err();
         assert_eq!(err.status, 401);
-        let err = verify("stripe", &Headers::default(), BODY, &BTreeMap::new(), NOW_MS, 300)
-            .unwrap_err();
+        let err = verify(
+            "stripe",
+            &Headers::default(),
+            BODY,
+            &BTreeMap::new(),
+            NOW_MS,
+            300,
+        )
+        .unwrap_err();
         assert!(err.detail.contains("INBOX_STRIPE_SECRET"), "{err}");
     }
 

@@ -1,0 +1,306 @@
+//! One wasmtime `Engine`; the components compiled once and pre-linked; a fresh instance,
+//! with a deadline and a memory limit, for every request and every processing attempt.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use inbox_core::{Webhook, lifecycle};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Cache, CacheConfig, Engine, Store};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::bindings::exports::webhooks::inbox::handler::GuestIndices as ProcessorIndices;
+use crate::bindings::{wasi, webhooks};
+use crate::host::{self, HostState};
+use crate::store::Store as InboxStore;
+
+/// The epoch advances this often; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub capture_deadline: Duration,
+    pub processor_deadline: Duration,
+    pub max_memory_bytes: usize,
+}
+
+/// Where the component files are.
+#[derive(Debug, Clone)]
+pub struct ComponentPaths {
+    pub capture: PathBuf,
+    pub processor: PathBuf,
+}
+
+impl ComponentPaths {
+    /// Next to the `inbox` executable (a deployment), or where the workspace's build puts
+    /// them (`target/wasm32-wasip2/release`, beside `target/<profile>/inbox`).
+    pub fn beside_executable() -> Result<ComponentPaths> {
+        let exe = std::env::current_exe().context("cannot locate the inbox executable")?;
+        let dir = exe.parent().context("the executable has no directory")?;
+        let candidates = [
+            dir.to_path_buf(),
+            dir.join("components"),
+            dir.join("../wasm32-wasip2/release"),
+        ];
+        for candidate in &candidates {
+            let paths = ComponentPaths {
+                capture: candidate.join("inbox_capture.wasm"),
+                processor: candidate.join("inbox_processor.wasm"),
+            };
+            if paths.capture.is_file() && paths.processor.is_file() {
+                return Ok(paths);
+            }
+        }
+        bail!(
+            "no components found beside {}; build them with scripts/build-components or pass --capture and --processor",
+            exe.display()
+        )
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    capture: ProxyPre<HostState>,
+    processor: (
+        wasmtime::component::InstancePre<HostState>,
+        ProcessorIndices,
+    ),
+    config: Arc<BTreeMap<String, String>>,
+    store: Arc<dyn InboxStore>,
+    limits: Limits,
+}
+
+impl Runtime {
+    pub fn load(
+        paths: &ComponentPaths,
+        config: Arc<BTreeMap<String, String>>,
+        store: Arc<dyn InboxStore>,
+        limits: Limits,
+    ) -> Result<Arc<Runtime>> {
+        let mut engine_config = wasmtime::Config::new();
+        engine_config.epoch_interruption(true);
+        // Compiled code is cached on disk, keyed by the component's bytes and the engine.
+        match Cache::new(CacheConfig::new()) {
+            Ok(cache) => {
+                engine_config.cache(Some(cache));
+            }
+            Err(error) => tracing::warn!(%error, "compiling without a cache"),
+        }
+        let engine = Engine::new(&engine_config)?;
+        start_epoch_ticker(&engine);
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        type Own = wasmtime::component::HasSelf<HostState>;
+        wasi::config::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
+        webhooks::inbox::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
+
+        let capture_component = compile(&engine, &paths.capture)?;
+        let capture = linker
+            .instantiate_pre(&capture_component)
+            .and_then(ProxyPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a capture component", paths.capture.display()))?;
+        let processor_component = compile(&engine, &paths.processor)?;
+        let processor = linker
+            .instantiate_pre(&processor_component)
+            .and_then(|pre| {
+                let indices = ProcessorIndices::new(&pre)?;
+                Ok((pre, indices))
+            })
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("{} is not a processor component", paths.processor.display())
+            })?;
+
+        Ok(Arc::new(Runtime {
+            engine,
+            capture,
+            processor,
+            config,
+            store,
+            limits,
+        }))
+    }
+
+    fn new_store(
+        &self,
+        store: Option<Arc<dyn InboxStore>>,
+        deadline: Duration,
+    ) -> Store<HostState> {
+        let state = HostState::new(self.config.clone(), store, self.limits.max_memory_bytes);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(ticks(deadline));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Serves one HTTP request with a fresh instance of the capture component.
+    pub async fn handle_http(
+        self: &Arc<Self>,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let mut store = self.new_store(Some(self.store.clone()), self.limits.capture_deadline);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.capture.clone();
+        let deadline = self.limits.capture_deadline;
+        // The guest may go on writing the body after it has set the response.
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            };
+            tokio::time::timeout(deadline, run)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(wasmtime::Error::msg(format!(
+                        "the capture component exceeded its {deadline:?} deadline"
+                    )))
+                })
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => bail!("the capture component answered with an error: {error:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("the capture component never set a response"),
+                Ok(Err(error)) => {
+                    Err(anyhow::Error::from(error).context("the capture component failed"))
+                }
+                Err(error) => Err(anyhow::Error::new(error).context("the capture task failed")),
+            },
+        }
+    }
+
+    /// Runs the processor on one webhook. A trap, an overrun deadline or memory limit are
+    /// a failed attempt like any other: the webhook is retried within its budget.
+    pub async fn process(&self, webhook: &Webhook, attempt: u32) -> lifecycle::Outcome {
+        let deadline = self.limits.processor_deadline;
+        let mut store = self.new_store(None, deadline);
+        let run = async {
+            let (pre, indices) = &self.processor;
+            let instance = pre.instantiate_async(&mut store).await?;
+            indices
+                .load(&mut store, &instance)?
+                .call_process(&mut store, &host::webhook_to_wit(webhook.clone()), attempt)
+                .await
+        };
+        match tokio::time::timeout(deadline, run).await {
+            Ok(Ok(outcome)) => host::outcome_from_wit(outcome),
+            Ok(Err(error)) => lifecycle::Outcome::Retry {
+                reason: format!("the processor failed: {}", describe_trap(&error.into())),
+                delay_ms: None,
+            },
+            Err(_) => lifecycle::Outcome::Retry {
+                reason: format!(
+                    "the processor exceeded its {} ms deadline",
+                    deadline.as_millis()
+                ),
+                delay_ms: None,
+            },
+        }
+    }
+}
+
+/// Serves HTTP/1.1 connections on `listener` with the capture component until the
+/// listener fails.
+pub async fn serve_http(runtime: Arc<Runtime>, listener: tokio::net::TcpListener) -> Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await.context("accepting a connection")?;
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let runtime = runtime.clone();
+                async move {
+                    let method = request.method().clone();
+                    let path = request.uri().path().to_owned();
+                    let started = std::time::Instant::now();
+                    let response = match runtime.handle_http(request).await {
+                        Ok(response) => response,
+                        Err(error) => {
+                            tracing::error!(error = format!("{error:#}"), %method, %path, "request failed");
+                            internal_error()
+                        }
+                    };
+                    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn internal_error() -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let problem = inbox_core::Problem::new(
+        500,
+        "Internal Server Error",
+        "the request could not be handled",
+    );
+    let body = http_body_util::Full::new(bytes::Bytes::from(problem.to_json()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", inbox_core::Problem::CONTENT_TYPE)
+        .body(body)
+        .expect("a static response is valid")
+}
+
+fn compile(engine: &Engine, path: &Path) -> Result<Component> {
+    let started = std::time::Instant::now();
+    let component = Component::from_file(engine, path)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot load the component {}", path.display()))?;
+    tracing::info!(path = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "component ready");
+    Ok(component)
+}
+
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("the epoch thread starts");
+}
+
+fn describe_trap(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "it ran past its deadline and was interrupted".into(),
+        Some(trap) => format!("it trapped: {trap}"),
+        None => format!("{error:#}"),
+    }
+}

@@ -1,0 +1,193 @@
+//! The state of one component instance, and the host side of the interfaces the
+//! components import: configuration (`wasi:config/store`) and storage (`webhooks:inbox/store`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use inbox_core::lifecycle;
+use inbox_core::{State, Status, Webhook};
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::wasi::config::store as config;
+use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
+use crate::store::{Captured, Store, StoreError};
+
+/// Everything one instance may touch; a fresh one per request or webhook.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    config: Arc<BTreeMap<String, String>>,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl HostState {
+    pub fn new(
+        config: Arc<BTreeMap<String, String>>,
+        store: Option<Arc<dyn Store>>,
+        max_memory_bytes: usize,
+    ) -> Self {
+        HostState {
+            // Components get no environment, arguments or files: configuration arrives
+            // through wasi:config only. Their stderr is the host's, for their own logs.
+            wasi: WasiCtx::builder().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            config,
+            store,
+        }
+    }
+
+    fn store(&self) -> Result<&Arc<dyn Store>, wit_store::StoreError> {
+        self.store.as_ref().ok_or_else(|| {
+            wit_store::StoreError::Unavailable("this host gives no store to this component".into())
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+impl config::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
+        Ok(self.config.get(&key).cloned())
+    }
+
+    async fn get_all(&mut self) -> Result<Vec<(String, String)>, config::Error> {
+        Ok(self
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+impl wit::Host for HostState {}
+
+impl wit_store::Host for HostState {
+    async fn capture(
+        &mut self,
+        webhook: wit::Webhook,
+    ) -> Result<wit_store::CaptureOutcome, wit_store::StoreError> {
+        let webhook = webhook_from_wit(webhook);
+        match self.store()?.capture(&webhook).await {
+            Ok(Captured::Stored(status)) => {
+                Ok(wit_store::CaptureOutcome::Stored(status_to_wit(&status)))
+            }
+            Ok(Captured::Duplicate(status)) => {
+                Ok(wit_store::CaptureOutcome::Duplicate(status_to_wit(&status)))
+            }
+            Err(error) => Err(store_error_to_wit(error)),
+        }
+    }
+
+    async fn get_webhook(
+        &mut self,
+        id: String,
+    ) -> Result<Option<wit::Webhook>, wit_store::StoreError> {
+        match self.store()?.webhook(&id).await {
+            Ok(webhook) => Ok(webhook.map(webhook_to_wit)),
+            Err(error) => Err(store_error_to_wit(error)),
+        }
+    }
+
+    async fn get_status(
+        &mut self,
+        id: String,
+    ) -> Result<Option<wit::Status>, wit_store::StoreError> {
+        match self.store()?.status(&id).await {
+            Ok(status) => Ok(status.as_ref().map(status_to_wit)),
+            Err(error) => Err(store_error_to_wit(error)),
+        }
+    }
+}
+
+fn store_error_to_wit(error: StoreError) -> wit_store::StoreError {
+    match error {
+        StoreError::TooLarge(detail) => wit_store::StoreError::TooLarge(detail),
+        other => {
+            tracing::error!(error = %other, "store call failed");
+            wit_store::StoreError::Unavailable(other.to_string())
+        }
+    }
+}
+
+pub fn webhook_to_wit(webhook: Webhook) -> wit::Webhook {
+    wit::Webhook {
+        id: webhook.id,
+        origin: webhook.origin,
+        event_type: webhook.event_type,
+        provider_timestamp: webhook.provider_timestamp,
+        received_at: webhook.received_at,
+        idempotency_key: webhook.idempotency_key,
+        headers: webhook.headers,
+        payload: webhook.payload,
+    }
+}
+
+pub fn webhook_from_wit(webhook: wit::Webhook) -> Webhook {
+    Webhook {
+        id: webhook.id,
+        origin: webhook.origin,
+        event_type: webhook.event_type,
+        provider_timestamp: webhook.provider_timestamp,
+        received_at: webhook.received_at,
+        idempotency_key: webhook.idempotency_key,
+        headers: webhook.headers,
+        payload: webhook.payload,
+    }
+}
+
+fn status_to_wit(status: &Status) -> wit::Status {
+    wit::Status {
+        state: match status.state {
+            State::Received => wit::State::Received,
+            State::Processing => wit::State::Processing,
+            State::Completed => wit::State::Completed,
+            State::Failed => wit::State::Failed,
+            State::OperatorRequired => wit::State::OperatorRequired,
+        },
+        retries: status.retries,
+        updated_at: status.updated_at,
+        next_attempt_at: status.next_attempt_at,
+        last_error: status.last_error.clone(),
+    }
+}
+
+pub fn outcome_from_wit(
+    outcome: crate::bindings::exports::webhooks::inbox::handler::Outcome,
+) -> lifecycle::Outcome {
+    use crate::bindings::exports::webhooks::inbox::handler::Outcome;
+    match outcome {
+        Outcome::Completed => lifecycle::Outcome::Completed,
+        Outcome::Retry(request) => lifecycle::Outcome::Retry {
+            reason: request.reason,
+            delay_ms: request.delay_ms,
+        },
+        Outcome::Reject(reason) => lifecycle::Outcome::Reject { reason },
+    }
+}

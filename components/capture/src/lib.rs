@@ -1,0 +1,280 @@
+//! The capture component: `POST /api/webhooks/{origin}` and `GET /api/webhooks/{id}`.
+//!
+//! All decisions are the core's; this file turns wasi:http requests into calls to it and
+//! to the host's store, and the answers back into responses.
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "capture",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+use bindings::exports::wasi::http::incoming_handler::Guest;
+use bindings::wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use bindings::wasi::io::streams::StreamError;
+use bindings::webhooks::inbox::{store, types as wit};
+use inbox_core::capture::{self, Route};
+use inbox_core::config::{CaptureLimits, Config};
+use inbox_core::model::StatusView;
+use inbox_core::provider::Headers;
+use inbox_core::{Problem, State, Status, Webhook};
+
+struct Capture;
+
+bindings::export!(Capture with_types_in bindings);
+
+impl Guest for Capture {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let response = match serve(request) {
+            Ok(response) => response,
+            Err(problem) => Response::problem(&problem),
+        };
+        response.send(response_out);
+    }
+}
+
+/// Configuration read through `wasi:config/store` (Spin variables, or the native host's
+/// `INBOX_*` environment).
+struct WasiConfig;
+
+impl Config for WasiConfig {
+    fn get(&self, key: &str) -> Option<String> {
+        match bindings::wasi::config::store::get(key) {
+            Ok(value) => value,
+            Err(error) => {
+                eprintln!("capture: config key `{key}` could not be read: {error:?}");
+                None
+            }
+        }
+    }
+}
+
+fn serve(request: IncomingRequest) -> Result<Response, Problem> {
+    let method = method_name(&request.method());
+    let path = request.path_with_query().unwrap_or_default();
+    let headers = Headers::new(request.headers().entries());
+    match capture::route(&method, &path)? {
+        Route::Capture { origin } => {
+            let limits = CaptureLimits::from_config(&WasiConfig)
+                .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
+            let body = read_body(&request, &headers, limits.max_body_bytes)?;
+            let webhook = capture::accept(&origin, &headers, &body, &WasiConfig, now_ms())?;
+            store_webhook(webhook)
+        }
+        Route::Status { id } => {
+            capture::authorize_admin(&headers, &WasiConfig)?;
+            let webhook = store::get_webhook(&id).map_err(store_problem)?;
+            let status = store::get_status(&id).map_err(store_problem)?;
+            match (webhook, status) {
+                (Some(webhook), Some(status)) => {
+                    let view =
+                        StatusView::new(&webhook_from_wit(webhook), &status_from_wit(status));
+                    Ok(Response::json(200, &view))
+                }
+                _ => Err(Problem::not_found("no webhook has this id")),
+            }
+        }
+    }
+}
+
+fn store_webhook(webhook: Webhook) -> Result<Response, Problem> {
+    let id = webhook.id.clone();
+    let (code, status, duplicate) =
+        match store::capture(&webhook_to_wit(webhook)).map_err(store_problem)? {
+            store::CaptureOutcome::Stored(status) => (202, status, false),
+            store::CaptureOutcome::Duplicate(status) => (200, status, true),
+        };
+    let state = state_from_wit(status.state);
+    Ok(Response::json(
+        code,
+        &serde_json::json!({ "id": id, "status": state, "duplicate": duplicate }),
+    ))
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` (nothing past the limit is read).
+fn read_body(
+    request: &IncomingRequest,
+    headers: &Headers,
+    limit: usize,
+) -> Result<Vec<u8>, Problem> {
+    let declared = headers
+        .single("content-length")?
+        .map(|len| {
+            len.parse::<u64>()
+                .map_err(|_| Problem::bad_request("Content-Length is not a number"))
+        })
+        .transpose()?;
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(capture::body_too_large(limit));
+    }
+    let body = request
+        .consume()
+        .map_err(|()| Problem::bad_request("the request body was already consumed"))?;
+    let stream = body
+        .stream()
+        .map_err(|()| Problem::bad_request("the request body cannot be read"))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > limit {
+                    return Err(capture::body_too_large(limit));
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => {
+                return Err(Problem::bad_request(format!(
+                    "the request body could not be read: {}",
+                    error.to_debug_string()
+                )));
+            }
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(bytes)
+}
+
+fn store_problem(error: store::StoreError) -> Problem {
+    match error {
+        store::StoreError::Unavailable(detail) => {
+            eprintln!("capture: store unavailable: {detail}");
+            Problem::unavailable("the inbox cannot store webhooks right now; retry later")
+        }
+        store::StoreError::TooLarge(detail) => Problem::too_large(detail),
+    }
+}
+
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        Response {
+            status,
+            content_type: "application/json",
+            body: serde_json::to_vec(value).expect("responses always serialise"),
+        }
+    }
+
+    fn problem(problem: &Problem) -> Self {
+        Response {
+            status: problem.status,
+            content_type: Problem::CONTENT_TYPE,
+            body: problem.to_json(),
+        }
+    }
+
+    fn send(self, out: ResponseOutparam) {
+        let mut headers = vec![
+            (
+                "content-type".to_owned(),
+                self.content_type.as_bytes().to_vec(),
+            ),
+            (
+                "content-length".to_owned(),
+                self.body.len().to_string().into_bytes(),
+            ),
+        ];
+        match self.status {
+            401 => headers.push(("www-authenticate".to_owned(), b"Bearer".to_vec())),
+            405 => headers.push(("allow".to_owned(), b"GET, POST".to_vec())),
+            503 => headers.push(("retry-after".to_owned(), b"5".to_vec())),
+            _ => {}
+        }
+        let fields = Fields::from_list(&headers).expect("response headers are valid");
+        let response = OutgoingResponse::new(fields);
+        response
+            .set_status_code(self.status)
+            .expect("status codes used here are valid");
+        let body = response.body().expect("a new response has a body");
+        ResponseOutparam::set(out, Ok(response));
+        let stream = body.write().expect("a new body has a stream");
+        if let Err(error) = stream.blocking_write_and_flush(&self.body) {
+            eprintln!("capture: the response could not be written: {error:?}");
+        }
+        drop(stream);
+        if let Err(error) = OutgoingBody::finish(body, None) {
+            eprintln!("capture: the response could not be finished: {error:?}");
+        }
+    }
+}
+
+fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other.clone(),
+    }
+}
+
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn webhook_to_wit(webhook: Webhook) -> wit::Webhook {
+    wit::Webhook {
+        id: webhook.id,
+        origin: webhook.origin,
+        event_type: webhook.event_type,
+        provider_timestamp: webhook.provider_timestamp,
+        received_at: webhook.received_at,
+        idempotency_key: webhook.idempotency_key,
+        headers: webhook.headers,
+        payload: webhook.payload,
+    }
+}
+
+fn webhook_from_wit(webhook: wit::Webhook) -> Webhook {
+    Webhook {
+        id: webhook.id,
+        origin: webhook.origin,
+        event_type: webhook.event_type,
+        provider_timestamp: webhook.provider_timestamp,
+        received_at: webhook.received_at,
+        idempotency_key: webhook.idempotency_key,
+        headers: webhook.headers,
+        payload: webhook.payload,
+    }
+}
+
+fn state_from_wit(state: wit::State) -> State {
+    match state {
+        wit::State::Received => State::Received,
+        wit::State::Processing => State::Processing,
+        wit::State::Completed => State::Completed,
+        wit::State::Failed => State::Failed,
+        wit::State::OperatorRequired => State::OperatorRequired,
+    }
+}
+
+fn status_from_wit(status: wit::Status) -> Status {
+    Status {
+        state: state_from_wit(status.state),
+        retries: status.retries,
+        // The contract does not carry the version: capture never writes a status.
+        version: 0,
+        updated_at: status.updated_at,
+        lease_until: None,
+        next_attempt_at: status.next_attempt_at,
+        last_error: status.last_error,
+    }
+}

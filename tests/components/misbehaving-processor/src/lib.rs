@@ -1,0 +1,49 @@
+//! A processor that misbehaves on purpose, chosen by config key `misbehaviour`:
+//! `trap` panics (a wasm trap), `loop` spins forever, `memory` allocates without end.
+//! Once the webhook's `attempt` exceeds `misbehave_attempts` (if set) it completes, so
+//! tests can show that a host recovers.
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "processor",
+        path: "../../../wit",
+        generate_all,
+    });
+}
+
+use bindings::exports::webhooks::inbox::handler::{Guest, Outcome};
+use bindings::webhooks::inbox::types::Webhook;
+
+struct Misbehaving;
+
+bindings::export!(Misbehaving with_types_in bindings);
+
+fn config(key: &str) -> Option<String> {
+    bindings::wasi::config::store::get(key).ok().flatten()
+}
+
+impl Guest for Misbehaving {
+    fn process(_webhook: Webhook, attempt: u32) -> Outcome {
+        let limit = config("misbehave_attempts").and_then(|v| v.parse::<u32>().ok());
+        if limit.is_some_and(|limit| attempt > limit) {
+            return Outcome::Completed;
+        }
+        match config("misbehaviour").as_deref() {
+            Some("trap") => panic!("misbehaving processor: trapping on purpose"),
+            Some("loop") => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Some("memory") => {
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => Outcome::Completed,
+        }
+    }
+}
