@@ -87,6 +87,8 @@ fn forward(target: &Target, webhook: &Webhook, attempt: u32) -> lifecycle::Outco
         .map_or("application/json", |(_, value)| value.as_str());
     let headers = [
         ("content-type", content_type.to_owned()),
+        // A declared length, not chunked: the payload is sent exactly as it was received.
+        ("content-length", webhook.payload.len().to_string()),
         ("x-inbox-webhook-id", webhook.id.clone()),
         ("x-inbox-origin", webhook.origin.clone()),
         ("x-inbox-event-type", webhook.event_type.clone()),

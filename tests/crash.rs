@@ -1,0 +1,50 @@
+//! Durability: every acknowledged webhook survives a SIGKILL and completes after a restart.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn acknowledged_webhooks_survive_sigkill_and_all_complete_after_restart() {
+    let inbox = Inbox::start(&[
+        ("INBOX_DEMO_DELAY_MS", "300-600"),
+        ("INBOX_PROCESSOR_TIMEOUT_MS", "1000"),
+        ("INBOX_WORKER_CONCURRENCY", "2"),
+    ]);
+    let ids: Vec<String> = (0..30)
+        .map(|i| {
+            let (code, answer) =
+                inbox.post_bigcommerce(&bigcommerce_event(&format!("hash-crash-{i}")));
+            assert_eq!(code, 202, "{answer}");
+            answer["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // Kill while attempts are under way, so that their leases are left behind.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inbox
+        .cli(&["list", "--status", "processing"])
+        .1
+        .contains("processing")
+    {
+        assert!(Instant::now() < deadline, "nothing was ever processing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let inbox = inbox.restart(&[("INBOX_DEMO_DELAY_MS", "0")]);
+
+    let mut retaken = 0;
+    for id in &ids {
+        let status = inbox.wait_for(id, "completed", Duration::from_secs(30));
+        if status["retries"] == 2 {
+            retaken += 1;
+        }
+        assert!(status["retries"].as_u64().unwrap() <= 2, "{status}");
+    }
+    assert!(
+        retaken >= 1,
+        "an attempt cut short by the kill is retaken once its lease expires"
+    );
+    assert_eq!(inbox.item_count(), 2 * ids.len() as i64);
+}

@@ -1,0 +1,207 @@
+//! Processing through the real worker: retries, the dead-letter record, replay, forwarding
+//! to a destination, and processors that trap, loop or hoard memory.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_webhook_that_keeps_failing_gets_three_attempts_then_needs_an_operator_and_replay_completes_it()
+{
+    let inbox = Inbox::start(&[("INBOX_DEMO_FAILURE_RATE", "1")]);
+    let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-dead"));
+    assert_eq!(code, 202);
+    let id = answer["id"].as_str().unwrap().to_owned();
+
+    let status = inbox.wait_for(&id, "operator_required", PATIENCE);
+    assert_eq!(
+        status["retries"], 3,
+        "a first run and two retries: {status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("retries exhausted"),
+        "{status}"
+    );
+
+    let (ok, listed) = inbox.cli(&["list", "--status", "operator_required"]);
+    assert!(ok, "{listed}");
+    assert!(listed.contains(&id), "{listed}");
+    let (ok, shown) = inbox.cli(&["status", &id]);
+    assert!(ok, "{shown}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["dead_letters"].as_array().unwrap().len(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(shown["dead_letters"][0]["attempts"], 3);
+
+    // The operator fixes the cause (here: the failure rate), then replays.
+    let inbox = inbox.restart(&[("INBOX_DEMO_FAILURE_RATE", "0")]);
+    assert_eq!(
+        inbox.status(&id).1["status"],
+        "operator_required",
+        "nothing happens without a replay"
+    );
+    let (ok, replayed) = inbox.cli(&["replay", &id]);
+    assert!(ok, "{replayed}");
+    let status = inbox.wait_for(&id, "completed", PATIENCE);
+    assert_eq!(status["retries"], 1, "a fresh budget: {status}");
+
+    let (ok, refused) = inbox.cli(&["replay", &id]);
+    assert!(!ok, "a completed webhook is not replayed: {refused}");
+}
+
+#[test]
+fn the_retry_budget_is_configurable() {
+    let inbox = Inbox::start(&[("INBOX_DEMO_FAILURE_RATE", "1"), ("INBOX_MAX_RETRIES", "0")]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-budget"));
+    let status = inbox.wait_for(
+        answer["id"].as_str().unwrap(),
+        "operator_required",
+        PATIENCE,
+    );
+    assert_eq!(status["retries"], 1, "{status}");
+}
+
+/// A destination on 127.0.0.1 that answers with the given statuses in turn and records
+/// what it was sent.
+fn destination(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for (stream, status) in listener.incoming().zip(answers) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            record
+                .lock()
+                .unwrap()
+                .push(head + &String::from_utf8(body).unwrap());
+            let reply = format!(
+                "HTTP/1.1 {status} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn webhooks_are_forwarded_and_a_5xx_is_retried() {
+    let (url, seen) = destination(vec![503, 200]);
+    let inbox = Inbox::start(&[("INBOX_FORWARD_URL", &url)]);
+    let event = bigcommerce_event("hash-forward");
+    let (_, answer) = inbox.post_bigcommerce(&event);
+    let id = answer["id"].as_str().unwrap();
+
+    let status = inbox.wait_for(id, "completed", PATIENCE);
+    assert_eq!(status["retries"], 2, "{status}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let last = seen[1].to_ascii_lowercase();
+    assert!(last.starts_with("post /hooks "), "{last}");
+    assert!(
+        last.contains(&format!("x-inbox-webhook-id: {id}")),
+        "{last}"
+    );
+    assert!(last.contains("x-inbox-attempt: 2"), "{last}");
+    assert!(
+        seen[1].ends_with(std::str::from_utf8(&event).unwrap()),
+        "the payload, byte for byte"
+    );
+}
+
+#[test]
+fn a_410_from_the_destination_is_permanent() {
+    let (url, _) = destination(vec![410]);
+    let inbox = Inbox::start(&[("INBOX_FORWARD_URL", &url)]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-gone"));
+    let status = inbox.wait_for(
+        answer["id"].as_str().unwrap(),
+        "operator_required",
+        PATIENCE,
+    );
+    assert_eq!(status["retries"], 1, "{status}");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("410"),
+        "{status}"
+    );
+}
+
+/// Runs the misbehaving processor, which misbehaves on its first attempt only.
+fn misbehaving(how: &str, extra: &[(&str, &str)]) -> (Inbox, serde_json::Value) {
+    let processor = component("misbehaving_processor");
+    let mut env = vec![
+        ("INBOX_PROCESSOR_WASM", processor.to_str().unwrap()),
+        ("INBOX_MISBEHAVIOUR", how),
+        ("INBOX_MISBEHAVE_ATTEMPTS", "1"),
+    ];
+    env.extend_from_slice(extra);
+    let inbox = Inbox::start(&env);
+    let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event(&format!("hash-{how}")));
+    assert_eq!(code, 202);
+    let status = inbox.wait_for(answer["id"].as_str().unwrap(), "completed", PATIENCE);
+    assert_eq!(
+        status["retries"], 2,
+        "the misbehaving attempt counted as a failure: {status}"
+    );
+    // The host kept serving throughout.
+    let (code, _) = inbox.post_bigcommerce(&bigcommerce_event(&format!("hash-{how}-after")));
+    assert_eq!(code, 202);
+    (inbox, status)
+}
+
+#[test]
+fn a_processor_that_traps_is_a_failed_attempt() {
+    let (_, status) = misbehaving("trap", &[]);
+    assert!(
+        status["last_error"].as_str().unwrap().contains("trap"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_processor_that_loops_forever_is_interrupted_at_its_deadline() {
+    let (_, status) = misbehaving("loop", &[("INBOX_PROCESSOR_TIMEOUT_MS", "500")]);
+    let error = status["last_error"].as_str().unwrap();
+    assert!(error.contains("deadline"), "{status}");
+}
+
+#[test]
+fn a_processor_that_hoards_memory_hits_its_limit() {
+    let (_, status) = misbehaving(
+        "memory",
+        &[("INBOX_MAX_COMPONENT_MEMORY_BYTES", "33554432")],
+    );
+    assert!(
+        status["last_error"].as_str().unwrap().contains("trap"),
+        "{status}"
+    );
+}

@@ -1,0 +1,294 @@
+//! Drives a real `inbox` process over HTTP on 127.0.0.1, each test on its own database
+//! and port. Signatures are computed here with the `hmac` crate, independently of the
+//! code under test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+pub const BIGCOMMERCE_SECRET: &str = "bc-test-secret";
+pub const STRIPE_SECRET: &str = "whsec_test_secret";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn inbox_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_inbox"))
+}
+
+/// A component built by scripts/test, beside the default ones.
+pub fn component(name: &str) -> PathBuf {
+    let path = inbox_exe()
+        .parent()
+        .unwrap()
+        .join("../wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test",
+        path.display()
+    );
+    path
+}
+
+pub struct Inbox {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    env: Vec<(String, String)>,
+    child: Child,
+}
+
+impl Inbox {
+    /// Starts `inbox serve` with the test secrets plus `env`.
+    pub fn start(env: &[(&str, &str)]) -> Inbox {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Inbox::start_in(dir, env)
+    }
+
+    fn start_in(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Inbox {
+        let (child, url) = spawn_serve(dir.path(), &env);
+        Inbox {
+            dir,
+            url,
+            env,
+            child,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("inbox.db")
+    }
+
+    /// Kills the process at once (SIGKILL): nothing gets to clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a new process on the same database, with `env` replacing the old settings.
+    pub fn restart(mut self, env: &[(&str, &str)]) -> Inbox {
+        self.kill();
+        let mut settings = self.env.clone();
+        for (k, v) in env {
+            settings.retain(|(key, _)| key != k);
+            settings.push((k.to_string(), v.to_string()));
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Inbox::start_in(dir, settings)
+    }
+
+    pub fn post(&self, origin: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+        request(
+            &self.url,
+            "POST",
+            &format!("/api/webhooks/{origin}"),
+            headers,
+            body,
+        )
+    }
+
+    pub fn post_bigcommerce(&self, body: &[u8]) -> (u16, Value) {
+        let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, body);
+        self.post(
+            "bigcommerce",
+            &[
+                ("Signature", &signature),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    pub fn status(&self, id: &str) -> (u16, Value) {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        request(
+            &self.url,
+            "GET",
+            &format!("/api/webhooks/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+    }
+
+    /// Polls the status endpoint until the webhook is in `state`.
+    pub fn wait_for(&self, id: &str, state: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (code, status) = self.status(id);
+            if code == 200 && status["status"] == state {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not reach {state} within {within:?}; last seen: {code} {status}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs an operator command (`status`, `list`, `replay`) on this inbox's database.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(inbox_exe())
+            .args(args)
+            .arg("--db")
+            .arg(self.db())
+            .env_clear()
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    }
+
+    /// How many items the store holds, of any kind.
+    pub fn item_count(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("inbox.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_serve(dir: &Path, env: &[(String, String)]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("inbox.log"))
+        .unwrap();
+    let mut child = Command::new(inbox_exe())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join("inbox.db"))
+        .env_clear()
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("INBOX_LOG", "info")
+        .env("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET)
+        .env("INBOX_STRIPE_SECRET", STRIPE_SECRET)
+        .env("INBOX_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("INBOX_RETRY_BASE_DELAY_MS", "50")
+        .env("INBOX_WORKER_POLL_MS", "50")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "inbox did not start: {line:?}\n{}",
+                std::fs::read_to_string(dir.join("inbox.log")).unwrap_or_default()
+            )
+        })
+        .to_owned();
+    (child, url)
+}
+
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value) {
+    let (code, text) = request_raw(base, method, path, headers, body);
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (code, json)
+}
+
+pub fn request_raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut response = agent.run(builder.body(body.to_vec()).unwrap()).unwrap();
+    let code = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (code, text)
+}
+
+pub fn sign_bigcommerce(secret: &str, body: &[u8]) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap()
+        .chain_update(body)
+        .finalize()
+        .into_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+}
+
+pub fn sign_stripe(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap()
+        .chain_update(format!("{timestamp}.").as_bytes())
+        .chain_update(body)
+        .finalize()
+        .into_bytes();
+    format!("t={timestamp},v1={}", hex::encode(mac))
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A BigCommerce `store/order/created` event, as the seed's demo sender made them.
+pub fn bigcommerce_event(hash: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "scope": "store/order/created",
+        "store_id": "1025646",
+        "data": { "type": "order", "id": 250 },
+        "hash": hash,
+        "created_at": 1561479335,
+        "producer": "stores/abc123",
+    }))
+    .unwrap()
+}
+
+pub fn stripe_event(id: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "created": unix_now(),
+        "data": { "object": { "id": "pi_1", "amount": 2000 } },
+    }))
+    .unwrap()
+}
