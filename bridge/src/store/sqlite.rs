@@ -498,3 +498,200 @@ impl WebhookRow {
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use inbox_core::lifecycle::{Outcome, RetryPolicy};
+
+    use super::*;
+
+    fn webhook(key: &str) -> Webhook {
+        Webhook {
+            id: inbox_core::id::webhook_id("bigcommerce", key),
+            origin: "bigcommerce".into(),
+            event_type: "store/order/created".into(),
+            provider_timestamp: Some(1_561_479_335),
+            received_at: 1_000,
+            idempotency_key: key.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            payload: br#"{"hash":"x"}"#.to_vec(),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("nested/inbox.db")).unwrap();
+        (dir, store)
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            base_delay_ms: 10,
+            max_delay_ms: 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn capture_writes_both_items_and_a_duplicate_writes_nothing() {
+        let (_dir, store) = open();
+        let hook = webhook("a");
+        assert_eq!(
+            store.capture(&hook).await.unwrap(),
+            Captured::Stored(Status::received(1_000))
+        );
+        assert_eq!(store.webhook(&hook.id).await.unwrap(), Some(hook.clone()));
+
+        let mut redelivery = hook.clone();
+        redelivery.received_at = 2_000;
+        redelivery.payload = b"{}".to_vec();
+        assert_eq!(
+            store.capture(&redelivery).await.unwrap(),
+            Captured::Duplicate(Status::received(1_000))
+        );
+        assert_eq!(
+            store.webhook(&hook.id).await.unwrap(),
+            Some(hook),
+            "never overwritten"
+        );
+        assert_eq!(store.status("missing").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_and_each_gets_its_own_answer() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                // Every key twice: one of each pair is stored, the other is a duplicate.
+                tokio::spawn(
+                    async move { store.capture(&webhook(&(i / 2).to_string())).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            if matches!(task.await.unwrap(), Captured::Stored(_)) {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, 100);
+        assert_eq!(store.list(None, 1_000).await.unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn status_changes_are_compare_and_swap() {
+        let (_dir, store) = open();
+        let hook = webhook("cas");
+        store.capture(&hook).await.unwrap();
+        let received = store.status(&hook.id).await.unwrap().unwrap();
+
+        let claim = |status: &Status| Transition {
+            status: status.claim(1_000, 60_000).unwrap(),
+            dead_letter: None,
+        };
+        assert!(
+            store
+                .swap_status(&hook.id, received.version, &claim(&received))
+                .await
+                .unwrap()
+        );
+        // A second worker that read the same `received` status loses.
+        assert!(
+            !store
+                .swap_status(&hook.id, received.version, &claim(&received))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.due(1_000, 10).await.unwrap(),
+            Vec::<String>::new(),
+            "leased"
+        );
+        assert_eq!(
+            store.due(61_000, 10).await.unwrap(),
+            vec![hook.id.clone()],
+            "lease expired"
+        );
+
+        let processing = store.status(&hook.id).await.unwrap().unwrap();
+        let rejected = processing
+            .finish(
+                &Outcome::Reject {
+                    reason: "no".into(),
+                },
+                &policy(),
+                2_000,
+            )
+            .unwrap();
+        assert!(
+            store
+                .swap_status(&hook.id, processing.version, &rejected)
+                .await
+                .unwrap()
+        );
+        let dead = store.status(&hook.id).await.unwrap().unwrap();
+        assert_eq!(dead.state, State::OperatorRequired);
+        assert_eq!(
+            store.dead_letters(&hook.id).await.unwrap(),
+            vec![DeadLetter {
+                at: 2_000,
+                attempts: 1,
+                reason: "rejected: no".into()
+            }]
+        );
+        let listed = store.list(Some(State::OperatorRequired), 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].event_type, "store/order/created");
+    }
+
+    #[tokio::test]
+    async fn due_follows_the_backoff() {
+        let (_dir, store) = open();
+        let hook = webhook("due");
+        store.capture(&hook).await.unwrap();
+        assert_eq!(store.due(999, 10).await.unwrap(), Vec::<String>::new());
+        assert_eq!(store.due(1_000, 10).await.unwrap(), vec![hook.id.clone()]);
+
+        let received = store.status(&hook.id).await.unwrap().unwrap();
+        let claimed = received.claim(1_000, 60_000).unwrap();
+        let claim = Transition {
+            status: claimed.clone(),
+            dead_letter: None,
+        };
+        assert!(
+            store
+                .swap_status(&hook.id, received.version, &claim)
+                .await
+                .unwrap()
+        );
+        let retry = Outcome::Retry {
+            reason: "503".into(),
+            delay_ms: None,
+        };
+        let failed = claimed.finish(&retry, &policy(), 1_100).unwrap();
+        assert!(
+            store
+                .swap_status(&hook.id, claimed.version, &failed)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.due(1_109, 10).await.unwrap(), Vec::<String>::new());
+        assert_eq!(store.due(1_110, 10).await.unwrap(), vec![hook.id]);
+    }
+
+    #[tokio::test]
+    async fn oversized_payloads_are_refused_not_truncated() {
+        let (_dir, store) = open();
+        let mut hook = webhook("big");
+        hook.payload = vec![b' '; CaptureLimits::HARD_MAX_BODY_BYTES + 1];
+        assert!(matches!(
+            store.capture(&hook).await,
+            Err(StoreError::TooLarge(_))
+        ));
+        assert_eq!(store.webhook(&hook.id).await.unwrap(), None);
+    }
+}
