@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use inbox_core::capture::MAX_LIST;
 use inbox_core::lifecycle;
 use inbox_core::{State, Status, Webhook};
 use wasmtime::component::ResourceTable;
@@ -124,11 +125,52 @@ impl wit_store::Host for HostState {
             Err(error) => Err(store_error_to_wit(error)),
         }
     }
+
+    async fn list_webhooks(
+        &mut self,
+        state: Option<wit::State>,
+        limit: u32,
+    ) -> Result<Vec<wit::Summary>, wit_store::StoreError> {
+        let views = self
+            .store()?
+            .list(state.map(state_from_wit), limit.min(MAX_LIST) as usize)
+            .await
+            .map_err(store_error_to_wit)?;
+        Ok(views
+            .into_iter()
+            .map(|view| wit::Summary {
+                id: view.id,
+                origin: view.origin,
+                event_type: view.event_type,
+                received_at: view.received_at,
+                status: wit::Status {
+                    state: state_to_wit(view.status),
+                    retries: view.retries,
+                    updated_at: view.updated_at,
+                    next_attempt_at: view.next_attempt_at,
+                    last_error: view.last_error,
+                },
+            })
+            .collect())
+    }
+
+    async fn replay(&mut self, id: String) -> Result<wit::Status, wit_store::StoreError> {
+        let store = self.store()?;
+        match crate::store::replay(store.as_ref(), &id, crate::processing::now_ms()).await {
+            Ok(status) => {
+                tracing::info!(id, "replayed by an operator");
+                Ok(status_to_wit(&status))
+            }
+            Err(error) => Err(store_error_to_wit(error)),
+        }
+    }
 }
 
 fn store_error_to_wit(error: StoreError) -> wit_store::StoreError {
     match error {
         StoreError::TooLarge(detail) => wit_store::StoreError::TooLarge(detail),
+        StoreError::NotFound(_) => wit_store::StoreError::NotFound,
+        StoreError::Conflict(detail) => wit_store::StoreError::Conflict(detail),
         other => {
             tracing::error!(error = %other, "store call failed");
             wit_store::StoreError::Unavailable(other.to_string())
@@ -162,15 +204,29 @@ pub fn webhook_from_wit(webhook: wit::Webhook) -> Webhook {
     }
 }
 
+fn state_to_wit(state: State) -> wit::State {
+    match state {
+        State::Received => wit::State::Received,
+        State::Processing => wit::State::Processing,
+        State::Completed => wit::State::Completed,
+        State::Failed => wit::State::Failed,
+        State::OperatorRequired => wit::State::OperatorRequired,
+    }
+}
+
+fn state_from_wit(state: wit::State) -> State {
+    match state {
+        wit::State::Received => State::Received,
+        wit::State::Processing => State::Processing,
+        wit::State::Completed => State::Completed,
+        wit::State::Failed => State::Failed,
+        wit::State::OperatorRequired => State::OperatorRequired,
+    }
+}
+
 fn status_to_wit(status: &Status) -> wit::Status {
     wit::Status {
-        state: match status.state {
-            State::Received => wit::State::Received,
-            State::Processing => wit::State::Processing,
-            State::Completed => wit::State::Completed,
-            State::Failed => wit::State::Failed,
-            State::OperatorRequired => wit::State::OperatorRequired,
-        },
+        state: state_to_wit(status.state),
         retries: status.retries,
         updated_at: status.updated_at,
         next_attempt_at: status.next_attempt_at,

@@ -16,7 +16,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
-use inbox_core::lifecycle::Transition;
 use inbox_core::model::StatusView;
 
 use crate::engine::{ComponentPaths, Limits, Runtime};
@@ -245,7 +244,9 @@ type Started = (
 fn start(db: &Db, components: &Components) -> Result<Started> {
     let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
     let settings = Settings::from_config(&config)?;
+    // Refuse to start on settings the components would refuse at every request.
     CaptureLimits::from_config(&config)?;
+    inbox_core::provider::Source::named(&config)?;
     let limits = Limits {
         capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
         processor_deadline: settings.processor_timeout,
@@ -274,18 +275,7 @@ async fn view_of(store: &dyn Store, id: &str) -> Result<StatusView> {
 }
 
 async fn replay(store: &dyn Store, id: &str) -> Result<StatusView> {
-    let status = store
-        .status(id)
-        .await?
-        .with_context(|| format!("no webhook has the id {id}"))?;
-    let replayed = status.replay(now_ms())?;
-    let transition = Transition {
-        status: replayed,
-        dead_letter: None,
-    };
-    if !store.swap_status(id, status.version, &transition).await? {
-        bail!("{id} changed while it was being replayed; try again");
-    }
+    store::replay(store, id, now_ms()).await?;
     view_of(store, id).await
 }
 

@@ -87,14 +87,17 @@ impl Inbox {
         Inbox::start_in(dir, settings)
     }
 
+    /// POSTs a delivery, as `application/json` unless `headers` say otherwise.
     pub fn post(&self, origin: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
-        request(
-            &self.url,
-            "POST",
-            &format!("/api/webhooks/{origin}"),
-            headers,
-            body,
-        )
+        let mut headers = headers.to_vec();
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let path = format!("/api/webhooks/{origin}");
+        request(&self.url, "POST", &path, &headers, body)
     }
 
     pub fn post_bigcommerce(&self, body: &[u8]) -> (u16, Value) {

@@ -23,6 +23,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
+    #[error("no webhook has the id {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 #[async_trait]
@@ -46,4 +50,27 @@ pub trait Store: Send + Sync + 'static {
     -> Result<Vec<StatusView>, StoreError>;
     /// Every time the webhook needed an operator, oldest first.
     async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// Sends a dead (or waiting) webhook round again with a fresh retry budget: the core's
+/// rule, written with a compare-and-swap like every status change.
+pub async fn replay(store: &dyn Store, id: &str, now: i64) -> Result<Status, StoreError> {
+    let status = store
+        .status(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let replayed = status
+        .replay(now)
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let transition = Transition {
+        status: replayed.clone(),
+        dead_letter: None,
+    };
+    if store.swap_status(id, status.version, &transition).await? {
+        Ok(replayed)
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{id} changed while it was being replayed; try again"
+        )))
+    }
 }

@@ -57,8 +57,12 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
     let method = method_name(&request.method());
     let path = request.path_with_query().unwrap_or_default();
     let headers = Headers::new(request.headers().entries());
-    match capture::route(&method, &path)? {
+    let route = capture::route(&method, &path)?;
+    capture::check_headers(&headers)?;
+    match route {
         Route::Capture { origin } => {
+            // An unknown origin is refused before its body is read.
+            capture::source(&origin, &WasiConfig)?;
             let limits = CaptureLimits::from_config(&WasiConfig)
                 .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
             let body = read_body(&request, &headers, limits.max_body_bytes)?;
@@ -77,6 +81,22 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
                 }
                 _ => Err(Problem::not_found("no webhook has this id")),
             }
+        }
+        Route::List { state, limit } => {
+            capture::authorize_admin(&headers, &WasiConfig)?;
+            let summaries =
+                store::list_webhooks(state.map(state_to_wit), limit).map_err(store_problem)?;
+            let views: Vec<StatusView> = summaries.into_iter().map(view_from_summary).collect();
+            Ok(Response::json(200, &views))
+        }
+        Route::Replay { id } => {
+            capture::authorize_admin(&headers, &WasiConfig)?;
+            let status = store::replay(&id).map_err(store_problem)?;
+            let state = state_from_wit(status.state);
+            Ok(Response::json(
+                200,
+                &serde_json::json!({ "id": id, "status": state }),
+            ))
         }
     }
 }
@@ -147,6 +167,8 @@ fn store_problem(error: store::StoreError) -> Problem {
             Problem::unavailable("the inbox cannot store webhooks right now; retry later")
         }
         store::StoreError::TooLarge(detail) => Problem::too_large(detail),
+        store::StoreError::NotFound => Problem::not_found("no webhook has this id"),
+        store::StoreError::Conflict(detail) => Problem::new(409, "Conflict", detail),
     }
 }
 
@@ -263,6 +285,30 @@ fn state_from_wit(state: wit::State) -> State {
         wit::State::Completed => State::Completed,
         wit::State::Failed => State::Failed,
         wit::State::OperatorRequired => State::OperatorRequired,
+    }
+}
+
+fn state_to_wit(state: State) -> wit::State {
+    match state {
+        State::Received => wit::State::Received,
+        State::Processing => wit::State::Processing,
+        State::Completed => wit::State::Completed,
+        State::Failed => wit::State::Failed,
+        State::OperatorRequired => wit::State::OperatorRequired,
+    }
+}
+
+fn view_from_summary(summary: wit::Summary) -> StatusView {
+    StatusView {
+        id: summary.id,
+        origin: summary.origin,
+        event_type: summary.event_type,
+        status: state_from_wit(summary.status.state),
+        retries: summary.status.retries,
+        last_error: summary.status.last_error,
+        received_at: summary.received_at,
+        updated_at: summary.status.updated_at,
+        next_attempt_at: summary.status.next_attempt_at,
     }
 }
 

@@ -2,44 +2,162 @@
 //! genuine and well formed, and the webhook to store. The component only moves bytes.
 
 use crate::config::{CaptureLimits, Config, describe};
-use crate::model::Webhook;
-use crate::provider::{Headers, Provider};
+use crate::model::{State, Webhook};
+use crate::provider::{Headers, Source};
 use crate::{Problem, id};
 
-pub const WEBHOOKS_PATH: &str = "/api/webhooks/";
+pub const WEBHOOKS_PATH: &str = "/api/webhooks";
+
+/// The most request headers, the largest one, and all of them together.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+pub const MAX_TOTAL_HEADER_BYTES: usize = 64 * 1024;
+/// The most webhooks one list answers with.
+pub const MAX_LIST: u32 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `POST /api/webhooks/{origin}`
     Capture { origin: String },
-    /// `GET /api/webhooks/{id}`
+    /// `GET /api/webhooks/{id}` (admin)
     Status { id: String },
+    /// `GET /api/webhooks?status={state}&limit={n}` (admin)
+    List { state: Option<State>, limit: u32 },
+    /// `POST /api/webhooks/{id}/replay` (admin)
+    Replay { id: String },
 }
 
 pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
-    let path = path_with_query
+    let (path, query) = path_with_query
         .split_once('?')
-        .map_or(path_with_query, |(path, _)| path);
-    let segment = path
-        .strip_prefix(WEBHOOKS_PATH)
-        .filter(|s| !s.is_empty() && !s.contains('/'))
-        .ok_or_else(|| Problem::not_found(format!("no route for {path}")))?;
-    match method {
-        "POST" => Ok(Route::Capture {
-            origin: segment.to_owned(),
+        .unwrap_or((path_with_query, ""));
+    let not_found = || Problem::not_found(format!("no route for {}", printable(path)));
+    let rest = path.strip_prefix(WEBHOOKS_PATH).ok_or_else(not_found)?;
+    let segments: Vec<&str> = match rest {
+        "" => Vec::new(),
+        rest => rest
+            .strip_prefix('/')
+            .ok_or_else(not_found)?
+            .split('/')
+            .collect(),
+    };
+    let allowed = |allow: &str| {
+        Problem::method_not_allowed(format!(
+            "{} is not allowed here; use {allow}",
+            printable(method)
+        ))
+    };
+    match (method, segments.as_slice()) {
+        ("GET", []) => list_route(query),
+        (_, []) => Err(allowed("GET")),
+        ("POST", [origin]) if !origin.is_empty() => Ok(Route::Capture {
+            origin: (*origin).to_owned(),
         }),
-        "GET" if id::is_webhook_id(segment) => Ok(Route::Status {
-            id: segment.to_owned(),
+        ("GET", [id]) if id::is_webhook_id(id) => Ok(Route::Status {
+            id: (*id).to_owned(),
         }),
-        "GET" => Err(Problem::not_found("no webhook has this id")),
-        _ => Err(Problem::method_not_allowed(format!(
-            "{method} is not allowed here: POST delivers a webhook, GET reads one"
-        ))),
+        ("GET", [_]) => Err(Problem::not_found("no webhook has this id")),
+        (_, [segment]) if !segment.is_empty() => Err(allowed("POST to deliver, GET to read")),
+        ("POST", [id, "replay"]) if id::is_webhook_id(id) => Ok(Route::Replay {
+            id: (*id).to_owned(),
+        }),
+        (_, [id, "replay"]) if id::is_webhook_id(id) => Err(allowed("POST")),
+        _ => Err(not_found()),
     }
 }
 
-/// The webhook to store for a delivery, or why it is refused. Signatures are checked before
-/// the body is parsed, so nothing unauthenticated reaches the JSON parser.
+fn list_route(query: &str) -> Result<Route, Problem> {
+    let mut state = None;
+    let mut limit = 100;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("status", value) => {
+                state = Some(value.parse::<State>().map_err(Problem::bad_request)?);
+            }
+            ("limit", value) => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIST).contains(n))
+                    .ok_or_else(|| {
+                        Problem::bad_request(format!("limit must be 1 to {MAX_LIST}"))
+                    })?;
+            }
+            (name, _) => {
+                return Err(Problem::bad_request(format!(
+                    "unknown query parameter `{}`; use status and limit",
+                    printable(name)
+                )));
+            }
+        }
+    }
+    Ok(Route::List { state, limit })
+}
+
+/// Refuses too many or too large headers before anything else is read (431).
+pub fn check_headers(headers: &Headers) -> Result<(), Problem> {
+    let too_large = |detail: String| Problem::new(431, "Request Header Fields Too Large", detail);
+    if headers.len() > MAX_HEADERS {
+        return Err(too_large(format!("more than {MAX_HEADERS} headers")));
+    }
+    let mut total = 0;
+    for (name, value) in headers.iter() {
+        let size = name.len() + value.len();
+        if size > MAX_HEADER_BYTES {
+            return Err(too_large(format!(
+                "header `{}` is over {MAX_HEADER_BYTES} bytes",
+                printable(name)
+            )));
+        }
+        total += size;
+    }
+    if total > MAX_TOTAL_HEADER_BYTES {
+        return Err(too_large(format!(
+            "the headers are over {MAX_TOTAL_HEADER_BYTES} bytes together"
+        )));
+    }
+    Ok(())
+}
+
+/// Webhooks are JSON: `application/json` or a `+json` type, with any parameters (415).
+pub fn check_content_type(headers: &Headers) -> Result<(), Problem> {
+    let unsupported = |what: String| {
+        Problem::new(
+            415,
+            "Unsupported Media Type",
+            format!("{what}; webhooks are accepted as application/json"),
+        )
+    };
+    let value = headers
+        .single("content-type")?
+        .ok_or_else(|| unsupported("the request has no Content-Type".into()))?;
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(unsupported(format!(
+            "Content-Type `{}` is not JSON",
+            printable(&essence)
+        )))
+    }
+}
+
+/// The source a delivery to `origin` comes from (404 if there is none).
+pub fn source(origin: &str, config: &dyn Config) -> Result<Source, Problem> {
+    Source::find(origin, config)
+        .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?
+        .ok_or_else(|| Problem::not_found(format!("unknown origin `{}`", printable(origin))))
+}
+
+/// The webhook to store for a delivery, or why it is refused. The signature is checked
+/// before the body is parsed, so nothing unauthenticated reaches the JSON parser.
 pub fn accept(
     origin: &str,
     headers: &Headers,
@@ -47,35 +165,35 @@ pub fn accept(
     config: &dyn Config,
     now_ms: i64,
 ) -> Result<Webhook, Problem> {
-    let provider = Provider::for_origin(origin)
-        .ok_or_else(|| Problem::not_found(format!("unknown origin `{}`", printable(origin))))?;
+    let source = source(origin, config)?;
+    check_headers(headers)?;
     let limits = CaptureLimits::from_config(config)
         .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
     if body.len() > limits.max_body_bytes {
         return Err(body_too_large(limits.max_body_bytes));
     }
-    provider.verify(
-        origin,
+    source.verify(
         headers,
         body,
         config,
         now_ms,
         limits.timestamp_tolerance.as_secs(),
     )?;
+    check_content_type(headers)?;
     let event: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
     if !event.is_object() {
         return Err(Problem::bad_request("the body must be a JSON object"));
     }
-    let event = provider.describe_event(body, &event)?;
+    let event = source.describe_event(headers, body, &event)?;
     Ok(Webhook {
-        id: id::webhook_id(origin, &event.idempotency_key),
-        origin: origin.to_owned(),
+        id: id::webhook_id(&source.origin, &event.idempotency_key),
+        origin: source.origin,
         event_type: event.event_type,
         provider_timestamp: event.provider_timestamp,
         received_at: now_ms,
         idempotency_key: event.idempotency_key,
-        headers: headers.allowed(provider.stored_headers()),
+        headers: headers.allowed(source.scheme.stored_headers()),
         payload: body.to_vec(),
     })
 }
@@ -117,10 +235,9 @@ pub fn authorize_admin(headers: &Headers, config: &dyn Config) -> Result<(), Pro
     }
 }
 
-/// An origin as it may be echoed back: short, and nothing but plain characters.
-fn printable(origin: &str) -> String {
-    origin
-        .chars()
+/// Caller-supplied text as it may be echoed back: short, and nothing but plain characters.
+fn printable(text: &str) -> String {
+    text.chars()
         .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -161,7 +278,10 @@ mod tests {
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac);
         Headers::new(vec![
             ("Signature".into(), signature.into_bytes()),
-            ("Content-Type".into(), b"application/json".to_vec()),
+            (
+                "Content-Type".into(),
+                b"application/json; charset=utf-8".to_vec(),
+            ),
             ("Cookie".into(), b"nope".to_vec()),
         ])
     }
@@ -202,7 +322,10 @@ mod tests {
         assert_eq!(webhook.payload, BODY);
         assert_eq!(
             webhook.headers,
-            vec![("content-type".to_string(), "application/json".to_string())],
+            vec![(
+                "content-type".to_string(),
+                "application/json; charset=utf-8".to_string()
+            )],
             "only allow-listed headers are kept"
         );
     }
@@ -229,6 +352,80 @@ mod tests {
         assert_eq!(
             status("bigcommerce", &signed(deep.as_bytes()), deep.as_bytes()),
             400
+        );
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        let with =
+            |value: &str| Headers::new(vec![("Content-Type".into(), value.as_bytes().to_vec())]);
+        assert_eq!(check_content_type(&with("application/json")), Ok(()));
+        assert_eq!(
+            check_content_type(&with("Application/JSON; charset=UTF-8")),
+            Ok(())
+        );
+        assert_eq!(
+            check_content_type(&with("application/cloudevents+json")),
+            Ok(())
+        );
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+            "",
+        ] {
+            assert_eq!(
+                check_content_type(&with(bad)).unwrap_err().status,
+                415,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_content_type(&Headers::default()).unwrap_err().status,
+            415
+        );
+    }
+
+    #[test]
+    fn too_many_or_too_large_headers_are_431() {
+        let many = Headers::new(
+            (0..=MAX_HEADERS)
+                .map(|i| (format!("x-{i}"), b"1".to_vec()))
+                .collect(),
+        );
+        assert_eq!(check_headers(&many).unwrap_err().status, 431);
+        let large = Headers::new(vec![("x".into(), vec![b'a'; MAX_HEADER_BYTES])]);
+        assert_eq!(check_headers(&large).unwrap_err().status, 431);
+        let total = Headers::new(
+            (0..9)
+                .map(|i| (format!("x-{i}"), vec![b'a'; 8_000]))
+                .collect(),
+        );
+        assert_eq!(check_headers(&total).unwrap_err().status, 431);
+        assert_eq!(check_headers(&Headers::default()), Ok(()));
+    }
+
+    #[test]
+    fn named_sources_are_served_with_their_own_secret() {
+        let c = BTreeMap::from([
+            ("sources".to_string(), "acme:bigcommerce".to_string()),
+            ("acme_secret".to_string(), "s3cret".to_string()),
+        ]);
+        let webhook = accept("acme", &signed(BODY), BODY, &c, 0).unwrap();
+        assert_eq!(webhook.origin, "acme");
+        assert_eq!(webhook.id, id::webhook_id("acme", "f1c2"));
+        assert_eq!(
+            accept("acme", &signed(BODY), BODY, &config(), 0)
+                .unwrap_err()
+                .status,
+            404
+        );
+        let broken = BTreeMap::from([("sources".to_string(), "acme".to_string())]);
+        assert_eq!(
+            accept("acme", &signed(BODY), BODY, &broken, 0)
+                .unwrap_err()
+                .status,
+            503
         );
     }
 

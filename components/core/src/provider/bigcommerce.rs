@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Event, Headers, hmac_matches, required_str, secret_matches};
+use super::{Event, Headers, Source, hmac_matches, required_str, secret_matches};
 use crate::config::{Config, describe, secrets};
 use crate::{Problem, id};
 
@@ -14,18 +14,19 @@ const DEFAULT_TOKEN_HEADER: &str = "authorization";
 
 /// Passes when at least one configured scheme is presented and every presented one holds.
 pub(super) fn verify(
-    origin: &str,
+    source: &Source,
     headers: &Headers,
     body: &[u8],
     config: &dyn Config,
 ) -> Result<(), Problem> {
-    let hmac_secrets = secrets(config, &format!("{origin}_secret"));
-    let tokens = secrets(config, &format!("{origin}_token"));
+    let hmac_secrets = secrets(config, &source.key("secret"));
+    let tokens = secrets(config, &source.key("token"));
     if hmac_secrets.is_empty() && tokens.is_empty() {
         return Err(Problem::unauthorized(format!(
-            "origin `{origin}` has no secret configured, so no delivery can be verified: set {} or {}",
-            describe(&format!("{origin}_secret")),
-            describe(&format!("{origin}_token")),
+            "origin `{}` has no secret configured, so no delivery can be verified: set {} or {}",
+            source.origin,
+            describe(&source.key("secret")),
+            describe(&source.key("token")),
         )));
     }
 
@@ -46,7 +47,7 @@ pub(super) fn verify(
     }
     if !tokens.is_empty() {
         let header = config
-            .get(&format!("{origin}_token_header"))
+            .get(&source.key("token_header"))
             .map(|h| h.trim().to_ascii_lowercase())
             .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_owned());
         if let Some(presented) = headers.single(&header)? {
@@ -115,6 +116,13 @@ mod tests {
         URL_SAFE_NO_PAD.encode(mac)
     }
 
+    fn bigcommerce() -> Source {
+        Source {
+            origin: "bigcommerce".into(),
+            scheme: super::super::Scheme::BigCommerce,
+        }
+    }
+
     fn headers(pairs: &[(&str, &str)]) -> Headers {
         Headers::new(
             pairs
@@ -131,27 +139,27 @@ mod tests {
         let c = config(&[("bigcommerce_secret", "old,new")]);
         for secret in ["old", "new"] {
             let h = headers(&[("Signature", &sign(secret, BODY))]);
-            assert_eq!(verify("bigcommerce", &h, BODY, &c), Ok(()));
+            assert_eq!(verify(&bigcommerce(), &h, BODY, &c), Ok(()));
         }
         let wrong = headers(&[("Signature", &sign("other", BODY))]);
         assert_eq!(
-            verify("bigcommerce", &wrong, BODY, &c).unwrap_err().status,
+            verify(&bigcommerce(), &wrong, BODY, &c).unwrap_err().status,
             401
         );
         let tampered = headers(&[("Signature", &sign("new", b"{}"))]);
         assert_eq!(
-            verify("bigcommerce", &tampered, BODY, &c)
+            verify(&bigcommerce(), &tampered, BODY, &c)
                 .unwrap_err()
                 .status,
             401
         );
         let empty = headers(&[("Signature", "")]);
         assert_eq!(
-            verify("bigcommerce", &empty, BODY, &c).unwrap_err().status,
+            verify(&bigcommerce(), &empty, BODY, &c).unwrap_err().status,
             401
         );
         assert_eq!(
-            verify("bigcommerce", &headers(&[]), BODY, &c)
+            verify(&bigcommerce(), &headers(&[]), BODY, &c)
                 .unwrap_err()
                 .status,
             401
@@ -162,18 +170,18 @@ mod tests {
     fn shared_token_in_a_configured_header() {
         let c = config(&[("bigcommerce_token", "t0k3n")]);
         let ok = headers(&[("Authorization", "Bearer t0k3n")]);
-        assert_eq!(verify("bigcommerce", &ok, BODY, &c), Ok(()));
+        assert_eq!(verify(&bigcommerce(), &ok, BODY, &c), Ok(()));
         let bare = headers(&[("Authorization", "t0k3n")]);
-        assert!(verify("bigcommerce", &bare, BODY, &c).is_err());
+        assert!(verify(&bigcommerce(), &bare, BODY, &c).is_err());
 
         let custom = config(&[
             ("bigcommerce_token", "t0k3n"),
             ("bigcommerce_token_header", "X-Hook-Token"),
         ]);
         let ok = headers(&[("x-hook-token", "t0k3n")]);
-        assert_eq!(verify("bigcommerce", &ok, BODY, &custom), Ok(()));
+        assert_eq!(verify(&bigcommerce(), &ok, BODY, &custom), Ok(()));
         let wrong = headers(&[("x-hook-token", "nope")]);
-        assert!(verify("bigcommerce", &wrong, BODY, &custom).is_err());
+        assert!(verify(&bigcommerce(), &wrong, BODY, &custom).is_err());
     }
 
     #[test]
@@ -183,12 +191,12 @@ mod tests {
             ("Authorization", "Bearer t"),
             ("Signature", &sign("x", BODY)),
         ]);
-        assert!(verify("bigcommerce", &h, BODY, &c).is_err());
+        assert!(verify(&bigcommerce(), &h, BODY, &c).is_err());
     }
 
     #[test]
     fn unconfigured_origin_names_the_variables() {
-        let err = verify("bigcommerce", &headers(&[]), BODY, &config(&[])).unwrap_err();
+        let err = verify(&bigcommerce(), &headers(&[]), BODY, &config(&[])).unwrap_err();
         assert_eq!(err.status, 401);
         assert!(err.detail.contains("INBOX_BIGCOMMERCE_SECRET"), "{err}");
         assert!(err.detail.contains("INBOX_BIGCOMMERCE_TOKEN"), "{err}");

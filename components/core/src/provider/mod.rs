@@ -3,6 +3,9 @@
 //! Every check runs on the raw body bytes and compares in constant time.
 
 mod bigcommerce;
+mod github;
+mod shopify;
+mod standard_webhooks;
 mod stripe;
 
 use hmac::{Hmac, Mac};
@@ -10,65 +13,222 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Problem;
-use crate::config::{Config, describe};
+use crate::config::{Config, ConfigError, describe};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The provider schemes this inbox speaks.
+/// How a provider proves a delivery is theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
+pub enum Scheme {
     BigCommerce,
     Stripe,
+    GitHub,
+    Shopify,
+    StandardWebhooks,
 }
 
-impl Provider {
-    pub fn for_origin(origin: &str) -> Option<Provider> {
-        match origin {
-            "bigcommerce" => Some(Provider::BigCommerce),
-            "stripe" => Some(Provider::Stripe),
-            _ => None,
+impl Scheme {
+    pub const ALL: [Scheme; 5] = [
+        Scheme::BigCommerce,
+        Scheme::Stripe,
+        Scheme::GitHub,
+        Scheme::Shopify,
+        Scheme::StandardWebhooks,
+    ];
+
+    /// The scheme's name, which is also the origin it is served on.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::BigCommerce => "bigcommerce",
+            Scheme::Stripe => "stripe",
+            Scheme::GitHub => "github",
+            Scheme::Shopify => "shopify",
+            Scheme::StandardWebhooks => "standard-webhooks",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Scheme> {
+        Scheme::ALL.into_iter().find(|scheme| scheme.name() == name)
+    }
+
+    /// The request headers worth keeping with the webhook: never credentials.
+    pub fn stored_headers(self) -> &'static [&'static str] {
+        match self {
+            Scheme::BigCommerce | Scheme::Stripe => &["content-type", "user-agent"],
+            Scheme::GitHub => &[
+                "content-type",
+                "user-agent",
+                "x-github-event",
+                "x-github-delivery",
+                "x-github-hook-id",
+                "x-github-hook-installation-target-type",
+                "x-github-hook-installation-target-id",
+            ],
+            Scheme::Shopify => &[
+                "content-type",
+                "user-agent",
+                "x-shopify-topic",
+                "x-shopify-event-id",
+                "x-shopify-webhook-id",
+                "x-shopify-triggered-at",
+                "x-shopify-shop-domain",
+                "x-shopify-api-version",
+            ],
+            Scheme::StandardWebhooks => &[
+                "content-type",
+                "user-agent",
+                "webhook-id",
+                "webhook-timestamp",
+            ],
+        }
+    }
+}
+
+/// An origin deliveries arrive on (`/api/webhooks/{origin}`), and the scheme it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub origin: String,
+    pub scheme: Scheme,
+}
+
+/// What the provider says about an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_type: String,
+    pub idempotency_key: String,
+    pub provider_timestamp: Option<i64>,
+}
+
+impl Source {
+    /// The source behind `origin`: a scheme's own name, or one named in `sources`
+    /// (`acme:standard-webhooks,shop2:shopify`).
+    pub fn find(origin: &str, config: &dyn Config) -> Result<Option<Source>, ConfigError> {
+        if let Some(scheme) = Scheme::from_name(origin) {
+            return Ok(Some(Source {
+                origin: origin.to_owned(),
+                scheme,
+            }));
+        }
+        Ok(Source::named(config)?
+            .into_iter()
+            .find(|source| source.origin == origin))
+    }
+
+    /// The sources configured in `sources`, checked.
+    pub fn named(config: &dyn Config) -> Result<Vec<Source>, ConfigError> {
+        let Some(raw) = config.get("sources") else {
+            return Ok(Vec::new());
+        };
+        let mut sources: Vec<Source> = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let invalid =
+                |why: String| ConfigError(format!("{}: `{entry}` {why}", describe("sources")));
+            let (origin, scheme) = entry
+                .split_once(':')
+                .ok_or_else(|| invalid("must be NAME:SCHEME".into()))?;
+            let scheme = Scheme::from_name(scheme.trim()).ok_or_else(|| {
+                let known: Vec<_> = Scheme::ALL.iter().map(|s| s.name()).collect();
+                invalid(format!(
+                    "names an unknown scheme; known: {}",
+                    known.join(", ")
+                ))
+            })?;
+            let origin = origin.trim();
+            let well_formed = (1..=32).contains(&origin.len())
+                && origin.starts_with(|c: char| c.is_ascii_lowercase())
+                && origin
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !well_formed {
+                return Err(invalid(
+                    "must be 1 to 32 lower-case letters, digits or dashes, starting with a letter"
+                        .into(),
+                ));
+            }
+            if Scheme::from_name(origin).is_some() || sources.iter().any(|s| s.origin == origin) {
+                return Err(invalid("names an origin that already exists".into()));
+            }
+            sources.push(Source {
+                origin: origin.to_owned(),
+                scheme,
+            });
+        }
+        Ok(sources)
+    }
+
+    /// The config key of one of this source's settings: `standard_webhooks_secret`.
+    pub fn key(&self, setting: &str) -> String {
+        format!("{}_{setting}", self.origin.replace('-', "_"))
     }
 
     /// Proves the delivery came from the provider (401 otherwise).
     pub fn verify(
-        self,
-        origin: &str,
+        &self,
         headers: &Headers,
         body: &[u8],
         config: &dyn Config,
         now_ms: i64,
         tolerance_s: u64,
     ) -> Result<(), Problem> {
-        match self {
-            Provider::BigCommerce => bigcommerce::verify(origin, headers, body, config),
-            Provider::Stripe => stripe::verify(origin, headers, body, config, now_ms, tolerance_s),
+        let now_s = now_ms.div_euclid(1000);
+        match self.scheme {
+            Scheme::BigCommerce => bigcommerce::verify(self, headers, body, config),
+            Scheme::Stripe => stripe::verify(self, headers, body, config, now_s, tolerance_s),
+            Scheme::GitHub => github::verify(self, headers, body, config),
+            Scheme::Shopify => shopify::verify(self, headers, body, config),
+            Scheme::StandardWebhooks => {
+                standard_webhooks::verify(self, headers, body, config, now_s, tolerance_s)
+            }
         }
     }
 
-    /// What the provider says about the event (400 if the payload lacks it).
-    pub fn describe_event(self, body: &[u8], event: &serde_json::Value) -> Result<Event, Problem> {
-        match self {
-            Provider::BigCommerce => bigcommerce::describe_event(body, event),
-            Provider::Stripe => stripe::describe_event(event),
+    /// What the provider says about the event (400 if the delivery lacks it).
+    pub fn describe_event(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        event: &serde_json::Value,
+    ) -> Result<Event, Problem> {
+        match self.scheme {
+            Scheme::BigCommerce => bigcommerce::describe_event(body, event),
+            Scheme::Stripe => stripe::describe_event(event),
+            Scheme::GitHub => github::describe_event(headers, event),
+            Scheme::Shopify => shopify::describe_event(headers, body),
+            Scheme::StandardWebhooks => standard_webhooks::describe_event(headers, event),
         }
     }
 
-    /// The request headers worth keeping with the webhook: never credentials.
-    pub fn stored_headers(self) -> &'static [&'static str] {
-        match self {
-            Provider::BigCommerce => &["content-type", "user-agent"],
-            Provider::Stripe => &["content-type", "user-agent"],
+    /// The secrets configured for this source, or a 401 that says which variable to set.
+    fn required_secrets(&self, config: &dyn Config) -> Result<Vec<String>, Problem> {
+        let key = self.key("secret");
+        let secrets = crate::config::secrets(config, &key);
+        if secrets.is_empty() {
+            return Err(Problem::unauthorized(format!(
+                "origin `{}` has no secret configured, so no delivery can be verified: set {}",
+                self.origin,
+                describe(&key)
+            )));
         }
+        Ok(secrets)
     }
 }
 
-/// What a provider says about an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub event_type: String,
-    pub idempotency_key: String,
-    pub provider_timestamp: Option<i64>,
+/// Refuses a signed timestamp further than `tolerance_s` from now, either way.
+fn check_timestamp(
+    header: &str,
+    timestamp: i64,
+    now_s: i64,
+    tolerance_s: u64,
+) -> Result<(), Problem> {
+    let age = now_s.saturating_sub(timestamp);
+    if age.unsigned_abs() > tolerance_s {
+        return Err(Problem::unauthorized(format!(
+            "`{header}` is {} s {} now, outside the {tolerance_s} s tolerance",
+            age.unsigned_abs(),
+            if age > 0 { "before" } else { "after" },
+        )));
+    }
+    Ok(())
 }
 
 /// Request headers with case-insensitive lookup that refuses ambiguity.
@@ -78,6 +238,20 @@ pub struct Headers(Vec<(String, Vec<u8>)>);
 impl Headers {
     pub fn new(pairs: Vec<(String, Vec<u8>)>) -> Self {
         Headers(pairs)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
     }
 
     /// The one value of `name`, if present. A security header sent twice is refused
@@ -105,18 +279,6 @@ impl Headers {
             .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), String::from_utf8(v.clone()).ok()?)))
             .collect()
     }
-}
-
-/// The secrets configured under `key`, or a 401 that says which variable to set.
-fn required_secrets(config: &dyn Config, origin: &str, key: &str) -> Result<Vec<String>, Problem> {
-    let secrets = crate::config::secrets(config, key);
-    if secrets.is_empty() {
-        return Err(Problem::unauthorized(format!(
-            "origin `{origin}` has no secret configured, so no delivery can be verified: set {}",
-            describe(key)
-        )));
-    }
-    Ok(secrets)
 }
 
 /// Whether `signature` is the HMAC-SHA256 of `message` under `key` (constant time; an

@@ -1,21 +1,21 @@
 //! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, hex HMAC-SHA256 of
 //! `"{t}.{raw body}"` under the endpoint secret (used as is, `whsec_` included).
 
-use super::{Event, Headers, hmac_matches, required_secrets, required_str};
+use super::{Event, Headers, Source, check_timestamp, hmac_matches, required_str};
 use crate::Problem;
 use crate::config::Config;
 
 const HEADER: &str = "stripe-signature";
 
 pub(super) fn verify(
-    origin: &str,
+    source: &Source,
     headers: &Headers,
     body: &[u8],
     config: &dyn Config,
-    now_ms: i64,
+    now_s: i64,
     tolerance_s: u64,
 ) -> Result<(), Problem> {
-    let secrets = required_secrets(config, origin, &format!("{origin}_secret"))?;
+    let secrets = source.required_secrets(config)?;
     let header = headers
         .single(HEADER)?
         .ok_or_else(|| Problem::unauthorized("header `Stripe-Signature` is missing"))?;
@@ -43,14 +43,7 @@ pub(super) fn verify(
             "`Stripe-Signature` has no `v1` signature",
         ));
     }
-    let age_s = now_ms.div_euclid(1000) - timestamp;
-    if age_s.unsigned_abs() > tolerance_s {
-        return Err(Problem::unauthorized(format!(
-            "`Stripe-Signature` timestamp is {} s {} now, outside the {tolerance_s} s tolerance",
-            age_s.unsigned_abs(),
-            if age_s > 0 { "before" } else { "after" },
-        )));
-    }
+    check_timestamp("Stripe-Signature", timestamp, now_s, tolerance_s)?;
 
     let prefix = format!("{timestamp}.");
     let matched = signatures
@@ -89,6 +82,13 @@ mod tests {
     const NOW_MS: i64 = 1_700_000_000_000;
     const BODY: &[u8] = br#"{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000}"#;
 
+    fn stripe() -> Source {
+        Source {
+            origin: "stripe".into(),
+            scheme: super::super::Scheme::Stripe,
+        }
+    }
+
     fn config(secret: &str) -> BTreeMap<String, String> {
         BTreeMap::from([("stripe_secret".to_string(), secret.to_string())])
     }
@@ -108,7 +108,14 @@ mod tests {
             "Stripe-Signature".into(),
             header.as_bytes().to_vec(),
         )]);
-        verify("stripe", &headers, body, &config(secret), NOW_MS, 300)
+        verify(
+            &stripe(),
+            &headers,
+            body,
+            &config(secret),
+            NOW_MS / 1000,
+            300,
+        )
     }
 
     #[test]
@@ -159,21 +166,21 @@ mod tests {
     #[test]
     fn missing_header_or_secret_is_401() {
         let err = verify(
-            "stripe",
+            &stripe(),
             &Headers::default(),
             BODY,
             &config("whsec_a"),
-            NOW_MS,
+            NOW_MS / 1000,
             300,
         )
         .unwrap_err();
         assert_eq!(err.status, 401);
         let err = verify(
-            "stripe",
+            &stripe(),
             &Headers::default(),
             BODY,
             &BTreeMap::new(),
-            NOW_MS,
+            NOW_MS / 1000,
             300,
         )
         .unwrap_err();
