@@ -205,3 +205,61 @@ fn a_processor_that_hoards_memory_hits_its_limit() {
         "{status}"
     );
 }
+
+#[test]
+fn operators_list_and_replay_over_http_with_the_admin_token() {
+    // A slow backoff, so the replayed webhook cannot die again between two requests.
+    let inbox = Inbox::start(&[
+        ("INBOX_DEMO_FAILURE_RATE", "1"),
+        ("INBOX_RETRY_BASE_DELAY_MS", "1000"),
+    ]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-admin-http"));
+    let id = answer["id"].as_str().unwrap().to_owned();
+    inbox.wait_for(&id, "operator_required", PATIENCE);
+
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("Authorization", auth.as_str())];
+    let (code, listed) = request(
+        &inbox.url,
+        "GET",
+        "/api/webhooks?status=operator_required",
+        &admin,
+        b"",
+    );
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["retries"], 3);
+    let (code, completed) = request(
+        &inbox.url,
+        "GET",
+        "/api/webhooks?status=completed",
+        &admin,
+        b"",
+    );
+    assert_eq!((code, completed.as_array().unwrap().len()), (200, 0));
+
+    let replay = format!("/api/webhooks/{id}/replay");
+    let (code, _) = request(&inbox.url, "POST", &replay, &[], b"");
+    assert_eq!(code, 401, "replay needs the token");
+    let (code, replayed) = request(&inbox.url, "POST", &replay, &admin, b"");
+    assert_eq!(code, 200, "{replayed}");
+    assert_eq!(replayed["status"], "received");
+    let (code, again) = request(&inbox.url, "POST", &replay, &admin, b"");
+    assert_eq!(code, 409, "only a dead webhook is replayed: {again}");
+
+    // Still failing: a fresh budget of three attempts, then a second dead-letter record.
+    let status = inbox.wait_for(&id, "operator_required", PATIENCE);
+    assert_eq!(status["retries"], 3, "{status}");
+    let (_, shown) = inbox.cli(&["status", &id]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["dead_letters"].as_array().unwrap().len(),
+        2,
+        "{shown}"
+    );
+
+    let unknown = "/api/webhooks/6f1ed002-ab5d-5b2c-9b4e-3a1d2c3b4a59/replay";
+    let (code, _) = request(&inbox.url, "POST", unknown, &admin, b"");
+    assert_eq!(code, 404);
+}

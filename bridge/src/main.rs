@@ -68,7 +68,7 @@ enum Command {
         #[command(flatten)]
         db: Db,
     },
-    /// Send a dead (or waiting) webhook round again with a fresh retry budget.
+    /// Send a dead webhook (operator_required) round again with a fresh retry budget.
     Replay {
         /// The webhook to replay.
         #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]

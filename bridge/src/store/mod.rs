@@ -52,7 +52,7 @@ pub trait Store: Send + Sync + 'static {
     async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
-/// Sends a dead (or waiting) webhook round again with a fresh retry budget: the core's
+/// Sends a dead webhook round again with a fresh retry budget: the core's
 /// rule, written with a compare-and-swap like every status change.
 pub async fn replay(store: &dyn Store, id: &str, now: i64) -> Result<Status, StoreError> {
     let status = store

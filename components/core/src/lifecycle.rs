@@ -4,7 +4,7 @@
 //! received -> processing -> completed
 //! processing -> failed -> (when due) processing ...
 //! processing -> operator_required   (rejected, or retries exhausted)
-//! operator_required | failed -> (replay) received
+//! operator_required -> (replay) received
 //! processing, lease expired -> processing   (a crashed attempt is retaken)
 //! ```
 //!
@@ -201,10 +201,11 @@ impl Status {
         })
     }
 
-    /// An operator sends a dead (or waiting) webhook round again with a fresh retry budget.
+    /// An operator sends a dead webhook round again with a fresh retry budget. (A `failed`
+    /// one is already on its way: its retry is scheduled.)
     pub fn replay(&self, now: i64) -> Result<Status, TransitionError> {
         match self.state {
-            State::OperatorRequired | State::Failed => Ok(Status {
+            State::OperatorRequired => Ok(Status {
                 state: State::Received,
                 retries: 0,
                 version: self.version + 1,
@@ -215,7 +216,7 @@ impl Status {
             }),
             _ => Err(self.refuse(
                 "replay",
-                "only failed and operator_required webhooks are replayed".to_owned(),
+                "only operator_required webhooks are replayed".to_owned(),
             )),
         }
     }
@@ -354,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_gives_a_fresh_budget_only_to_unfinished_work() {
+    fn replay_gives_a_fresh_budget_only_to_dead_webhooks() {
         let processing = Status::received(0).claim(0, LEASE).unwrap();
         let dead = processing
             .finish(
@@ -372,6 +373,12 @@ mod tests {
         assert!(replayed.is_claimable(9));
         assert!(Status::received(0).replay(1).is_err());
         assert!(processing.replay(1).is_err());
+        let retry = Outcome::Retry {
+            reason: "503".into(),
+            delay_ms: None,
+        };
+        let failed = processing.finish(&retry, &policy(), 1).unwrap().status;
+        assert!(failed.replay(2).is_err(), "its retry is already scheduled");
         assert!(
             processing
                 .finish(&Outcome::Completed, &policy(), 1)
