@@ -26,29 +26,37 @@ fn signed_deliveries() -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-#[test]
-fn every_scheme_accepts_exactly_the_genuine_deliveries() {
-    let fixture = signed_deliveries();
-    let env: Vec<(String, String)> = fixture["env"]
+/// An inbox configured with the fixture's secrets and sources.
+fn start_with(fixture: &Value) -> Inbox {
+    let env: Vec<(&str, &str)> = fixture["env"]
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
         .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let inbox = Inbox::start(&env);
+    Inbox::start(&env)
+}
+
+fn headers_of(case: &Value) -> Vec<(&str, &str)> {
+    case["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| (pair[0].as_str().unwrap(), pair[1].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_scheme_accepts_exactly_the_genuine_deliveries() {
+    let fixture = signed_deliveries();
+    let inbox = start_with(&fixture);
 
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() >= 70, "the fixture covers every scheme");
     let mut failures = Vec::new();
     let mut accepted = Vec::new();
     for case in cases {
-        let headers: Vec<(&str, &str)> = case["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|pair| (pair[0].as_str().unwrap(), pair[1].as_str().unwrap()))
-            .collect();
+        let headers = headers_of(case);
         let origin = case["origin"].as_str().unwrap();
         let (code, answer) =
             inbox.post(origin, &headers, case["body"].as_str().unwrap().as_bytes());
@@ -94,14 +102,7 @@ fn every_scheme_accepts_exactly_the_genuine_deliveries() {
 #[test]
 fn event_types_and_keys_come_from_each_provider() {
     let fixture = signed_deliveries();
-    let env: Vec<(String, String)> = fixture["env"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let inbox = Inbox::start(&env);
+    let inbox = start_with(&fixture);
     let expected_types = [
         ("bigcommerce", "store/order/created"),
         ("stripe", "payment_intent.succeeded"),
@@ -117,12 +118,7 @@ fn event_types_and_keys_come_from_each_provider() {
             .iter()
             .find(|c| c["origin"] == origin && c["name"].as_str().unwrap().ends_with(": valid"))
             .unwrap();
-        let headers: Vec<(&str, &str)> = case["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|pair| (pair[0].as_str().unwrap(), pair[1].as_str().unwrap()))
-            .collect();
+        let headers = headers_of(case);
         let body = case["body"].as_str().unwrap().as_bytes();
         let (code, first) = inbox.post(origin, &headers, body);
         assert_eq!(code, 202, "{origin}: {first}");

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Event, Headers, Source, hmac_matches, required_str, secret_matches};
+use super::{Event, Headers, Source, required_str, secret_matches, verify_body_mac};
 use crate::config::{Config, describe, secrets};
 use crate::{Problem, id};
 
@@ -32,17 +32,10 @@ pub(super) fn verify(
 
     let mut verified = false;
     if !hmac_secrets.is_empty()
-        && let Some(signature) = headers.single(SIGNATURE_HEADER)?
+        && let Some(value) = headers.single(SIGNATURE_HEADER)?
     {
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature.trim_end_matches('='))
-            .map_err(|_| Problem::unauthorized("`Signature` is not base64url"))?;
-        if !hmac_secrets
-            .iter()
-            .any(|secret| hmac_matches(secret.as_bytes(), &[body], &signature))
-        {
-            return Err(Problem::unauthorized("`Signature` does not match the body"));
-        }
+        let decode = |v: &str| URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')).ok();
+        verify_body_mac(&hmac_secrets, "Signature", value, "base64url", decode, body)?;
         verified = true;
     }
     if !tokens.is_empty() {

@@ -1,7 +1,7 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. No timestamp is
 //! signed; `X-GitHub-Delivery` (a GUID) identifies the delivery, and a redelivery keeps it.
 
-use super::{Event, Headers, Source, hmac_matches};
+use super::{Event, Headers, Source, verify_body_mac};
 use crate::Problem;
 use crate::config::Config;
 
@@ -14,23 +14,18 @@ pub(super) fn verify(
     config: &dyn Config,
 ) -> Result<(), Problem> {
     let secrets = source.required_secrets(config)?;
-    let header = headers
+    let value = headers
         .single(SIGNATURE)?
         .ok_or_else(|| Problem::unauthorized("header `X-Hub-Signature-256` is missing"))?;
-    let signature = header
-        .strip_prefix("sha256=")
-        .and_then(|hex_sig| hex::decode(hex_sig).ok())
-        .ok_or_else(|| Problem::unauthorized("`X-Hub-Signature-256` must be sha256=<hex>"))?;
-    if secrets
-        .iter()
-        .any(|secret| hmac_matches(secret.as_bytes(), &[body], &signature))
-    {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized(
-            "`X-Hub-Signature-256` does not match the body",
-        ))
-    }
+    let decode = |v: &str| hex::decode(v.strip_prefix("sha256=")?).ok();
+    verify_body_mac(
+        &secrets,
+        "X-Hub-Signature-256",
+        value,
+        "sha256=<hex>",
+        decode,
+        body,
+    )
 }
 
 /// The type is `X-GitHub-Event`, refined by the payload's `action` (`issues.opened`).

@@ -281,6 +281,30 @@ impl Headers {
     }
 }
 
+/// Checks a signature over the raw body alone (the seed's demo scheme, GitHub, Shopify).
+/// `decode` turns the header's value into the MAC's bytes, `None` if it is not `format`.
+fn verify_body_mac(
+    secrets: &[String],
+    header: &str,
+    value: &str,
+    format: &str,
+    decode: impl Fn(&str) -> Option<Vec<u8>>,
+    body: &[u8],
+) -> Result<(), Problem> {
+    let signature = decode(value)
+        .ok_or_else(|| Problem::unauthorized(format!("`{header}` must be {format}")))?;
+    if secrets
+        .iter()
+        .any(|secret| hmac_matches(secret.as_bytes(), &[body], &signature))
+    {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized(format!(
+            "`{header}` does not match the body"
+        )))
+    }
+}
+
 /// Whether `signature` is the HMAC-SHA256 of `message` under `key` (constant time; an
 /// empty or short signature never matches).
 fn hmac_matches(key: &[u8], message: &[&[u8]], signature: &[u8]) -> bool {
