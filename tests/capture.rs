@@ -230,3 +230,24 @@ fn the_status_endpoint_requires_the_admin_token() {
             .contains("INBOX_ADMIN_TOKEN")
     );
 }
+
+#[test]
+fn a_store_that_cannot_commit_answers_503_and_the_provider_retries_later() {
+    let inbox = Inbox::start(&[]);
+    // Another process holds SQLite's write lock for longer than the store waits for it.
+    let blocker = rusqlite::Connection::open(inbox.db()).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let body = bigcommerce_event("hash-busy");
+    let (code, problem) = inbox.post_bigcommerce(&body);
+    assert_eq!(code, 503, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("retry"),
+        "{problem}"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(inbox.item_count(), 0, "nothing half-written");
+
+    // The provider's retry succeeds once the store is back.
+    let (code, answer) = inbox.post_bigcommerce(&body);
+    assert_eq!(code, 202, "{answer}");
+}
