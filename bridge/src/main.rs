@@ -91,7 +91,7 @@ struct Db {
 #[derive(Args)]
 struct Components {
     /// The capture component (default: beside the executable, or the workspace build).
-    #[arg(long, env = "INBOX_CAPTURE_WASM", requires = "processor")]
+    #[arg(long, env = "INBOX_CAPTURE_WASM")]
     capture: Option<PathBuf>,
     /// The processor component: the default one, or your own.
     #[arg(long, env = "INBOX_PROCESSOR_WASM")]
