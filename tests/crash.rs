@@ -48,3 +48,45 @@ fn acknowledged_webhooks_survive_sigkill_and_all_complete_after_restart() {
     );
     assert_eq!(inbox.item_count(), 2 * ids.len() as i64);
 }
+
+#[test]
+fn sigterm_lets_the_attempts_in_flight_finish_before_the_host_exits() {
+    let mut inbox = Inbox::start(&[
+        ("INBOX_DEMO_DELAY_MS", "700"),
+        ("INBOX_WORKER_CONCURRENCY", "2"),
+    ]);
+    for i in 0..6 {
+        let (code, _) = inbox.post_bigcommerce(&bigcommerce_event(&format!("hash-term-{i}")));
+        assert_eq!(code, 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inbox
+        .states()
+        .iter()
+        .any(|(_, state, _)| state == "processing")
+    {
+        assert!(Instant::now() < deadline, "nothing was ever processing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let status = inbox.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{}", inbox.log());
+    let states = inbox.states();
+    assert!(
+        states.iter().all(|(_, state, _)| state != "processing"),
+        "an attempt was abandoned mid-way: {states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .any(|(_, state, retries)| state == "completed" && *retries == 1)
+    );
+    // What was not started waits, untouched, for the next start.
+    assert!(
+        states.iter().all(
+            |(_, state, retries)| (state == "completed" && *retries == 1)
+                || (state == "received" && *retries == 0)
+        ),
+        "{states:?}"
+    );
+}

@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
 use inbox_core::model::StatusView;
+use tokio::sync::watch;
 
 use crate::engine::{ComponentPaths, Limits, Runtime};
 use crate::processing::{Settings, now_ms};
@@ -157,25 +158,46 @@ async fn run(command: Command) -> Result<()> {
             tracing::info!(%address, db = %db.db.display(), "serving");
             // Scripts and tests read the bound address (the port may have been 0).
             println!("listening on http://{address}");
+            // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
+            let (stop, stopped) = watch::channel(false);
             let worker = tokio::spawn(processing::run_worker(
                 runtime.clone(),
                 store,
                 wake,
                 settings,
+                stopped.clone(),
+            ));
+            let mut http_stopped = stopped;
+            let mut server = tokio::spawn(engine::serve_http(
+                runtime,
+                listener,
+                async move {
+                    let _ = http_stopped.wait_for(|stop| *stop).await;
+                },
+                SHUTDOWN_GRACE,
             ));
             tokio::select! {
-                result = engine::serve_http(runtime, listener) => result,
-                _ = worker => bail!("the worker stopped"),
-                _ = shutdown_signal() => Ok(()),
+                result = &mut server => return result?.context("the HTTP server stopped"),
+                () = shutdown_signal() => {}
             }
+            stop.send_replace(true);
+            server.await??;
+            worker.await?;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Worker { db, components } => {
             let (runtime, store, settings, wake) = start(&db, &components)?;
             tracing::info!(db = %db.db.display(), "processing");
-            tokio::select! {
-                _ = processing::run_worker(runtime, store, wake, settings) => bail!("the worker stopped"),
-                _ = shutdown_signal() => Ok(()),
-            }
+            let (stop, stopped) = watch::channel(false);
+            let worker = tokio::spawn(processing::run_worker(
+                runtime, store, wake, settings, stopped,
+            ));
+            shutdown_signal().await;
+            stop.send_replace(true);
+            worker.await?;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Status { id, db } => {
             let store = SqliteStore::open(&db.db)?;
@@ -233,6 +255,9 @@ async fn run(command: Command) -> Result<()> {
         }
     }
 }
+
+/// How long open connections get to finish their requests after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 type Started = (
     Arc<Runtime>,

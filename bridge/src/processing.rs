@@ -9,7 +9,8 @@ use std::time::Duration;
 use inbox_core::config::{Config, ConfigError, parsed};
 use inbox_core::lifecycle::{RetryPolicy, Transition};
 use inbox_core::{State, lifecycle};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::engine::Runtime;
 use crate::store::{Store, StoreError};
@@ -108,22 +109,27 @@ pub async fn process_one(
     Ok(Some(state))
 }
 
-/// Processes whatever is due, `settings.concurrency` at a time, until the process ends.
-/// `wake` is notified when new work may have arrived; the store is polled as well, for
-/// retries coming due and for webhooks captured by another process.
+/// Processes whatever is due, `settings.concurrency` at a time, until `stop` turns true;
+/// then takes nothing new and returns once the attempts in flight have finished (each is
+/// bounded by the processor's deadline). `wake` is notified when new work may have arrived;
+/// the store is polled as well, for retries coming due and for webhooks captured by another
+/// process.
 pub async fn run_worker(
     runtime: Arc<Runtime>,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     settings: Settings,
+    mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let in_flight = Arc::new(Mutex::new(HashSet::<String>::new()));
     let settings = Arc::new(settings);
-    loop {
+    let mut attempts = JoinSet::new();
+    while !*stop.borrow() {
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        while attempts.try_join_next().is_some() {}
 
         let free = permits.available_permits();
         if free > 0 {
@@ -145,7 +151,7 @@ pub async fn run_worker(
                             in_flight.clone(),
                             wake.clone(),
                         );
-                        tokio::spawn(async move {
+                        attempts.spawn(async move {
                             if let Err(error) =
                                 process_one(&runtime, store.as_ref(), &id, &settings).await
                             {
@@ -163,6 +169,14 @@ pub async fn run_worker(
         tokio::select! {
             _ = woken => {}
             _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = stop.changed() => {}
         }
     }
+    if !attempts.is_empty() {
+        tracing::info!(
+            attempts = attempts.len(),
+            "letting the attempts in flight finish"
+        );
+    }
+    while attempts.join_next().await.is_some() {}
 }

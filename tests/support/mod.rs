@@ -71,8 +71,41 @@ impl Inbox {
 
     /// Kills the process at once (SIGKILL): nothing gets to clean up.
     pub fn kill(&mut self) {
-        self.child.kill().unwrap();
+        // It may have exited already (see `terminate`).
+        let _ = self.child.kill();
         self.child.wait().unwrap();
+    }
+
+    /// Asks the process to stop (SIGTERM), as a deployment would, and waits for it.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "inbox did not stop within {within:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The state of every webhook, read from the database (the process may be gone).
+    pub fn states(&self) -> Vec<(String, String, i64)> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut statement = conn
+            .prepare("SELECT id, status, retries FROM items WHERE sk = 'STATUS'")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     /// Starts a new process on the same database, with `env` replacing the old settings.
