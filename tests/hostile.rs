@@ -3,48 +3,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use support::*;
 
 struct Case {
     name: String,
     request: Vec<u8>,
-}
-
-/// An HTTP/1.1 request as bytes, exactly as given (plus Host, Content-Length, close).
-fn http(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n")
-            .into_bytes();
-    for (name, value) in headers {
-        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    request.extend_from_slice(body);
-    request
-}
-
-/// Sends raw bytes and returns the response's status code.
-fn send(url: &str, request: &[u8]) -> Result<(u16, String), String> {
-    let address = url.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    // The server may answer (and close) before the whole body is sent: that is fine.
-    let _ = stream.write_all(request);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP response: {:?}", &text[..text.len().min(200)]))?;
-    Ok((code, text))
 }
 
 fn signed(body: &[u8]) -> String {
@@ -461,7 +424,7 @@ fn hostile_requests_get_a_4xx_store_nothing_and_leave_the_host_serving() {
 
     let mut failures = Vec::new();
     for case in &cases {
-        match send(&inbox.url, &case.request) {
+        match send_raw(&inbox.url, &case.request) {
             Ok((code, text)) => {
                 if !(400..500).contains(&code) {
                     failures.push(format!(

@@ -4,7 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -264,19 +265,51 @@ pub fn request_raw(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{base}{path}");
-    let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+    let (code, response) = send_raw(base, &http(method, path, headers, body)).unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (code, body)
+}
+
+/// An HTTP/1.1 request as bytes, exactly as given (plus Host, Content-Length, close).
+pub fn http(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n")
+            .into_bytes();
     for (name, value) in headers {
-        builder = builder.header(*name, *value);
+        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
-    let mut response = agent.run(builder.body(body.to_vec()).unwrap()).unwrap();
-    let code = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    (code, text)
+    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(body);
+    request
+}
+
+/// Sends raw bytes and returns the status code and the whole response. The request is
+/// written on its own thread, so a server that answers before reading it all (a 413) is
+/// still heard.
+pub fn send_raw(url: &str, request: &[u8]) -> Result<(u16, String), String> {
+    let address = url.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let request = request.to_vec();
+    let writing = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let _ = writing.join();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no HTTP response: {:?}", &text[..text.len().min(200)]))?;
+    Ok((code, text))
 }
 
 pub fn sign_bigcommerce(secret: &str, body: &[u8]) -> String {
