@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use inbox_core::capture::MAX_LIST;
 use inbox_core::lifecycle;
-use inbox_core::{State, Status, Webhook};
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -136,22 +135,7 @@ impl wit_store::Host for HostState {
             .list(state.map(state_from_wit), limit.min(MAX_LIST) as usize)
             .await
             .map_err(store_error_to_wit)?;
-        Ok(views
-            .into_iter()
-            .map(|view| wit::Summary {
-                id: view.id,
-                origin: view.origin,
-                event_type: view.event_type,
-                received_at: view.received_at,
-                status: wit::Status {
-                    state: state_to_wit(view.status),
-                    retries: view.retries,
-                    updated_at: view.updated_at,
-                    next_attempt_at: view.next_attempt_at,
-                    last_error: view.last_error,
-                },
-            })
-            .collect())
+        Ok(views.into_iter().map(view_to_summary).collect())
     }
 
     async fn replay(&mut self, id: String) -> Result<wit::Status, wit_store::StoreError> {
@@ -178,62 +162,9 @@ fn store_error_to_wit(error: StoreError) -> wit_store::StoreError {
     }
 }
 
-pub fn webhook_to_wit(webhook: Webhook) -> wit::Webhook {
-    wit::Webhook {
-        id: webhook.id,
-        origin: webhook.origin,
-        event_type: webhook.event_type,
-        provider_timestamp: webhook.provider_timestamp,
-        received_at: webhook.received_at,
-        idempotency_key: webhook.idempotency_key,
-        headers: webhook.headers,
-        payload: webhook.payload,
-    }
-}
+inbox_core::wit_conversions!(crate::bindings::webhooks::inbox::types);
 
-pub fn webhook_from_wit(webhook: wit::Webhook) -> Webhook {
-    Webhook {
-        id: webhook.id,
-        origin: webhook.origin,
-        event_type: webhook.event_type,
-        provider_timestamp: webhook.provider_timestamp,
-        received_at: webhook.received_at,
-        idempotency_key: webhook.idempotency_key,
-        headers: webhook.headers,
-        payload: webhook.payload,
-    }
-}
-
-fn state_to_wit(state: State) -> wit::State {
-    match state {
-        State::Received => wit::State::Received,
-        State::Processing => wit::State::Processing,
-        State::Completed => wit::State::Completed,
-        State::Failed => wit::State::Failed,
-        State::OperatorRequired => wit::State::OperatorRequired,
-    }
-}
-
-fn state_from_wit(state: wit::State) -> State {
-    match state {
-        wit::State::Received => State::Received,
-        wit::State::Processing => State::Processing,
-        wit::State::Completed => State::Completed,
-        wit::State::Failed => State::Failed,
-        wit::State::OperatorRequired => State::OperatorRequired,
-    }
-}
-
-fn status_to_wit(status: &Status) -> wit::Status {
-    wit::Status {
-        state: state_to_wit(status.state),
-        retries: status.retries,
-        updated_at: status.updated_at,
-        next_attempt_at: status.next_attempt_at,
-        last_error: status.last_error.clone(),
-    }
-}
-
+/// The processor's answer, as the core's outcome.
 pub fn outcome_from_wit(
     outcome: crate::bindings::exports::webhooks::inbox::handler::Outcome,
 ) -> lifecycle::Outcome {

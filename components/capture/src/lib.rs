@@ -16,12 +16,12 @@ use bindings::wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use bindings::wasi::io::streams::StreamError;
-use bindings::webhooks::inbox::{store, types as wit};
+use bindings::webhooks::inbox::store;
 use inbox_core::capture::{self, Route};
 use inbox_core::config::{CaptureLimits, Config};
 use inbox_core::model::StatusView;
 use inbox_core::provider::Headers;
-use inbox_core::{Problem, State, Status, Webhook};
+use inbox_core::{Problem, Webhook};
 
 struct Capture;
 
@@ -252,75 +252,4 @@ fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn webhook_to_wit(webhook: Webhook) -> wit::Webhook {
-    wit::Webhook {
-        id: webhook.id,
-        origin: webhook.origin,
-        event_type: webhook.event_type,
-        provider_timestamp: webhook.provider_timestamp,
-        received_at: webhook.received_at,
-        idempotency_key: webhook.idempotency_key,
-        headers: webhook.headers,
-        payload: webhook.payload,
-    }
-}
-
-fn webhook_from_wit(webhook: wit::Webhook) -> Webhook {
-    Webhook {
-        id: webhook.id,
-        origin: webhook.origin,
-        event_type: webhook.event_type,
-        provider_timestamp: webhook.provider_timestamp,
-        received_at: webhook.received_at,
-        idempotency_key: webhook.idempotency_key,
-        headers: webhook.headers,
-        payload: webhook.payload,
-    }
-}
-
-fn state_from_wit(state: wit::State) -> State {
-    match state {
-        wit::State::Received => State::Received,
-        wit::State::Processing => State::Processing,
-        wit::State::Completed => State::Completed,
-        wit::State::Failed => State::Failed,
-        wit::State::OperatorRequired => State::OperatorRequired,
-    }
-}
-
-fn state_to_wit(state: State) -> wit::State {
-    match state {
-        State::Received => wit::State::Received,
-        State::Processing => wit::State::Processing,
-        State::Completed => wit::State::Completed,
-        State::Failed => wit::State::Failed,
-        State::OperatorRequired => wit::State::OperatorRequired,
-    }
-}
-
-fn view_from_summary(summary: wit::Summary) -> StatusView {
-    StatusView {
-        id: summary.id,
-        origin: summary.origin,
-        event_type: summary.event_type,
-        status: state_from_wit(summary.status.state),
-        retries: summary.status.retries,
-        last_error: summary.status.last_error,
-        received_at: summary.received_at,
-        updated_at: summary.status.updated_at,
-        next_attempt_at: summary.status.next_attempt_at,
-    }
-}
-
-fn status_from_wit(status: wit::Status) -> Status {
-    Status {
-        state: state_from_wit(status.state),
-        retries: status.retries,
-        // The contract does not carry the version: capture never writes a status.
-        version: 0,
-        updated_at: status.updated_at,
-        lease_until: None,
-        next_attempt_at: status.next_attempt_at,
-        last_error: status.last_error,
-    }
-}
+inbox_core::wit_conversions!(bindings::webhooks::inbox::types);

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod problem;
 pub mod provider;
+mod wit_conversions;
 
 pub use model::{State, Status, Webhook};
 pub use problem::Problem;

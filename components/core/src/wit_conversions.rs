@@ -1,0 +1,120 @@
+//! Conversions between the core's types and the Rust types a binding generator makes of
+//! `webhooks:inbox/types`. Components (wit-bindgen) and hosts (wasmtime's `bindgen!`) get
+//! different types with the same fields, so the conversions are written once, here, and
+//! expanded against each side's bindings.
+
+/// Defines `webhook_to_wit`, `webhook_from_wit`, `state_to_wit`, `state_from_wit`,
+/// `status_to_wit`, `status_from_wit`, `view_to_summary` and `view_from_summary` in the
+/// calling module, for the bindings module named by the path (e.g.
+/// `wit_conversions!(bindings::webhooks::inbox::types)`).
+#[macro_export]
+macro_rules! wit_conversions {
+    ($($wit:ident)::+) => {
+        #[allow(dead_code)]
+        pub(crate) fn webhook_to_wit(webhook: $crate::Webhook) -> $($wit)::+::Webhook {
+            $($wit)::+::Webhook {
+                id: webhook.id,
+                origin: webhook.origin,
+                event_type: webhook.event_type,
+                provider_timestamp: webhook.provider_timestamp,
+                received_at: webhook.received_at,
+                idempotency_key: webhook.idempotency_key,
+                headers: webhook.headers,
+                payload: webhook.payload,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn webhook_from_wit(webhook: $($wit)::+::Webhook) -> $crate::Webhook {
+            $crate::Webhook {
+                id: webhook.id,
+                origin: webhook.origin,
+                event_type: webhook.event_type,
+                provider_timestamp: webhook.provider_timestamp,
+                received_at: webhook.received_at,
+                idempotency_key: webhook.idempotency_key,
+                headers: webhook.headers,
+                payload: webhook.payload,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn state_to_wit(state: $crate::State) -> $($wit)::+::State {
+            match state {
+                $crate::State::Received => $($wit)::+::State::Received,
+                $crate::State::Processing => $($wit)::+::State::Processing,
+                $crate::State::Completed => $($wit)::+::State::Completed,
+                $crate::State::Failed => $($wit)::+::State::Failed,
+                $crate::State::OperatorRequired => $($wit)::+::State::OperatorRequired,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn state_from_wit(state: $($wit)::+::State) -> $crate::State {
+            match state {
+                $($wit)::+::State::Received => $crate::State::Received,
+                $($wit)::+::State::Processing => $crate::State::Processing,
+                $($wit)::+::State::Completed => $crate::State::Completed,
+                $($wit)::+::State::Failed => $crate::State::Failed,
+                $($wit)::+::State::OperatorRequired => $crate::State::OperatorRequired,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn status_to_wit(status: &$crate::Status) -> $($wit)::+::Status {
+            $($wit)::+::Status {
+                state: state_to_wit(status.state),
+                retries: status.retries,
+                updated_at: status.updated_at,
+                next_attempt_at: status.next_attempt_at,
+                last_error: status.last_error.clone(),
+            }
+        }
+
+        /// The contract carries no version or lease: those stay with the host's store.
+        #[allow(dead_code)]
+        pub(crate) fn status_from_wit(status: $($wit)::+::Status) -> $crate::Status {
+            $crate::Status {
+                state: state_from_wit(status.state),
+                retries: status.retries,
+                version: 0,
+                updated_at: status.updated_at,
+                lease_until: None,
+                next_attempt_at: status.next_attempt_at,
+                last_error: status.last_error,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn view_to_summary(view: $crate::model::StatusView) -> $($wit)::+::Summary {
+            $($wit)::+::Summary {
+                id: view.id,
+                origin: view.origin,
+                event_type: view.event_type,
+                received_at: view.received_at,
+                status: $($wit)::+::Status {
+                    state: state_to_wit(view.status),
+                    retries: view.retries,
+                    updated_at: view.updated_at,
+                    next_attempt_at: view.next_attempt_at,
+                    last_error: view.last_error,
+                },
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn view_from_summary(summary: $($wit)::+::Summary) -> $crate::model::StatusView {
+            $crate::model::StatusView {
+                id: summary.id,
+                origin: summary.origin,
+                event_type: summary.event_type,
+                status: state_from_wit(summary.status.state),
+                retries: summary.status.retries,
+                last_error: summary.status.last_error,
+                received_at: summary.received_at,
+                updated_at: summary.status.updated_at,
+                next_attempt_at: summary.status.next_attempt_at,
+            }
+        }
+    };
+}
