@@ -60,7 +60,7 @@ impl ComponentPaths {
             }
         }
         bail!(
-            "no components found beside {}; build them with scripts/build-components or pass --capture and --processor",
+            "no components found beside {}; build them with scripts/run (or scripts/test), or pass --capture and --processor",
             exe.display()
         )
     }
