@@ -18,7 +18,7 @@ use bindings::wasi::http::types::{
 use bindings::wasi::io::streams::StreamError;
 use bindings::webhooks::inbox::store;
 use inbox_core::capture::{self, Route};
-use inbox_core::config::{CaptureLimits, Config};
+use inbox_core::config::Config;
 use inbox_core::model::StatusView;
 use inbox_core::provider::Headers;
 use inbox_core::{Problem, Webhook};
@@ -62,11 +62,9 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
     match route {
         Route::Capture { origin } => {
             // An unknown origin is refused before its body is read.
-            capture::source(&origin, &WasiConfig)?;
-            let limits = CaptureLimits::from_config(&WasiConfig)
-                .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
-            let body = read_body(&request, &headers, limits.max_body_bytes)?;
-            let webhook = capture::accept(&origin, &headers, &body, &WasiConfig, now_ms())?;
+            let intake = capture::intake(&origin, &WasiConfig)?;
+            let body = read_body(&request, &headers, intake.limits.max_body_bytes)?;
+            let webhook = intake.accept(&headers, &body, &WasiConfig, now_ms())?;
             store_webhook(webhook)
         }
         Route::Status { id } => {

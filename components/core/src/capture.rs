@@ -156,8 +156,64 @@ pub fn source(origin: &str, config: &dyn Config) -> Result<Source, Problem> {
         .ok_or_else(|| Problem::not_found(format!("unknown origin `{}`", printable(origin))))
 }
 
-/// The webhook to store for a delivery, or why it is refused. The signature is checked
-/// before the body is parsed, so nothing unauthenticated reaches the JSON parser.
+/// What a delivery to one origin is checked against, resolved once, before its body is read.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub source: Source,
+    pub limits: CaptureLimits,
+}
+
+/// The intake of `origin`: 404 for an unknown origin, 503 for a misconfigured inbox.
+pub fn intake(origin: &str, config: &dyn Config) -> Result<Intake, Problem> {
+    let source = source(origin, config)?;
+    let limits = CaptureLimits::from_config(config)
+        .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
+    Ok(Intake { source, limits })
+}
+
+impl Intake {
+    /// The webhook to store for a delivery whose headers passed [`check_headers`], or why
+    /// it is refused. The signature is checked before the body is parsed, so nothing
+    /// unauthenticated reaches the JSON parser.
+    pub fn accept(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        config: &dyn Config,
+        now_ms: i64,
+    ) -> Result<Webhook, Problem> {
+        let Intake { source, limits } = self;
+        if body.len() > limits.max_body_bytes {
+            return Err(body_too_large(limits.max_body_bytes));
+        }
+        source.verify(
+            headers,
+            body,
+            config,
+            now_ms,
+            limits.timestamp_tolerance.as_secs(),
+        )?;
+        check_content_type(headers)?;
+        let event: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+        if !event.is_object() {
+            return Err(Problem::bad_request("the body must be a JSON object"));
+        }
+        let event = source.describe_event(headers, body, &event)?;
+        Ok(Webhook {
+            id: id::webhook_id(&source.origin, &event.idempotency_key),
+            origin: source.origin.clone(),
+            event_type: event.event_type,
+            provider_timestamp: event.provider_timestamp,
+            received_at: now_ms,
+            idempotency_key: event.idempotency_key,
+            headers: headers.allowed(source.scheme.stored_headers()),
+            payload: body.to_vec(),
+        })
+    }
+}
+
+/// Every check of a delivery in one call: the origin, the headers, then [`Intake::accept`].
 pub fn accept(
     origin: &str,
     headers: &Headers,
@@ -165,37 +221,9 @@ pub fn accept(
     config: &dyn Config,
     now_ms: i64,
 ) -> Result<Webhook, Problem> {
-    let source = source(origin, config)?;
+    let intake = intake(origin, config)?;
     check_headers(headers)?;
-    let limits = CaptureLimits::from_config(config)
-        .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
-    if body.len() > limits.max_body_bytes {
-        return Err(body_too_large(limits.max_body_bytes));
-    }
-    source.verify(
-        headers,
-        body,
-        config,
-        now_ms,
-        limits.timestamp_tolerance.as_secs(),
-    )?;
-    check_content_type(headers)?;
-    let event: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
-    if !event.is_object() {
-        return Err(Problem::bad_request("the body must be a JSON object"));
-    }
-    let event = source.describe_event(headers, body, &event)?;
-    Ok(Webhook {
-        id: id::webhook_id(&source.origin, &event.idempotency_key),
-        origin: source.origin,
-        event_type: event.event_type,
-        provider_timestamp: event.provider_timestamp,
-        received_at: now_ms,
-        idempotency_key: event.idempotency_key,
-        headers: headers.allowed(source.scheme.stored_headers()),
-        payload: body.to_vec(),
-    })
+    intake.accept(headers, body, config, now_ms)
 }
 
 pub fn body_too_large(limit: usize) -> Problem {
