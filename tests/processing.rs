@@ -263,3 +263,24 @@ fn operators_list_and_replay_over_http_with_the_admin_token() {
     let (code, _) = request(&inbox.url, "POST", unknown, &admin, b"");
     assert_eq!(code, 404);
 }
+
+#[test]
+fn the_host_refuses_to_start_on_settings_that_would_fail_every_attempt() {
+    for (name, value) in [
+        ("INBOX_FORWARD_URL", "ftp://example.com/hooks"),
+        ("INBOX_DEMO_FAILURE_RATE", "2"),
+        ("INBOX_SOURCES", "acme:carrier-pigeon"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(inbox_exe())
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("inbox.db"))
+            .env_clear()
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} started");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}

@@ -272,6 +272,10 @@ fn start(db: &Db, components: &Components) -> Result<Started> {
     // Refuse to start on settings the components would refuse at every request.
     CaptureLimits::from_config(&config)?;
     inbox_core::provider::Source::named(&config)?;
+    inbox_core::forward::Demo::from_config(&config)?;
+    if let Some(url) = config.get("forward_url") {
+        inbox_core::forward::Target::parse(url)?;
+    }
     let limits = Limits {
         capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
         processor_deadline: settings.processor_timeout,
