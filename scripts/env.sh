@@ -14,3 +14,40 @@ build_components() {
     ensure_wasm_target
     cargo build --locked --release --target wasm32-wasip2 -p inbox-capture -p inbox-processor "$@"
 }
+
+# Python tools in project-local venvs, pinned. moto and aws-sam-cli pin different boto3
+# versions, so SAM gets a venv of its own.
+MOTO_VERSION=5.2.5
+CARGO_LAMBDA_VERSION=1.9.2
+SAM_VERSION=1.170.0
+CFN_LINT_VERSION=1.58.0
+TOOLS_DIR="${INBOX_TOOLS_DIR:-$PWD/.venv}"
+
+ensure_aws_tools() {
+    local venv="$TOOLS_DIR/aws"
+    if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cargo-lambda" ] \
+        || ! grep -qx "$MOTO_VERSION $CARGO_LAMBDA_VERSION" "$venv/.pinned" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "moto[server,dynamodb,dynamodbstreams,sqs]==$MOTO_VERSION"
+        # Only the cargo-lambda binary: its zig dependency is for cross-compiling.
+        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+            "cargo-lambda==$CARGO_LAMBDA_VERSION"
+        echo "$MOTO_VERSION $CARGO_LAMBDA_VERSION" > "$venv/.pinned"
+    fi
+    export INBOX_MOTO_SERVER="$venv/bin/moto_server"
+    export INBOX_CARGO_LAMBDA="$venv/bin/cargo-lambda"
+}
+
+ensure_sam_tools() {
+    local venv="$TOOLS_DIR/sam"
+    if [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cfn-lint" ] \
+        || ! grep -qx "$SAM_VERSION $CFN_LINT_VERSION" "$venv/.pinned" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+        echo "$SAM_VERSION $CFN_LINT_VERSION" > "$venv/.pinned"
+    fi
+    export INBOX_SAM="$venv/bin/sam"
+    export INBOX_CFN_LINT="$venv/bin/cfn-lint"
+}

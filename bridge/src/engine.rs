@@ -145,11 +145,16 @@ impl Runtime {
         store
     }
 
-    /// Serves one HTTP request with a fresh instance of the capture component.
-    pub async fn handle_http(
+    /// Serves one HTTP request with a fresh instance of the capture component. The body
+    /// is streamed from a connection (`serve_http`) or already whole (a Lambda event).
+    pub async fn handle_http<B>(
         self: &Arc<Self>,
-        request: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let mut store = self.new_store(Some(self.store.clone()), self.limits.capture_deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
@@ -276,7 +281,7 @@ pub async fn serve_http(
     Ok(())
 }
 
-fn internal_error() -> hyper::Response<HyperOutgoingBody> {
+pub fn internal_error() -> hyper::Response<HyperOutgoingBody> {
     use http_body_util::BodyExt;
     let problem = inbox_core::Problem::new(
         500,

@@ -1,28 +1,24 @@
 //! `inbox`: the native host of the webhook inbox.
 
-mod bindings;
-mod engine;
-mod host;
-mod processing;
-mod store;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use inbox_bridge::engine::{self, ComponentPaths, Limits, Runtime};
+use inbox_bridge::lambda::{self, Handler};
+use inbox_bridge::processing::{self, Settings, now_ms};
+use inbox_bridge::queue::Queues;
+use inbox_bridge::store::dynamodb::{self, DynamoStore};
+use inbox_bridge::store::sqlite::SqliteStore;
+use inbox_bridge::store::{self, Store};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
 use inbox_core::model::StatusView;
-use tokio::sync::watch;
-
-use crate::engine::{ComponentPaths, Limits, Runtime};
-use crate::processing::{Settings, now_ms};
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use tokio::sync::{Notify, watch};
 
 /// A webhook inbox: verify, store durably, process with retries and a dead-letter queue.
 ///
@@ -31,8 +27,9 @@ use crate::store::sqlite::SqliteStore;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
+    /// With none, `inbox` serves Lambda events when AWS_LAMBDA_RUNTIME_API is set.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -52,6 +49,15 @@ enum Command {
         db: Db,
         #[command(flatten)]
         components: Components,
+    },
+    /// Serve AWS Lambda events: API Gateway HTTP API (v2) requests through the capture
+    /// component, DynamoDB Stream and SQS records through the processor. One binary is
+    /// the bootstrap of every function; it tells the events apart by their shape.
+    Lambda {
+        #[command(flatten)]
+        components: Components,
+        #[command(flatten)]
+        queues: QueueUrls,
     },
     /// Show a webhook's status and its dead-letter records.
     Status {
@@ -74,19 +80,73 @@ enum Command {
         /// The webhook to replay.
         #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
         id: Option<String>,
-        /// Replay every webhook in `operator_required`.
+        /// Replay every webhook in `operator_required` (on AWS, then clear their messages
+        /// from the dead queue).
         #[arg(long)]
         all_dead: bool,
         #[command(flatten)]
         db: Db,
+        /// The Dead Webhooks Queue, to clear once its webhooks are replayed.
+        #[arg(long, env = "INBOX_DEAD_QUEUE_URL")]
+        dead_queue_url: Option<String>,
     },
 }
 
+/// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
 #[derive(Args)]
 struct Db {
     /// The SQLite database file.
     #[arg(long, env = "INBOX_DB", default_value = ".inbox/inbox.db")]
     db: PathBuf,
+    /// The DynamoDB table (the AWS SDK's AWS_REGION, credentials and AWS_ENDPOINT_URL apply).
+    #[arg(long, env = "INBOX_TABLE", conflicts_with = "db")]
+    table: Option<String>,
+}
+
+#[derive(Args)]
+struct QueueUrls {
+    /// The Failed Webhooks Queue: attempts to make again, after their backoff.
+    #[arg(long, env = "INBOX_FAILED_QUEUE_URL")]
+    failed_queue_url: String,
+    /// The Dead Webhooks Queue: webhooks an operator has to look at.
+    #[arg(long, env = "INBOX_DEAD_QUEUE_URL")]
+    dead_queue_url: String,
+}
+
+impl Db {
+    fn describe(&self) -> String {
+        match &self.table {
+            Some(table) => format!("dynamodb:{table}"),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// The store, and what tells a worker that something was written (SQLite only: on
+    /// DynamoDB the worker polls).
+    async fn open(&self) -> Result<(Arc<dyn Store>, Arc<Notify>)> {
+        match &self.table {
+            Some(table) => {
+                let store = dynamo_store(table).await?;
+                Ok((Arc::new(store), Arc::new(Notify::new())))
+            }
+            None => {
+                let sqlite = SqliteStore::open(&self.db)
+                    .with_context(|| format!("cannot open {}", self.db.display()))?;
+                let written = sqlite.written();
+                Ok((Arc::new(sqlite), written))
+            }
+        }
+    }
+}
+
+async fn dynamo_store(table: &str) -> Result<DynamoStore> {
+    let config = inbox_core::config::from_env(std::env::vars());
+    let retention = dynamodb::retention_from_config(&config)?;
+    Ok(DynamoStore::new(
+        DynamoStore::client().await,
+        table,
+        retention,
+    ))
 }
 
 #[derive(Args)]
@@ -122,11 +182,23 @@ impl Components {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Some(command) => command,
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            Cli::parse_from(["inbox", "lambda"])
+                .command
+                .expect("a command")
+        }
+        None => {
+            Cli::command().print_help()?;
+            std::process::exit(2);
+        }
+    };
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli.command))
+    runtime.block_on(run(command))
 }
 
 fn init_tracing() {
@@ -136,7 +208,9 @@ fn init_tracing() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("INBOX_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    // Lambda sends each line to CloudWatch, where JSON lines can be queried by field.
+    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    if on_lambda || std::env::var("INBOX_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
         builder.init();
@@ -150,12 +224,12 @@ async fn run(command: Command) -> Result<()> {
             db,
             components,
         } => {
-            let (runtime, store, settings, wake) = start(&db, &components)?;
+            let (runtime, store, settings, wake) = start(&db, &components).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let address = listener.local_addr()?;
-            tracing::info!(%address, db = %db.db.display(), "serving");
+            tracing::info!(%address, store = db.describe(), "serving");
             // Scripts and tests read the bound address (the port may have been 0).
             println!("listening on http://{address}");
             // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
@@ -187,8 +261,8 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Worker { db, components } => {
-            let (runtime, store, settings, wake) = start(&db, &components)?;
-            tracing::info!(db = %db.db.display(), "processing");
+            let (runtime, store, settings, wake) = start(&db, &components).await?;
+            tracing::info!(store = db.describe(), "processing");
             let (stop, stopped) = watch::channel(false);
             let worker = tokio::spawn(processing::run_worker(
                 runtime, store, wake, settings, stopped,
@@ -199,9 +273,32 @@ async fn run(command: Command) -> Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
+        Command::Lambda { components, queues } => {
+            let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
+            let table = config
+                .get("table")
+                .cloned()
+                .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
+            let store = Arc::new(dynamo_store(&table).await?);
+            let (runtime, settings) = load(config, store.clone(), &components)?;
+            let queues = Queues::new(
+                Queues::client().await,
+                queues.failed_queue_url,
+                queues.dead_queue_url,
+            );
+            tracing::info!(table, "serving Lambda events");
+            let handler = Handler {
+                runtime,
+                store,
+                queues,
+                settings,
+            };
+            lambda::run(handler).await.map_err(|e| anyhow!(e))
+        }
         Command::Status { id, db } => {
-            let store = SqliteStore::open(&db.db)?;
-            let view = view_of(&store, &id).await?;
+            let (store, _) = db.open().await?;
+            let store = store.as_ref();
+            let view = view_of(store, &id).await?;
             let letters = store.dead_letters(&id).await?;
             let letters: Vec<_> = letters
                 .iter()
@@ -213,45 +310,94 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::List { status, limit, db } => {
-            let store = SqliteStore::open(&db.db)?;
+            let (store, _) = db.open().await?;
             for view in store.list(status, limit).await? {
                 println!("{}", serde_json::to_string(&view)?);
             }
             Ok(())
         }
-        Command::Replay { id, all_dead, db } => {
-            let store = SqliteStore::open(&db.db)?;
-            let ids = match id {
-                Some(id) => vec![id],
-                None => store
-                    .list(Some(State::OperatorRequired), usize::MAX >> 1)
-                    .await?
-                    .into_iter()
-                    .map(|view| view.id)
-                    .collect(),
+        Command::Replay {
+            id,
+            all_dead: _,
+            db,
+            dead_queue_url,
+        } => {
+            let (store, _) = db.open().await?;
+            let store = store.as_ref();
+            let Some(id) = id else {
+                return replay_all_dead(store, dead_queue_url).await;
             };
-            let mut failed = 0;
-            for id in &ids {
-                match replay(&store, id).await {
-                    Ok(view) => println!("{}", serde_json::to_string(&view)?),
-                    Err(error) if all_dead => {
-                        failed += 1;
-                        eprintln!("{id}: {error:#}");
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            if all_dead {
-                eprintln!(
-                    "replayed {} of {} dead webhooks",
-                    ids.len() - failed,
-                    ids.len()
-                );
-            }
-            if failed > 0 {
-                bail!("{failed} webhooks could not be replayed");
-            }
+            let view = replay(store, &id).await?;
+            println!("{}", serde_json::to_string(&view)?);
             Ok(())
+        }
+    }
+}
+
+/// Replays every dead webhook, with a progress bar; then clears the dead queue of the
+/// messages whose webhooks are dead no more.
+async fn replay_all_dead(store: &dyn Store, dead_queue_url: Option<String>) -> Result<()> {
+    let ids: Vec<String> = store
+        .list(Some(State::OperatorRequired), usize::MAX >> 1)
+        .await?
+        .into_iter()
+        .map(|view| view.id)
+        .collect();
+    let progress = indicatif::ProgressBar::new(ids.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    let mut failed = 0;
+    for id in &ids {
+        match replay(store, id).await {
+            Ok(view) => progress
+                .suspend(|| println!("{}", serde_json::to_string(&view).unwrap_or_default())),
+            Err(error) => {
+                failed += 1;
+                progress.suspend(|| eprintln!("{id}: {error:#}"));
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    eprintln!(
+        "replayed {} of {} dead webhooks",
+        ids.len() - failed,
+        ids.len()
+    );
+    if let Some(url) = dead_queue_url {
+        let queues = Queues::new(Queues::client().await, String::new(), url);
+        let cleared = clear_dead_queue(store, &queues).await?;
+        eprintln!("cleared {cleared} messages from the dead queue");
+    }
+    if failed > 0 {
+        bail!("{failed} webhooks could not be replayed");
+    }
+    Ok(())
+}
+
+/// Deletes the dead queue's messages about webhooks that no longer need an operator.
+/// Messages it cannot read, or about webhooks still dead, stay for the operator.
+async fn clear_dead_queue(store: &dyn Store, queues: &Queues) -> Result<usize> {
+    let mut cleared = 0;
+    loop {
+        // Hidden long enough that this pass does not see a kept message twice.
+        let batch = queues.receive_dead(Duration::from_secs(60)).await?;
+        if batch.is_empty() {
+            return Ok(cleared);
+        }
+        for received in batch {
+            let Ok(message) = received.message else {
+                continue;
+            };
+            let dead = store
+                .status(&message.id)
+                .await?
+                .is_some_and(|s| s.state == State::OperatorRequired);
+            if !dead {
+                queues.delete_dead(&received.receipt_handle).await?;
+                cleared += 1;
+            }
         }
     }
 }
@@ -259,15 +405,21 @@ async fn run(command: Command) -> Result<()> {
 /// How long open connections get to finish their requests after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-type Started = (
-    Arc<Runtime>,
-    Arc<dyn Store>,
-    Settings,
-    Arc<tokio::sync::Notify>,
-);
+type Started = (Arc<Runtime>, Arc<dyn Store>, Settings, Arc<Notify>);
 
-fn start(db: &Db, components: &Components) -> Result<Started> {
+async fn start(db: &Db, components: &Components) -> Result<Started> {
     let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
+    let (store, wake) = db.open().await?;
+    let (runtime, settings) = load(config, store.clone(), components)?;
+    Ok((runtime, store, settings, wake))
+}
+
+/// Checks the configuration and loads the components, compiled once for every request.
+fn load(
+    config: BTreeMap<String, String>,
+    store: Arc<dyn Store>,
+    components: &Components,
+) -> Result<(Arc<Runtime>, Settings)> {
     let settings = Settings::from_config(&config)?;
     // Refuse to start on settings the components would refuse at every request.
     CaptureLimits::from_config(&config)?;
@@ -281,17 +433,8 @@ fn start(db: &Db, components: &Components) -> Result<Started> {
         processor_deadline: settings.processor_timeout,
         max_memory_bytes: parsed(&config, "max_component_memory_bytes", 64 << 20)?,
     };
-    let sqlite =
-        SqliteStore::open(&db.db).with_context(|| format!("cannot open {}", db.db.display()))?;
-    let wake = sqlite.written();
-    let store: Arc<dyn Store> = Arc::new(sqlite);
-    let runtime = Runtime::load(
-        &components.paths()?,
-        Arc::new(config),
-        store.clone(),
-        limits,
-    )?;
-    Ok((runtime, store, settings, wake))
+    let runtime = Runtime::load(&components.paths()?, Arc::new(config), store, limits)?;
+    Ok((runtime, settings))
 }
 
 async fn view_of(store: &dyn Store, id: &str) -> Result<StatusView> {

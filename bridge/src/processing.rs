@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inbox_core::config::{Config, ConfigError, parsed};
-use inbox_core::lifecycle::{RetryPolicy, Transition};
-use inbox_core::{State, lifecycle};
+use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
+use inbox_core::{State, Status, Webhook};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -89,14 +89,27 @@ pub async fn process_one(
         );
         return Ok(None);
     }
+    log_attempt(&webhook, &claimed, &outcome, &transition, started.elapsed());
+    Ok(Some(transition.status.state))
+}
+
+/// Logs how an attempt ended: one line per attempt, and an error for a dead letter.
+pub fn log_attempt(
+    webhook: &Webhook,
+    claimed: &Status,
+    outcome: &Outcome,
+    transition: &Transition,
+    elapsed: Duration,
+) {
+    let (id, origin, attempt) = (&webhook.id, &webhook.origin, claimed.retries);
     let state = transition.status.state;
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    match &outcome {
-        lifecycle::Outcome::Completed => {
-            tracing::info!(id, origin = webhook.origin, attempt = claimed.retries, elapsed_ms, %state, "processed")
+    let elapsed_ms = elapsed.as_millis() as u64;
+    match outcome {
+        Outcome::Completed => {
+            tracing::info!(id, origin, attempt, elapsed_ms, %state, "processed")
         }
-        lifecycle::Outcome::Retry { reason, .. } | lifecycle::Outcome::Reject { reason } => {
-            tracing::warn!(id, origin = webhook.origin, attempt = claimed.retries, elapsed_ms, %state, reason, "attempt failed")
+        Outcome::Retry { reason, .. } | Outcome::Reject { reason } => {
+            tracing::warn!(id, origin, attempt, elapsed_ms, %state, reason, "attempt failed")
         }
     }
     if state == State::OperatorRequired {
@@ -106,7 +119,6 @@ pub async fn process_one(
             "dead-lettered: an operator is required"
         );
     }
-    Ok(Some(state))
 }
 
 /// Processes whatever is due, `settings.concurrency` at a time, until `stop` turns true;

@@ -1,5 +1,6 @@
 //! Storage behind one trait, so the rules (in `inbox_core`) never know which store runs.
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use async_trait::async_trait;

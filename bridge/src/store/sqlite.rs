@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inbox_core::config::CaptureLimits;
-use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK};
+use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem};
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
 use inbox_core::{State, Status, Webhook};
@@ -128,7 +128,7 @@ impl Store for SqliteStore {
         let row = self
             .read(move |conn| {
                 conn.query_row(
-                    "SELECT id, origin, type, created, received_at, idempotency_key, headers, payload
+                    "SELECT pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload
                      FROM items WHERE pk = ?1 AND sk = ?2",
                     params![pk, WEBHOOK_SK],
                     webhook_row,
@@ -136,7 +136,11 @@ impl Store for SqliteStore {
                 .optional()
             })
             .await?;
-        row.map(WebhookRow::decode).transpose()
+        row.map(|item| {
+            item.into_webhook()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
     }
 
     async fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
@@ -331,23 +335,23 @@ fn commit(
 fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
     match op {
         WriteOp::Capture(webhook) => {
-            let pk = item::pk(&webhook.id);
-            let headers = serde_json::to_string(&webhook.headers).expect("headers serialise");
+            let item = WebhookItem::new(webhook, None);
+            let pk = item.pk.clone();
             let inserted = conn.execute(
                 "INSERT INTO items (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (pk, sk) DO NOTHING",
                 params![
-                    pk,
-                    WEBHOOK_SK,
-                    webhook.id,
-                    webhook.origin,
-                    webhook.event_type,
-                    webhook.provider_timestamp,
-                    webhook.received_at,
-                    webhook.idempotency_key,
-                    headers,
-                    webhook.payload,
+                    item.pk,
+                    item.sk,
+                    item.id,
+                    item.origin,
+                    item.event_type,
+                    item.created,
+                    item.received_at,
+                    item.idempotency_key,
+                    item.headers,
+                    item.payload,
                 ],
             )?;
             if inserted == 0 {
@@ -455,44 +459,20 @@ impl StatusRow {
     }
 }
 
-struct WebhookRow {
-    id: String,
-    origin: String,
-    event_type: String,
-    created: Option<i64>,
-    received_at: i64,
-    idempotency_key: String,
-    headers: String,
-    payload: Vec<u8>,
-}
-
-fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
-    Ok(WebhookRow {
-        id: row.get(0)?,
-        origin: row.get(1)?,
-        event_type: row.get(2)?,
-        created: row.get(3)?,
-        received_at: row.get(4)?,
-        idempotency_key: row.get(5)?,
-        headers: row.get(6)?,
-        payload: row.get(7)?,
+fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookItem> {
+    Ok(WebhookItem {
+        pk: row.get(0)?,
+        sk: row.get(1)?,
+        id: row.get(2)?,
+        origin: row.get(3)?,
+        event_type: row.get(4)?,
+        created: row.get(5)?,
+        received_at: row.get(6)?,
+        idempotency_key: row.get(7)?,
+        headers: row.get(8)?,
+        payload: row.get(9)?,
+        expires_at: None,
     })
-}
-
-impl WebhookRow {
-    fn decode(self) -> Result<Webhook, StoreError> {
-        Ok(Webhook {
-            id: self.id,
-            origin: self.origin,
-            event_type: self.event_type,
-            provider_timestamp: self.created,
-            received_at: self.received_at,
-            idempotency_key: self.idempotency_key,
-            headers: serde_json::from_str(&self.headers)
-                .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?,
-            payload: self.payload,
-        })
-    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {

@@ -24,11 +24,12 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// The configuration keys found in an environment (`INBOX_MAX_RETRIES=3` -> `max_retries`).
+/// An empty variable counts as unset, as deployment templates pass optional settings.
 pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
     vars.into_iter()
         .filter_map(|(name, value)| {
             let key = name.strip_prefix(ENV_PREFIX)?;
-            (!key.is_empty()).then(|| (key.to_ascii_lowercase(), value))
+            (!key.is_empty() && !value.is_empty()).then(|| (key.to_ascii_lowercase(), value))
         })
         .collect()
 }
@@ -125,6 +126,7 @@ mod tests {
         let map = from_env([
             ("INBOX_STRIPE_SECRET".into(), "whsec_x".into()),
             ("INBOX_".into(), "ignored".into()),
+            ("INBOX_FORWARD_URL".into(), "".into()),
             ("HOME".into(), "/root".into()),
         ]);
         assert_eq!(map, config(&[("stripe_secret", "whsec_x")]));

@@ -1,0 +1,311 @@
+//! The bridge on AWS Lambda: one binary is the `bootstrap` of every function, and tells
+//! the events apart by their shape.
+//!
+//! - API Gateway HTTP API (payload v2) -> the capture component, as `inbox serve` runs it;
+//! - DynamoDB Stream: the `INSERT` of a `WEBHOOK` item (a new webhook, carried in the
+//!   image), or a `MODIFY` of a `STATUS` item back to `received` (a replay) -> processing;
+//! - SQS, the Failed Webhooks Queue -> processing again.
+//!
+//! Processing takes the lease, runs the processor component and records the outcome. What
+//! follows a failed attempt is put on a queue *before* the outcome is recorded, so a
+//! recorded `failed` always has its retry message and a recorded `operator_required` its
+//! dead-queue message; a message that finds nothing to do is dropped. Infrastructure errors
+//! are reported per record (`batchItemFailures`) for Lambda to retry; failed attempts go
+//! through the failed queue, never through Lambda's retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::dynamodb;
+use aws_lambda_events::event::sqs::SqsEvent;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::BodyExt;
+use inbox_core::item::{STATUS_SK, WEBHOOK_SK, WebhookItem};
+use inbox_core::lifecycle::Transition;
+use inbox_core::{State, Webhook};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::engine::{self, Runtime};
+use crate::processing::{Settings, log_attempt, now_ms};
+use crate::queue::{Message, Queues};
+use crate::store::Store;
+use crate::store::dynamodb::DynamoStore;
+
+pub struct Handler {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<DynamoStore>,
+    pub queues: Queues,
+    pub settings: Settings,
+}
+
+/// What an event is, judged by its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Http,
+    Stream,
+    Queue,
+}
+
+pub fn shape(event: &Value) -> Result<Shape> {
+    if event.pointer("/requestContext/http").is_some() {
+        return Ok(Shape::Http);
+    }
+    match event
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+    {
+        Some("aws:dynamodb") => Ok(Shape::Stream),
+        Some("aws:sqs") => Ok(Shape::Queue),
+        _ if event.get("Records").is_some_and(|r| r == &json!([])) => Ok(Shape::Queue),
+        _ => bail!(
+            "not an event this function serves: expected an API Gateway HTTP API (v2), DynamoDB Stream or SQS event"
+        ),
+    }
+}
+
+/// Serves Lambda invocations until the runtime stops.
+pub async fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let handler = handler.clone();
+            async move { handler.handle(event.payload).await }
+        },
+    ))
+    .await
+}
+
+impl Handler {
+    pub async fn handle(self: &Arc<Self>, event: Value) -> Result<Value, lambda_runtime::Error> {
+        Ok(match shape(&event)? {
+            Shape::Http => self.http(serde_json::from_value(event)?).await,
+            Shape::Stream => self.stream(serde_json::from_value(event)?).await?,
+            Shape::Queue => self.queue(serde_json::from_value(event)?).await?,
+        })
+    }
+
+    /// An API Gateway request, through the capture component.
+    async fn http(self: &Arc<Self>, event: ApiGatewayV2httpRequest) -> Value {
+        let response = match request_of(event) {
+            Ok(request) => self.runtime.handle_http(request).await,
+            Err(error) => Err(error),
+        };
+        let response = response.unwrap_or_else(|error| {
+            tracing::error!(error = format!("{error:#}"), "request failed");
+            engine::internal_error()
+        });
+        let status = response.status().as_u16();
+        let headers: serde_json::Map<String, Value> = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
+            .collect();
+        let body = match response.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(error) => {
+                tracing::error!(?error, "the capture component's answer broke off");
+                return json!({ "statusCode": 500, "body": "" });
+            }
+        };
+        let (body, encoded) = match std::str::from_utf8(&body) {
+            Ok(text) => (text.to_owned(), false),
+            Err(_) => (STANDARD.encode(&body), true),
+        };
+        json!({
+            "statusCode": status,
+            "headers": headers,
+            "body": body,
+            "isBase64Encoded": encoded,
+        })
+    }
+
+    /// DynamoDB Stream records; a record that hits an infrastructure error is reported by
+    /// its sequence number, and Lambda retries from there.
+    async fn stream(self: &Arc<Self>, event: dynamodb::Event) -> Result<Value> {
+        let mut work = JoinSet::new();
+        for record in event.records {
+            let handler = self.clone();
+            work.spawn(async move {
+                let sequence = record.change.sequence_number.clone().unwrap_or_default();
+                (sequence, handler.stream_record(record).await)
+            });
+        }
+        let failures = collect_failures(work).await?;
+        Ok(json!({ "batchItemFailures": failures }))
+    }
+
+    async fn stream_record(&self, record: dynamodb::EventRecord) -> Result<()> {
+        let sk = match record.change.keys.get("SK") {
+            Some(serde_dynamo::AttributeValue::S(sk)) => sk.clone(),
+            _ => bail!("a stream record without an SK"),
+        };
+        let webhook = match (record.event_name.as_str(), sk.as_str()) {
+            ("INSERT", WEBHOOK_SK) => {
+                let item: WebhookItem = serde_dynamo::from_item(record.change.new_image)
+                    .context("the stream image is not a webhook item")?;
+                item.into_webhook()?
+            }
+            ("MODIFY", STATUS_SK) => {
+                let image = &record.change.new_image;
+                let replayed = matches!(image.get("status"), Some(serde_dynamo::AttributeValue::S(s)) if s == State::Received.as_str());
+                let Some(serde_dynamo::AttributeValue::S(id)) = image.get("id") else {
+                    bail!("a status image without an id");
+                };
+                if !replayed {
+                    return Ok(());
+                }
+                self.store
+                    .webhook(id)
+                    .await?
+                    .with_context(|| format!("{id} has a status but no webhook item"))?
+            }
+            // Anything else is filtered out by the event source mapping.
+            _ => return Ok(()),
+        };
+        self.deliver(&webhook).await
+    }
+
+    /// Messages of the Failed Webhooks Queue; one that hits an infrastructure error is
+    /// reported by its message id and comes back after its visibility timeout.
+    async fn queue(self: &Arc<Self>, event: SqsEvent) -> Result<Value> {
+        let mut work = JoinSet::new();
+        for message in event.records {
+            let handler = self.clone();
+            work.spawn(async move {
+                let id = message.message_id.clone().unwrap_or_default();
+                let body = message.body.unwrap_or_default();
+                (id, handler.queue_message(&body).await)
+            });
+        }
+        let failures = collect_failures(work).await?;
+        Ok(json!({ "batchItemFailures": failures }))
+    }
+
+    async fn queue_message(&self, body: &str) -> Result<()> {
+        let message = Message::decode(body)?;
+        let webhook = match message.webhook()? {
+            Some(webhook) => webhook,
+            None => match self.store.webhook(&message.id).await? {
+                Some(webhook) => webhook,
+                None => {
+                    tracing::warn!(
+                        id = message.id,
+                        "a retry for a webhook that is no longer stored (expired?); dropped"
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        self.deliver(&webhook).await
+    }
+
+    /// Processes `webhook` if it is due; otherwise makes sure it will be looked at again
+    /// when it is. An error is an infrastructure error: the record is to be retried.
+    pub async fn deliver(&self, webhook: &Webhook) -> Result<()> {
+        let id = webhook.id.as_str();
+        let store = self.store.as_ref();
+        let now = now_ms();
+        let status = store
+            .status(id)
+            .await?
+            .with_context(|| format!("{id} has no status item"))?;
+        if matches!(status.state, State::Completed | State::OperatorRequired) {
+            tracing::debug!(id, state = %status.state, "nothing to do");
+            return Ok(());
+        }
+        let Ok(claimed) = status.claim(now, self.settings.lease.as_millis() as u64) else {
+            // Not due yet, or another attempt holds the lease (alive, or crashed: then the
+            // lease expires). Look again then; a message too many finds nothing to do.
+            let at = status.next_attempt_at.or(status.lease_until).unwrap_or(now);
+            let wait = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
+            tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
+            return self.queues.retry(webhook, wait).await;
+        };
+        let claim = Transition {
+            status: claimed.clone(),
+            dead_letter: None,
+        };
+        if !store.swap_status(id, status.version, &claim).await? {
+            tracing::debug!(id, "another attempt took it first");
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let outcome = self.runtime.process(webhook, claimed.retries).await;
+        let now = now_ms();
+        let transition = claimed
+            .finish(&outcome, &self.settings.policy, now)
+            .expect("a claimed status is processing");
+        match transition.status.state {
+            State::Failed => {
+                let due = transition.status.next_attempt_at.unwrap_or(now);
+                let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
+                self.queues.retry(webhook, wait).await?;
+            }
+            State::OperatorRequired => {
+                let reason = transition.status.last_error.as_deref().unwrap_or("");
+                self.queues.dead(webhook, reason).await?;
+            }
+            _ => {}
+        }
+        if !store.swap_status(id, claimed.version, &transition).await? {
+            tracing::warn!(
+                id,
+                "the lease expired before the outcome was recorded; the attempt is discarded"
+            );
+            return Ok(());
+        }
+        log_attempt(webhook, &claimed, &outcome, &transition, started.elapsed());
+        Ok(())
+    }
+}
+
+/// The records to report as failed. A record whose task panicked cannot be named, so the
+/// whole invocation fails and Lambda retries the batch.
+async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec<Value>> {
+    let mut failures = Vec::new();
+    while let Some(joined) = work.join_next().await {
+        let (identifier, result) = joined.context("a record's task panicked")?;
+        if let Err(error) = result {
+            tracing::error!(
+                identifier,
+                error = format!("{error:#}"),
+                "record failed; Lambda will retry it"
+            );
+            failures.push(json!({ "itemIdentifier": identifier }));
+        }
+    }
+    Ok(failures)
+}
+
+/// The HTTP request an API Gateway HTTP API (payload v2) event describes.
+fn request_of(
+    event: ApiGatewayV2httpRequest,
+) -> Result<hyper::Request<http_body_util::Full<bytes::Bytes>>> {
+    let body = match (event.body, event.is_base64_encoded) {
+        (Some(body), true) => STANDARD.decode(body).context("the body is not base64")?,
+        (Some(body), false) => body.into_bytes(),
+        (None, _) => Vec::new(),
+    };
+    let host = event
+        .request_context
+        .domain_name
+        .unwrap_or_else(|| "lambda".to_owned());
+    let path = event.raw_path.as_deref().unwrap_or("/");
+    let uri = match event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+        Some(query) => format!("https://{host}{path}?{query}"),
+        None => format!("https://{host}{path}"),
+    };
+    let mut request = hyper::Request::builder()
+        .method(event.request_context.http.method)
+        .uri(uri);
+    for (name, value) in &event.headers {
+        request = request.header(name, value);
+    }
+    request
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .context("the event is not a valid HTTP request")
+}

@@ -1,0 +1,10 @@
+//! The native host of the webhook inbox: runs the capture and processor components on
+//! SQLite locally, and on DynamoDB, DynamoDB Streams and SQS under AWS Lambda.
+
+pub mod bindings;
+pub mod engine;
+pub mod host;
+pub mod lambda;
+pub mod processing;
+pub mod queue;
+pub mod store;

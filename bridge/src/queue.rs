@@ -1,0 +1,223 @@
+//! The seed's two SQS queues: the Failed Webhooks Queue carries webhooks to try again
+//! (delayed by the backoff), the Dead Webhooks Queue tells an operator which ones need
+//! them. A message carries the webhook itself, so processing needs no extra read, unless
+//! it is too large for SQS: then it carries the id and the item is read.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use inbox_core::Webhook;
+use serde::{Deserialize, Serialize};
+
+/// SQS refuses message bodies over 256 KiB.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// SQS delays a message by at most 15 minutes; a longer wait is served in several hops.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    /// The webhook, when it fits in a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<MessageWebhook>,
+    /// On the dead queue: why an operator is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A webhook as JSON, with its payload in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageWebhook {
+    pub origin: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    pub received_at: i64,
+    pub idempotency_key: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: String,
+}
+
+impl Message {
+    pub fn new(webhook: &Webhook, reason: Option<String>) -> Message {
+        let full = Message {
+            id: webhook.id.clone(),
+            webhook: Some(MessageWebhook {
+                origin: webhook.origin.clone(),
+                event_type: webhook.event_type.clone(),
+                created: webhook.provider_timestamp,
+                received_at: webhook.received_at,
+                idempotency_key: webhook.idempotency_key.clone(),
+                headers: webhook.headers.clone(),
+                payload: STANDARD.encode(&webhook.payload),
+            }),
+            reason: reason.clone(),
+        };
+        if full.encode().len() <= MAX_MESSAGE_BYTES {
+            full
+        } else {
+            Message {
+                id: webhook.id.clone(),
+                webhook: None,
+                reason,
+            }
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a message serialises")
+    }
+
+    pub fn decode(body: &str) -> Result<Message> {
+        serde_json::from_str(body).context("not a webhook inbox message")
+    }
+
+    /// The webhook it carries, if it carries one.
+    pub fn webhook(&self) -> Result<Option<Webhook>> {
+        let Some(w) = &self.webhook else {
+            return Ok(None);
+        };
+        Ok(Some(Webhook {
+            id: self.id.clone(),
+            origin: w.origin.clone(),
+            event_type: w.event_type.clone(),
+            provider_timestamp: w.created,
+            received_at: w.received_at,
+            idempotency_key: w.idempotency_key.clone(),
+            headers: w.headers.clone(),
+            payload: STANDARD
+                .decode(&w.payload)
+                .context("the payload is not base64")?,
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct Queues {
+    client: Client,
+    pub failed_url: String,
+    pub dead_url: String,
+}
+
+/// A message received from a queue, to delete once handled.
+pub struct Received {
+    pub message: Result<Message>,
+    pub receipt_handle: String,
+}
+
+impl Queues {
+    pub fn new(client: Client, failed_url: String, dead_url: String) -> Queues {
+        Queues {
+            client,
+            failed_url,
+            dead_url,
+        }
+    }
+
+    pub async fn client() -> Client {
+        Client::new(&aws_config::load_from_env().await)
+    }
+
+    /// Puts `webhook` on the failed queue, to be processed again after `delay` (or after
+    /// 15 minutes, when the handler will send it on for the rest of the wait).
+    pub async fn retry(&self, webhook: &Webhook, delay: Duration) -> Result<()> {
+        let seconds = delay.min(MAX_DELAY).as_secs_f64().ceil() as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.failed_url)
+            .message_body(Message::new(webhook, None).encode())
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .with_context(|| format!("cannot send {} to the failed queue", webhook.id))?;
+        Ok(())
+    }
+
+    /// Tells the operator, through the dead queue, that `webhook` needs them.
+    pub async fn dead(&self, webhook: &Webhook, reason: &str) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.dead_url)
+            .message_body(Message::new(webhook, Some(reason.to_owned())).encode())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .with_context(|| format!("cannot send {} to the dead queue", webhook.id))?;
+        Ok(())
+    }
+
+    /// Up to ten messages from the dead queue, hidden from other readers for `hide`.
+    pub async fn receive_dead(&self, hide: Duration) -> Result<Vec<Received>> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.dead_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(hide.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .context("cannot read the dead queue")?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Received {
+                message: Message::decode(m.body().unwrap_or_default()),
+                receipt_handle: m.receipt_handle.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn delete_dead(&self, receipt_handle: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.dead_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .context("cannot delete from the dead queue")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(payload: Vec<u8>) -> Webhook {
+        Webhook {
+            id: "57f0".into(),
+            origin: "stripe".into(),
+            event_type: "charge.succeeded".into(),
+            provider_timestamp: None,
+            received_at: 1,
+            idempotency_key: "evt_1".into(),
+            headers: vec![("stripe-signature".into(), "t=1".into())],
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_message_carries_the_webhook_byte_for_byte() {
+        let original = webhook(vec![0, 159, 146, 150, b'{']);
+        let message = Message::decode(&Message::new(&original, None).encode()).unwrap();
+        assert_eq!(message.webhook().unwrap(), Some(original));
+    }
+
+    #[test]
+    fn a_webhook_too_large_for_sqs_travels_as_its_id() {
+        let message = Message::new(&webhook(vec![b'x'; 300 * 1024]), Some("why".into()));
+        assert_eq!(message.webhook, None);
+        assert_eq!(message.id, "57f0");
+        assert_eq!(message.reason.as_deref(), Some("why"));
+        assert!(message.encode().len() < 1024);
+    }
+}

@@ -1,0 +1,335 @@
+//! The DynamoDB store against moto in server mode: the capture transaction, duplicates
+//! (also concurrent), compare-and-swap conflicts, lease expiry, dead letters, TTL and the
+//! item size limit. Each test has its own table.
+
+mod moto;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use inbox_bridge::store::dynamodb::DynamoStore;
+use inbox_bridge::store::{self, Captured, Store, StoreError};
+use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
+use inbox_core::{State, Status, Webhook};
+use moto::Moto;
+
+const DAY_SECS: u64 = 86_400;
+
+async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client) {
+    let moto = Moto::shared();
+    let client = moto.dynamodb().await;
+    let table = moto::unique("webhooks");
+    moto::create_table(&client, &table).await;
+    let store = DynamoStore::new(
+        client.clone(),
+        table,
+        Some(Duration::from_secs(30 * DAY_SECS)),
+    );
+    (store, client)
+}
+
+fn webhook(key: &str, payload: Vec<u8>) -> Webhook {
+    Webhook {
+        id: inbox_core::id::webhook_id("stripe", key),
+        origin: "stripe".into(),
+        event_type: "charge.succeeded".into(),
+        provider_timestamp: Some(1_795_000_000),
+        received_at: 1_795_000_000_123,
+        idempotency_key: key.into(),
+        headers: vec![("stripe-signature".into(), "t=1,v1=00".into())],
+        payload,
+    }
+}
+
+/// Every item under the webhook's partition key, by SK.
+async fn items(
+    client: &aws_sdk_dynamodb::Client,
+    store: &DynamoStore,
+    id: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    client
+        .query()
+        .table_name(store.table())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("WH#{id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_nothing() {
+    let (store, client) = store().await;
+    let original = webhook("evt_1", br#"{"id":"evt_1","amount":100}"#.to_vec());
+
+    let captured = store.capture(&original).await.unwrap();
+    assert_eq!(
+        captured,
+        Captured::Stored(Status::received(original.received_at))
+    );
+    let stored = items(&client, &store, &original.id).await;
+    let sks: Vec<_> = stored
+        .iter()
+        .map(|i| i["SK"].as_s().unwrap().clone())
+        .collect();
+    assert_eq!(sks, ["STATUS", "WEBHOOK"]);
+    // The payload is stored as binary, byte for byte; both items carry the TTL.
+    let webhook_item = stored
+        .iter()
+        .find(|i| i["SK"].as_s().unwrap() == "WEBHOOK")
+        .unwrap();
+    assert_eq!(
+        webhook_item["payload"].as_b().unwrap().as_ref(),
+        original.payload.as_slice()
+    );
+    let expected_ttl = (original.received_at / 1000 + 30 * DAY_SECS as i64).to_string();
+    for item in &stored {
+        assert_eq!(item["expires_at"].as_n().unwrap(), &expected_ttl);
+    }
+    assert_eq!(
+        store.webhook(&original.id).await.unwrap(),
+        Some(original.clone())
+    );
+
+    // A redelivery (even with other bytes) is acknowledged, never overwrites.
+    let mut redelivery = original.clone();
+    redelivery.payload = br#"{"id":"evt_1","amount":999}"#.to_vec();
+    let again = store.capture(&redelivery).await.unwrap();
+    assert_eq!(
+        again,
+        Captured::Duplicate(Status::received(original.received_at))
+    );
+    assert_eq!(items(&client, &store, &original.id).await.len(), 2);
+    assert_eq!(store.webhook(&original.id).await.unwrap(), Some(original));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_captures_of_one_webhook_store_it_once() {
+    let (store, client) = store().await;
+    let store = Arc::new(store);
+    let delivery = webhook("evt_race", br#"{"id":"evt_race"}"#.to_vec());
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, delivery) = (store.clone(), delivery.clone());
+        racers.spawn(async move { store.capture(&delivery).await });
+    }
+    let mut stored = 0;
+    let mut duplicates = 0;
+    while let Some(result) = racers.join_next().await {
+        match result.unwrap().unwrap() {
+            Captured::Stored(_) => stored += 1,
+            Captured::Duplicate(status) => {
+                assert_eq!(status.state, State::Received);
+                duplicates += 1;
+            }
+        }
+    }
+    assert_eq!((stored, duplicates), (1, 7));
+    assert_eq!(items(&client, &store, &delivery.id).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
+    let (store, client) = store().await;
+    let delivery = webhook("evt_cas", b"{}".to_vec());
+    store.capture(&delivery).await.unwrap();
+    let id = delivery.id.as_str();
+    let received = store.status(id).await.unwrap().unwrap();
+
+    let claimed = received.claim(received.updated_at, 60_000).unwrap();
+    let claim = Transition {
+        status: claimed.clone(),
+        dead_letter: None,
+    };
+    assert!(
+        store
+            .swap_status(id, received.version, &claim)
+            .await
+            .unwrap()
+    );
+    // A second writer that read the same version loses.
+    assert!(
+        !store
+            .swap_status(id, received.version, &claim)
+            .await
+            .unwrap()
+    );
+    let now = store.status(id).await.unwrap().unwrap();
+    assert_eq!(now, claimed);
+    assert_eq!((now.state, now.retries), (State::Processing, 1));
+
+    // A permanent rejection: the status and its dead letter, together.
+    let policy = RetryPolicy {
+        max_retries: 2,
+        base_delay_ms: 1_000,
+        max_delay_ms: 60_000,
+    };
+    let rejected = claimed
+        .finish(
+            &Outcome::Reject {
+                reason: "410 Gone".into(),
+            },
+            &policy,
+            claimed.updated_at + 5,
+        )
+        .unwrap();
+    assert!(rejected.dead_letter.is_some());
+    // A stale attempt cannot record it, and writes no dead letter either.
+    assert!(
+        !store
+            .swap_status(id, received.version, &rejected)
+            .await
+            .unwrap()
+    );
+    assert!(store.dead_letters(id).await.unwrap().is_empty());
+    assert!(
+        store
+            .swap_status(id, claimed.version, &rejected)
+            .await
+            .unwrap()
+    );
+    let dead = store.status(id).await.unwrap().unwrap();
+    assert_eq!(dead.state, State::OperatorRequired);
+    assert_eq!(dead.lease_until, None, "absent attributes are removed");
+    let letters = store.dead_letters(id).await.unwrap();
+    assert_eq!(letters, vec![rejected.dead_letter.clone().unwrap()]);
+    assert_eq!(items(&client, &store, id).await.len(), 3);
+
+    // Replay: only from operator_required, once.
+    let replayed = store::replay(&store, id, dead.updated_at + 1)
+        .await
+        .unwrap();
+    assert_eq!(replayed.state, State::Received);
+    assert!(matches!(
+        store::replay(&store, id, dead.updated_at + 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store::replay(&store, "no-such-id", 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
+    let (store, _) = store().await;
+    let delivery = webhook("evt_lease", b"{}".to_vec());
+    store.capture(&delivery).await.unwrap();
+    let id = delivery.id.as_str();
+    let received = store.status(id).await.unwrap().unwrap();
+    let t0 = received.updated_at;
+
+    let first = received.claim(t0, 1_000).unwrap();
+    let swap = |status: &Status| Transition {
+        status: status.clone(),
+        dead_letter: None,
+    };
+    assert!(
+        store
+            .swap_status(id, received.version, &swap(&first))
+            .await
+            .unwrap()
+    );
+    // While the lease runs, nobody else may take it, and it is not due.
+    assert!(first.claim(t0 + 500, 1_000).is_err());
+    assert!(store.due(t0 + 500, 10).await.unwrap().is_empty());
+    // Once it has expired (the first attempt crashed), it is due and can be retaken.
+    assert_eq!(
+        store.due(t0 + 1_000, 10).await.unwrap(),
+        vec![id.to_owned()]
+    );
+    let second = first.claim(t0 + 1_000, 1_000).unwrap();
+    assert!(
+        store
+            .swap_status(id, first.version, &swap(&second))
+            .await
+            .unwrap()
+    );
+    assert_eq!(second.retries, 2);
+
+    // The first attempt comes back late: its outcome is refused.
+    let policy = RetryPolicy {
+        max_retries: 2,
+        base_delay_ms: 1_000,
+        max_delay_ms: 60_000,
+    };
+    let late = first
+        .finish(&Outcome::Completed, &policy, t0 + 1_500)
+        .unwrap();
+    assert!(!store.swap_status(id, first.version, &late).await.unwrap());
+    let done = second
+        .finish(&Outcome::Completed, &policy, t0 + 1_600)
+        .unwrap();
+    assert!(store.swap_status(id, second.version, &done).await.unwrap());
+    assert_eq!(
+        store.status(id).await.unwrap().unwrap().state,
+        State::Completed
+    );
+    assert!(store.due(t0 + 10_000, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
+    let (store, client) = store().await;
+    // Refused by the store's own count, before any request: just over 400 KB.
+    let huge = webhook("evt_huge", vec![b'x'; 399_800]);
+    match store.capture(&huge).await {
+        Err(StoreError::TooLarge(message)) => assert!(message.contains("400000"), "{message}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(items(&client, &store, &huge.id).await.is_empty());
+    // What fits is stored whole.
+    let large = webhook("evt_large", vec![b'y'; 399_000]);
+    assert!(matches!(
+        store.capture(&large).await.unwrap(),
+        Captured::Stored(_)
+    ));
+    assert_eq!(
+        store
+            .webhook(&large.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .payload
+            .len(),
+        399_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
+    let (store, _) = store().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut delivery = webhook(&format!("evt_list_{n}"), b"{}".to_vec());
+        delivery.received_at += n;
+        store.capture(&delivery).await.unwrap();
+        ids.push(delivery.id);
+    }
+    let status = store.status(&ids[0]).await.unwrap().unwrap();
+    let claimed = status.claim(status.updated_at + 10, 1_000).unwrap();
+    let claim = Transition {
+        status: claimed,
+        dead_letter: None,
+    };
+    assert!(
+        store
+            .swap_status(&ids[0], status.version, &claim)
+            .await
+            .unwrap()
+    );
+
+    let all = store.list(None, 10).await.unwrap();
+    let listed: Vec<_> = all.iter().map(|v| v.id.clone()).collect();
+    assert_eq!(listed, [ids[0].clone(), ids[2].clone(), ids[1].clone()]);
+    assert_eq!(all[0].status, State::Processing);
+    assert_eq!(all[0].event_type, "charge.succeeded");
+    let received = store.list(Some(State::Received), 1).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].id, ids[2]);
+}

@@ -1,0 +1,329 @@
+//! The real `inbox` binary as a Lambda function, driven through the Lambda Runtime API
+//! of cargo-lambda, against moto. The test plays Lambda's event source pollers: it reads
+//! the table's stream and the failed queue, builds the events and invokes the function.
+
+mod moto;
+mod support;
+
+use std::time::Duration;
+
+use inbox_bridge::store::Store;
+use inbox_bridge::store::dynamodb::DynamoStore;
+use inbox_core::State;
+use moto::{LambdaFunction, Moto, StreamReader};
+use serde_json::{Value, json};
+use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
+
+struct Aws {
+    table: String,
+    queues: moto::Queues,
+    sqs: aws_sdk_sqs::Client,
+    store: DynamoStore,
+}
+
+async fn aws() -> Aws {
+    let moto = Moto::shared();
+    let dynamodb = moto.dynamodb().await;
+    let table = moto::unique("webhooks");
+    moto::create_table(&dynamodb, &table).await;
+    let sqs = moto.sqs().await;
+    let queues = moto::create_queues(&sqs, &moto::unique("inbox")).await;
+    let store = DynamoStore::new(dynamodb, table.clone(), None);
+    Aws {
+        table,
+        queues,
+        sqs,
+        store,
+    }
+}
+
+fn function_env(aws: &Aws, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = moto::aws_env(Moto::shared());
+    for (k, v) in [
+        ("INBOX_TABLE", aws.table.as_str()),
+        ("INBOX_FAILED_QUEUE_URL", aws.queues.failed_url.as_str()),
+        ("INBOX_DEAD_QUEUE_URL", aws.queues.dead_url.as_str()),
+        ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
+        ("INBOX_ADMIN_TOKEN", support::ADMIN_TOKEN),
+        ("INBOX_RETRY_BASE_DELAY_MS", "1000"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    env
+}
+
+/// A signed BigCommerce delivery through API Gateway: (status code, JSON body).
+fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
+    let body = bigcommerce_event(hash);
+    let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &body);
+    let event = moto::http_event(
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("content-type", "application/json"),
+            ("signature", &signature),
+        ],
+        &body,
+    );
+    let response = function.invoke(&event);
+    let status = response["statusCode"].as_u64().unwrap() as u16;
+    assert_eq!(response["isBase64Encoded"], false);
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    (status, body)
+}
+
+/// Hands every new stream record that passes the template's filter to the function.
+async fn deliver_stream(function: &LambdaFunction, stream: &mut StreamReader) -> usize {
+    let records: Vec<Value> = stream
+        .read()
+        .await
+        .into_iter()
+        .filter(moto::passes_filter)
+        .collect();
+    let count = records.len();
+    if count > 0 {
+        let response = function.invoke(&moto::stream_event(records));
+        assert_eq!(
+            response,
+            json!({ "batchItemFailures": [] }),
+            "{}",
+            function.log()
+        );
+    }
+    count
+}
+
+/// Waits (SQS long polling) for the failed queue's next batch and hands it to the function.
+async fn deliver_failed_queue(function: &LambdaFunction, aws: &Aws) -> usize {
+    let (event, receipts) = moto::receive_sqs_event(
+        &aws.sqs,
+        &aws.queues.failed_url,
+        &aws.queues.failed_arn,
+        Duration::from_secs(10),
+    )
+    .await;
+    let count = receipts.len();
+    if count > 0 {
+        let response = function.invoke(&event);
+        assert_eq!(
+            response,
+            json!({ "batchItemFailures": [] }),
+            "{}",
+            function.log()
+        );
+        moto::settle_batch(&aws.sqs, &aws.queues.failed_url, receipts, &response).await;
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_lettered() {
+    let aws = aws().await;
+    let function = LambdaFunction::start(
+        &["lambda"],
+        &function_env(&aws, &[("INBOX_DEMO_FAILURE_RATE", "1.0")]),
+    );
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+
+    let (code, body) = capture(&function, "hash-dead");
+    assert_eq!(code, 202, "{body}\n{}", function.log());
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (code, again) = capture(&function, "hash-dead");
+    assert_eq!((code, again["id"].as_str()), (200, Some(id.as_str())));
+
+    // The INSERT of the WEBHOOK item (the STATUS insert is filtered out): first attempt.
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.retries), (State::Failed, 1));
+
+    // Two retries from the failed queue, each after its backoff.
+    assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.retries), (State::Failed, 2));
+    assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
+
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.retries), (State::OperatorRequired, 3));
+    let letters = aws.store.dead_letters(&id).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]
+            .reason
+            .contains("retries exhausted after 3 attempts")
+    );
+    // Exactly one message tells the operator; nothing is left to retry.
+    let dead = moto::peek(&aws.sqs, &aws.queues.dead_url).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], id.as_str());
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("retries exhausted")
+    );
+    assert_eq!(dead[0]["webhook"]["origin"], "bigcommerce");
+    assert_eq!(deliver_failed_queue(&function, &aws).await, 0);
+    // No status change after the first attempt put anything back on the stream's filter.
+    assert_eq!(deliver_stream(&function, &mut stream).await, 0);
+
+    // The operator replays every dead webhook: the status goes back to received, which the
+    // stream delivers, and the dead queue is cleared.
+    let (ok, output) = operator(&aws, &["replay", "--all-dead", "--table", &aws.table]);
+    assert!(ok, "{output}");
+    assert!(output.contains("replayed 1 of 1 dead webhooks"), "{output}");
+    assert!(
+        output.contains("cleared 1 messages from the dead queue"),
+        "{output}"
+    );
+    assert!(moto::peek(&aws.sqs, &aws.queues.dead_url).await.is_empty());
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.retries), (State::Failed, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_is_processed_once_from_the_stream_by_the_bare_bootstrap() {
+    let aws = aws().await;
+    // No subcommand: with AWS_LAMBDA_RUNTIME_API set, `inbox` is a Lambda function.
+    let function = LambdaFunction::start(
+        &[],
+        &function_env(&aws, &[("INBOX_DEMO_FAILURE_RATE", "0")]),
+    );
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (code, body) = capture(&function, &format!("hash-ok-{n}"));
+        assert_eq!(code, 202, "{body}\n{}", function.log());
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(deliver_stream(&function, &mut stream).await, 3);
+    for id in &ids {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!((status.state, status.retries), (State::Completed, 1));
+    }
+    // A redelivered stream batch (Lambda retries at least once) processes nothing again.
+    let mut replay_stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    assert_eq!(deliver_stream(&function, &mut replay_stream).await, 3);
+    for id in &ids {
+        assert_eq!(aws.store.status(id).await.unwrap().unwrap().retries, 1);
+    }
+    assert_eq!(
+        function.log().matches("processed").count(),
+        3,
+        "{}",
+        function.log()
+    );
+    assert!(
+        moto::peek(&aws.sqs, &aws.queues.failed_url)
+            .await
+            .is_empty()
+    );
+    assert!(moto::peek(&aws.sqs, &aws.queues.dead_url).await.is_empty());
+
+    // The admin endpoint answers through API Gateway as it does locally.
+    let event = moto::http_event(
+        "GET",
+        &format!("/api/webhooks/{}", ids[0]),
+        &[("authorization", &format!("Bearer {}", support::ADMIN_TOKEN))],
+        b"",
+    );
+    let response = function.invoke(&event);
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let view: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(view["status"], "completed");
+    // The operator CLI reads the same table.
+    let (ok, output) = operator(
+        &aws,
+        &["list", "--status", "completed", "--table", &aws.table],
+    );
+    assert!(ok, "{output}");
+    assert_eq!(
+        output
+            .lines()
+            .filter(|l| l.contains("\"completed\""))
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_through_api_gateway_store_nothing_and_unknown_events_are_refused() {
+    let aws = aws().await;
+    let function = LambdaFunction::start(&["lambda"], &function_env(&aws, &[]));
+    let body = bigcommerce_event("hash-bad");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [u8], u16);
+    let cases: [Case; 3] = [
+        (
+            &[
+                ("content-type", "application/json"),
+                ("signature", "forged"),
+            ],
+            &body,
+            401,
+        ),
+        (&[("content-type", "application/json")], &body, 401),
+        (
+            &[
+                ("content-type", "application/json"),
+                (
+                    "signature",
+                    &sign_bigcommerce(BIGCOMMERCE_SECRET, b"{not json"),
+                ),
+            ],
+            b"{not json",
+            400,
+        ),
+    ];
+    for (headers, body, expected) in cases {
+        let event = moto::http_event("POST", "/api/webhooks/bigcommerce", headers, body);
+        let response = function.invoke(&event);
+        assert_eq!(response["statusCode"], expected, "{response}");
+        assert_eq!(
+            response["headers"]["content-type"],
+            "application/problem+json"
+        );
+    }
+    let unknown = moto::http_event(
+        "POST",
+        "/api/webhooks/nobody",
+        &[("content-type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(function.invoke(&unknown)["statusCode"], 404);
+    assert!(aws.store.list(None, 10).await.unwrap().is_empty());
+
+    // An event of no shape the function serves is an invocation error, not a success.
+    let (status, answer) = support::request_raw(
+        &function.base_url,
+        "POST",
+        "/2015-03-31/functions/_/invocations",
+        &[("content-type", "application/json")],
+        br#"{"source": "aws.events"}"#,
+    );
+    assert_ne!(status, 200, "{answer}");
+    assert!(
+        answer.contains("not an event this function serves"),
+        "{answer}"
+    );
+}
+
+/// Runs an operator command against the test's table and queues.
+fn operator(aws: &Aws, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(args)
+        .env_clear()
+        .envs(moto::aws_env(Moto::shared()))
+        .env("INBOX_DEAD_QUEUE_URL", &aws.queues.dead_url)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}

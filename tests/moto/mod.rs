@@ -1,0 +1,577 @@
+//! AWS for the tests: one moto server (DynamoDB, DynamoDB Streams, SQS) per test binary
+//! on 127.0.0.1, from the venv `scripts/test` installs; every test makes its own table and
+//! queues. The tests stand in for Lambda's pollers: they read the stream and the queue,
+//! build the Lambda events and hand them to the function.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use serde_json::{Value, json};
+
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    pub endpoint: String,
+    child: Child,
+}
+
+/// The environment that points the AWS SDK (in the `inbox` binary too) at moto.
+pub fn aws_env(moto: &Moto) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A tool `scripts/test` installs (`ensure_aws_tools`); its absence fails the test loudly.
+pub fn tool(variable: &str, venv_path: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/aws/bin").join(venv_path));
+    assert!(
+        path.is_file(),
+        "{} is missing ({variable}): run scripts/test, which installs moto and cargo-lambda",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not start in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spawns `command` so that it dies with the test process, however that ends. The kernel
+/// ties a child to the *thread* that forked it, so the fork happens on a thread that lives
+/// as long as the process.
+pub fn spawn_tied(mut command: Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        sender.send(command.spawn()).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    receiver.recv().unwrap().unwrap()
+}
+
+impl Moto {
+    pub fn shared() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(|| {
+            let port = free_port();
+            let mut moto = Command::new(tool("INBOX_MOTO_SERVER", "moto_server"));
+            moto.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = spawn_tied(moto);
+            wait_for_port(port, "moto_server", &mut child);
+            Moto {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                child,
+            }
+        })
+    }
+
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .load()
+            .await
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        aws_sdk_dynamodbstreams::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// A name no other test in this run uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The table of template.yaml: PK/SK strings, a NEW_IMAGE stream, TTL on `expires_at`.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("PK"))
+        .attribute_definitions(attribute("SK"))
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+pub struct Queues {
+    pub failed_url: String,
+    pub dead_url: String,
+    pub failed_arn: String,
+}
+
+/// The two queues of template.yaml, the failed one redriving to the dead one.
+pub async fn create_queues(client: &aws_sdk_sqs::Client, prefix: &str) -> Queues {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dead_url = client
+        .create_queue()
+        .queue_name(format!("{prefix}-dead"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dead_arn = queue_arn(client, &dead_url).await;
+    let redrive = json!({ "deadLetterTargetArn": dead_arn, "maxReceiveCount": 5 }).to_string();
+    let failed_url = client
+        .create_queue()
+        .queue_name(format!("{prefix}-failed"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let failed_arn = queue_arn(client, &failed_url).await;
+    Queues {
+        failed_url,
+        dead_url,
+        failed_arn,
+    }
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap()
+}
+
+/// Reads a table's stream from where the last call left off, as Lambda's poller does.
+pub struct StreamReader {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    iterators: HashMap<String, Option<String>>,
+}
+
+impl StreamReader {
+    pub async fn new(moto: &Moto, table: &str) -> StreamReader {
+        let client = moto.streams().await;
+        let stream_arn = client
+            .list_streams()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .streams
+            .unwrap()
+            .remove(0)
+            .stream_arn
+            .unwrap();
+        StreamReader {
+            client,
+            stream_arn,
+            iterators: HashMap::new(),
+        }
+    }
+
+    /// The records written since the last read, as the `Records` of a Lambda event.
+    pub async fn read(&mut self) -> Vec<Value> {
+        use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+        let shards = self
+            .client
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .unwrap()
+            .stream_description
+            .unwrap()
+            .shards
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for shard in shards {
+            let shard_id = shard.shard_id.unwrap();
+            if !self.iterators.contains_key(&shard_id) {
+                let iterator = self
+                    .client
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&shard_id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .unwrap()
+                    .shard_iterator;
+                self.iterators.insert(shard_id.clone(), iterator);
+            }
+            let Some(Some(iterator)) = self.iterators.get(&shard_id).cloned() else {
+                continue;
+            };
+            let output = self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .send()
+                .await
+                .unwrap();
+            self.iterators.insert(shard_id, output.next_shard_iterator);
+            for record in output.records.unwrap_or_default() {
+                records.push(self.lambda_record(record));
+            }
+        }
+        records
+    }
+
+    fn lambda_record(&self, record: aws_sdk_dynamodbstreams::types::Record) -> Value {
+        let change = record.dynamodb.unwrap();
+        let image =
+            |item: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+                serde_json::to_value(serde_dynamo::Item::from(item.unwrap_or_default())).unwrap()
+            };
+        json!({
+            "eventID": record.event_id,
+            "eventName": record.event_name.map(|n| n.as_str().to_owned()),
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": REGION,
+            "eventSourceARN": self.stream_arn,
+            "dynamodb": {
+                "Keys": image(change.keys),
+                "NewImage": image(change.new_image),
+                "SequenceNumber": change.sequence_number,
+                "SizeBytes": change.size_bytes,
+                "StreamViewType": "NEW_IMAGE",
+            },
+        })
+    }
+}
+
+/// The event source mapping's filter in template.yaml: a new webhook, or a status back
+/// to `received` (a replay).
+pub fn passes_filter(record: &Value) -> bool {
+    let name = record["eventName"].as_str();
+    let sk = record["dynamodb"]["Keys"]["SK"]["S"].as_str();
+    let status = record["dynamodb"]["NewImage"]["status"]["S"].as_str();
+    matches!(
+        (name, sk, status),
+        (Some("INSERT"), Some("WEBHOOK"), _) | (Some("MODIFY"), Some("STATUS"), Some("received"))
+    )
+}
+
+pub fn stream_event(records: Vec<Value>) -> Value {
+    json!({ "Records": records })
+}
+
+/// Up to ten messages from `url` as a Lambda SQS event, and their receipt handles by
+/// message id (to delete the ones the function does not report as failed).
+pub async fn receive_sqs_event(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    arn: &str,
+    wait: Duration,
+) -> (Value, HashMap<String, String>) {
+    let output = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait.as_secs() as i32)
+        .send()
+        .await
+        .unwrap();
+    let mut receipts = HashMap::new();
+    let records: Vec<Value> = output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|message| {
+            let id = message.message_id.clone().unwrap();
+            receipts.insert(id.clone(), message.receipt_handle.clone().unwrap());
+            json!({
+                "messageId": id,
+                "receiptHandle": message.receipt_handle,
+                "body": message.body,
+                "md5OfBody": message.md5_of_body,
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    (json!({ "Records": records }), receipts)
+}
+
+/// Deletes the messages of a handled batch except those reported in `batchItemFailures`.
+pub async fn settle_batch(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    receipts: HashMap<String, String>,
+    response: &Value,
+) {
+    let failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    for (id, receipt) in receipts {
+        if !failed.contains(&id.as_str()) {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The bodies of every message on `url` right now, left on the queue.
+pub async fn peek(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    let output = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect()
+}
+
+/// The Lambda Runtime API of cargo-lambda (`cargo lambda watch --only-lambda-apis`) with
+/// the real `inbox` binary as the function: events go in over HTTP as Lambda sends them.
+pub struct LambdaFunction {
+    pub base_url: String,
+    runtime_api: Child,
+    function: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LambdaFunction {
+    /// Starts the runtime API and `inbox` (with `args`) as its function, with `env`.
+    pub fn start(args: &[&str], env: &[(String, String)]) -> LambdaFunction {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(tool("INBOX_CARGO_LAMBDA", "cargo-lambda"));
+        command
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(workspace())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("runtime-api.log")).unwrap());
+        let mut runtime_api = spawn_tied(command);
+        wait_for_port(port, "cargo lambda watch", &mut runtime_api);
+        let log = dir.path().join("function.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_inbox"));
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("INBOX_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let function = spawn_tied(command);
+        LambdaFunction {
+            base_url: format!("http://127.0.0.1:{port}"),
+            runtime_api,
+            function,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Invokes the function with `event` and returns what it answered.
+    pub fn invoke(&self, event: &Value) -> Value {
+        let body = event.to_string();
+        let (status, answer) = crate::support::request_raw(
+            &self.base_url,
+            "POST",
+            "/2015-03-31/functions/_/invocations",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(
+            status,
+            200,
+            "the invocation failed: {answer}\n{}",
+            self.log()
+        );
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LambdaFunction {
+    fn drop(&mut self) {
+        for child in [&mut self.function, &mut self.runtime_api] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An API Gateway HTTP API (payload v2) event for `method path` with `headers` and `body`.
+pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Value {
+    use base64::Engine;
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
+        .collect();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+                "userAgent": "test"
+            },
+            "requestId": "req",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "28/Nov/2026:18:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000i64
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "isBase64Encoded": true
+    })
+}
