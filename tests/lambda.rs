@@ -327,3 +327,69 @@ fn operator(aws: &Aws, args: &[&str]) -> (bool, String) {
     );
     (output.status.success(), text)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_that_comes_early_is_sent_on_and_an_unreadable_message_is_reported() {
+    let aws = aws().await;
+    let function = LambdaFunction::start(
+        &["lambda"],
+        &function_env(
+            &aws,
+            &[
+                ("INBOX_DEMO_FAILURE_RATE", "1.0"),
+                ("INBOX_RETRY_BASE_DELAY_MS", "60000"),
+            ],
+        ),
+    );
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let (code, body) = capture(&function, "hash-early");
+    assert_eq!(code, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    let failed = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.retries), (State::Failed, 1));
+
+    // A message for it arrives before its retry is due (here one that carries only the id,
+    // as a webhook too large for SQS does), next to one nobody can read.
+    let event = json!({ "Records": [
+        sqs_record("early", &json!({ "id": id }).to_string()),
+        sqs_record("garbage", "not a message"),
+    ]});
+    let response = function.invoke(&event);
+    assert_eq!(
+        response,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "garbage" }] }),
+        "{}",
+        function.log()
+    );
+    // Nothing was attempted; the early message was sent on for the rest of the wait.
+    assert_eq!(aws.store.status(&id).await.unwrap().unwrap(), failed);
+    assert!(function.log().contains("not due; looking again later"));
+    let delayed = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queues.failed_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        delayed[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed],
+        "2"
+    );
+}
+
+fn sqs_record(id: &str, body: &str) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("receipt-{id}"),
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:failed",
+        "awsRegion": "us-east-1",
+    })
+}
