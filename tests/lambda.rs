@@ -248,6 +248,25 @@ async fn a_webhook_is_processed_once_from_the_stream_by_the_bare_bootstrap() {
             .count(),
         3
     );
+    let (ok, output) = operator(&aws, &["status", &ids[1], "--table", &aws.table]);
+    assert!(ok, "{output}");
+    let shown: Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(
+        (shown["status"].as_str(), shown["retries"].as_u64()),
+        (Some("completed"), Some(1))
+    );
+    assert_eq!(shown["dead_letters"], json!([]));
+
+    // On Lambda every log line is a JSON object, for CloudWatch to query by field.
+    let log = function.log();
+    assert!(log.contains(r#""component":"processor""#), "{log}");
+    for line in log.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            entry["level"].is_string() && entry["fields"].is_object(),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -134,10 +134,16 @@ impl Runtime {
 
     fn new_store(
         &self,
+        component: &'static str,
         store: Option<Arc<dyn InboxStore>>,
         deadline: Duration,
     ) -> Store<HostState> {
-        let state = HostState::new(self.config.clone(), store, self.limits.max_memory_bytes);
+        let state = HostState::new(
+            component,
+            self.config.clone(),
+            store,
+            self.limits.max_memory_bytes,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks(deadline));
@@ -155,7 +161,11 @@ impl Runtime {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let mut store = self.new_store(Some(self.store.clone()), self.limits.capture_deadline);
+        let mut store = self.new_store(
+            "capture",
+            Some(self.store.clone()),
+            self.limits.capture_deadline,
+        );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()
@@ -198,7 +208,7 @@ impl Runtime {
     /// a failed attempt like any other: the webhook is retried within its budget.
     pub async fn process(&self, webhook: &Webhook, attempt: u32) -> lifecycle::Outcome {
         let deadline = self.limits.processor_deadline;
-        let mut store = self.new_store(None, deadline);
+        let mut store = self.new_store("processor", None, deadline);
         let run = async {
             let (pre, indices) = &self.processor;
             let instance = pre.instantiate_async(&mut store).await?;

@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::wasi::config::store as config;
 use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
+use crate::guest_log::GuestStderr;
 use crate::store::{Captured, Store, StoreError};
 
 /// Everything one instance may touch; a fresh one per request or webhook.
@@ -27,14 +28,15 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(
+        component: &'static str,
         config: Arc<BTreeMap<String, String>>,
         store: Option<Arc<dyn Store>>,
         max_memory_bytes: usize,
     ) -> Self {
         HostState {
             // Components get no environment, arguments or files: configuration arrives
-            // through wasi:config only. Their stderr is the host's, for their own logs.
-            wasi: WasiCtx::builder().inherit_stderr().build(),
+            // through wasi:config only. What they write to stderr is logged as theirs.
+            wasi: WasiCtx::builder().stderr(GuestStderr { component }).build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod engine;
+pub mod guest_log;
 pub mod host;
 pub mod lambda;
 pub mod processing;
