@@ -27,6 +27,7 @@ use inbox_core::item::{STATUS_SK, WEBHOOK_SK, WebhookItem};
 use inbox_core::lifecycle::Transition;
 use inbox_core::{State, Webhook};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::engine::{self, Runtime};
@@ -36,10 +37,12 @@ use crate::store::Store;
 use crate::store::dynamodb::DynamoStore;
 
 pub struct Handler {
-    pub runtime: Arc<Runtime>,
-    pub store: Arc<DynamoStore>,
-    pub queues: Queues,
-    pub settings: Settings,
+    runtime: Arc<Runtime>,
+    store: Arc<DynamoStore>,
+    queues: Queues,
+    settings: Settings,
+    /// The records of a batch are processed side by side, this many at a time.
+    permits: Arc<Semaphore>,
 }
 
 /// What an event is, judged by its shape.
@@ -80,6 +83,22 @@ pub async fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
 }
 
 impl Handler {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        store: Arc<DynamoStore>,
+        queues: Queues,
+        settings: Settings,
+    ) -> Handler {
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        Handler {
+            runtime,
+            store,
+            queues,
+            settings,
+            permits,
+        }
+    }
+
     pub async fn handle(self: &Arc<Self>, event: Value) -> Result<Value, lambda_runtime::Error> {
         Ok(match shape(&event)? {
             Shape::Http => self.http(serde_json::from_value(event)?).await,
@@ -130,6 +149,7 @@ impl Handler {
         for record in event.records {
             let handler = self.clone();
             work.spawn(async move {
+                let _permit = handler.permits.clone().acquire_owned().await;
                 let sequence = record.change.sequence_number.clone().unwrap_or_default();
                 (sequence, handler.stream_record(record).await)
             });
@@ -176,6 +196,7 @@ impl Handler {
         for message in event.records {
             let handler = self.clone();
             work.spawn(async move {
+                let _permit = handler.permits.clone().acquire_owned().await;
                 let id = message.message_id.clone().unwrap_or_default();
                 let body = message.body.unwrap_or_default();
                 (id, handler.queue_message(&body).await)

@@ -287,12 +287,7 @@ async fn run(command: Command) -> Result<()> {
                 queues.dead_queue_url,
             );
             tracing::info!(table, "serving Lambda events");
-            let handler = Handler {
-                runtime,
-                store,
-                queues,
-                settings,
-            };
+            let handler = Handler::new(runtime, store, queues, settings);
             lambda::run(handler).await.map_err(|e| anyhow!(e))
         }
         Command::Status { id, db } => {
