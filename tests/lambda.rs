@@ -412,3 +412,67 @@ fn sqs_record(id: &str, body: &str) -> Value {
         "awsRegion": "us-east-1",
     })
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is_retaken() {
+    let aws = aws().await;
+    // Attempts take 1.5 s of a 2 s deadline, so the lease runs 3 s.
+    let env = function_env(
+        &aws,
+        &[
+            ("INBOX_DEMO_DELAY_MS", "1500"),
+            ("INBOX_PROCESSOR_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let mut crashing = LambdaFunction::start(&["lambda"], &env);
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let (code, body) = capture(&crashing, "hash-crash");
+    assert_eq!(code, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let records: Vec<Value> = stream
+        .read()
+        .await
+        .into_iter()
+        .filter(moto::passes_filter)
+        .collect();
+    assert_eq!(records.len(), 1);
+
+    // The function dies while the attempt runs; Lambda's invocation never answers.
+    let event = moto::stream_event(records.clone());
+    let base_url = crashing.base_url.clone();
+    std::thread::spawn(move || {
+        let _ = support::send_raw(
+            &base_url,
+            &support::http(
+                "POST",
+                "/2015-03-31/functions/_/invocations",
+                &[("content-type", "application/json")],
+                event.to_string().as_bytes(),
+            ),
+        );
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while aws.store.status(&id).await.unwrap().unwrap().state != State::Processing {
+        assert!(std::time::Instant::now() < deadline, "{}", crashing.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crashing.kill();
+    let held = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((held.state, held.retries), (State::Processing, 1));
+
+    // Lambda retries the batch on a new container: the lease still holds, so the record is
+    // sent to the failed queue for when it expires, and then it is retaken and completes.
+    let function = LambdaFunction::start(&["lambda"], &env);
+    let response = function.invoke(&moto::stream_event(records));
+    assert_eq!(response, json!({ "batchItemFailures": [] }));
+    assert_eq!(aws.store.status(&id).await.unwrap().unwrap(), held);
+    assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.state, status.retries),
+        (State::Completed, 2),
+        "{}",
+        function.log()
+    );
+    assert!(status.updated_at >= held.lease_until.unwrap());
+}

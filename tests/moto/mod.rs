@@ -526,6 +526,12 @@ impl LambdaFunction {
         serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
     }
 
+    /// Kills the function process with SIGKILL, as a crashed or timed-out Lambda dies.
+    pub fn kill(&mut self) {
+        let _ = self.function.kill();
+        let _ = self.function.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
