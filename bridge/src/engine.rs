@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hyper_util::server::graceful::GracefulShutdown;
 use inbox_core::{Webhook, lifecycle};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
@@ -18,7 +18,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::exports::webhooks::inbox::handler::GuestIndices as ProcessorIndices;
-use crate::bindings::{wasi, webhooks};
+use crate::bindings::{spin, wasi, webhooks};
 use crate::host::{self, HostState};
 use crate::store::Store as InboxStore;
 
@@ -37,7 +37,27 @@ pub struct Limits {
 pub struct ComponentPaths {
     pub capture: PathBuf,
     pub processor: PathBuf,
+    /// A store component for capture to store through, as Spin composes one with it
+    /// (spin.toml); without one, capture uses the host's store.
+    pub store: Option<StoreComponent>,
 }
+
+#[derive(Debug, Clone)]
+pub struct StoreComponent {
+    pub path: PathBuf,
+    /// The database it gets as Spin's `default` (`spin:sqlite`).
+    pub sqlite: PathBuf,
+}
+
+/// The store interface a capture component imports and a store component exports.
+const STORE_INTERFACE: &str = "webhooks:inbox/store@0.1.0";
+const STORE_FUNCTIONS: [&str; 5] = [
+    "capture",
+    "get-webhook",
+    "get-status",
+    "list-webhooks",
+    "replay",
+];
 
 impl ComponentPaths {
     /// Next to the `inbox` executable (a deployment), or where the workspace's build puts
@@ -54,6 +74,7 @@ impl ComponentPaths {
             let paths = ComponentPaths {
                 capture: candidate.join("inbox_capture.wasm"),
                 processor: candidate.join("inbox_processor.wasm"),
+                store: None,
             };
             if paths.capture.is_file() && paths.processor.is_file() {
                 return Ok(paths);
@@ -69,6 +90,8 @@ impl ComponentPaths {
 pub struct Runtime {
     engine: Engine,
     capture: ProxyPre<HostState>,
+    /// Instantiated before each capture instance, in its store, when capture goes through it.
+    store_component: Option<(InstancePre<HostState>, Arc<PathBuf>)>,
     processor: (
         wasmtime::component::InstancePre<HostState>,
         ProcessorIndices,
@@ -102,10 +125,31 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         type Own = wasmtime::component::HasSelf<HostState>;
         wasi::config::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
+        let mut capture_linker = linker.clone();
         webhooks::inbox::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
 
         let capture_component = compile(&engine, &paths.capture)?;
-        let capture = linker
+        let store_component = match &paths.store {
+            None => {
+                capture_linker = linker.clone();
+                None
+            }
+            Some(component) => {
+                let mut store_linker = Linker::<HostState>::new(&engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut store_linker)?;
+                spin::sqlite::sqlite::add_to_linker::<_, Own>(&mut store_linker, |state| state)?;
+                let compiled = compile(&engine, &component.path)?;
+                forward_store_calls(&mut capture_linker, &compiled).with_context(|| {
+                    format!("{} is not a store component", component.path.display())
+                })?;
+                let pre = store_linker
+                    .instantiate_pre(&compiled)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("{} cannot be linked", component.path.display()))?;
+                Some((pre, Arc::new(component.sqlite.clone())))
+            }
+        };
+        let capture = capture_linker
             .instantiate_pre(&capture_component)
             .and_then(ProxyPre::new)
             .map_err(anyhow::Error::from)
@@ -125,6 +169,7 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             engine,
             capture,
+            store_component,
             processor,
             config,
             store,
@@ -138,12 +183,14 @@ impl Runtime {
         store: Option<Arc<dyn InboxStore>>,
         deadline: Duration,
     ) -> Store<HostState> {
+        let sqlite = self.store_component.as_ref().map(|(_, db)| db.clone());
         let state = HostState::new(
             component,
             self.config.clone(),
             store,
             self.limits.max_memory_bytes,
-        );
+        )
+        .with_sqlite(sqlite);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks(deadline));
@@ -173,10 +220,15 @@ impl Runtime {
             .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.capture.clone();
+        let store_component = self.store_component.as_ref().map(|(pre, _)| pre.clone());
         let deadline = self.limits.capture_deadline;
         // The guest may go on writing the body after it has set the response.
         let task = tokio::spawn(async move {
             let run = async {
+                if let Some(store_component) = store_component {
+                    let instance = store_component.instantiate_async(&mut store).await?;
+                    store.data_mut().store_component = Some(instance);
+                }
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()
@@ -306,6 +358,32 @@ pub fn internal_error() -> hyper::Response<HyperOutgoingBody> {
         .header("content-type", inbox_core::Problem::CONTENT_TYPE)
         .body(body)
         .expect("a static response is valid")
+}
+
+/// Defines the capture component's store imports as calls into the store component's
+/// exports, in the same wasmtime store: the composition Spin makes of the two.
+fn forward_store_calls(linker: &mut Linker<HostState>, store_component: &Component) -> Result<()> {
+    let (_, interface) = store_component
+        .get_export(None, STORE_INTERFACE)
+        .with_context(|| format!("it does not export {STORE_INTERFACE}"))?;
+    let mut imports = linker.instance(STORE_INTERFACE)?;
+    for name in STORE_FUNCTIONS {
+        let (_, export) = store_component
+            .get_export(Some(&interface), name)
+            .with_context(|| format!("it does not export {STORE_INTERFACE}#{name}"))?;
+        imports.func_new_async(name, move |mut store, _, params, results| {
+            Box::new(async move {
+                let instance = store.data().store_component.ok_or_else(|| {
+                    wasmtime::Error::msg("the store component is instantiated before capture")
+                })?;
+                let func = instance
+                    .get_func(&mut store, export)
+                    .ok_or_else(|| wasmtime::Error::msg("the store component lost an export"))?;
+                func.call_async(&mut store, params, results).await
+            })
+        })?;
+    }
+    Ok(())
 }
 
 fn compile(engine: &Engine, path: &Path) -> Result<Component> {

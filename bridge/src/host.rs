@@ -2,11 +2,12 @@
 //! components import: configuration (`wasi:config/store`) and storage (`webhooks:inbox/store`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inbox_core::capture::MAX_LIST;
 use inbox_core::lifecycle;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Instance, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -24,6 +25,10 @@ pub struct HostState {
     pub(crate) limits: StoreLimits,
     config: Arc<BTreeMap<String, String>>,
     store: Option<Arc<dyn Store>>,
+    /// Spin's default database (`spin:sqlite`), for a store component.
+    sqlite: Option<Arc<PathBuf>>,
+    /// The store component's instance, when capture stores through one (as on Spin).
+    pub(crate) store_component: Option<Instance>,
 }
 
 impl HostState {
@@ -45,7 +50,23 @@ impl HostState {
                 .build(),
             config,
             store,
+            sqlite: None,
+            store_component: None,
         }
+    }
+
+    /// Gives the instances `spin:sqlite` on the database at `path`.
+    pub fn with_sqlite(mut self, path: Option<Arc<PathBuf>>) -> Self {
+        self.sqlite = path;
+        self
+    }
+
+    pub(crate) fn sqlite_database(&self) -> Option<&Path> {
+        self.sqlite.as_deref().map(PathBuf::as_path)
+    }
+
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     fn store(&self) -> Result<&Arc<dyn Store>, wit_store::StoreError> {

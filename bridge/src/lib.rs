@@ -8,4 +8,5 @@ pub mod host;
 pub mod lambda;
 pub mod processing;
 pub mod queue;
+pub mod spin;
 pub mod store;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use inbox_bridge::engine::{self, ComponentPaths, Limits, Runtime};
+use inbox_bridge::engine::{self, ComponentPaths, Limits, Runtime, StoreComponent};
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::processing::{self, Settings, now_ms};
 use inbox_bridge::queue::Queues;
@@ -157,19 +157,34 @@ struct Components {
     /// The processor component: the default one, or your own.
     #[arg(long, env = "INBOX_PROCESSOR_WASM")]
     processor: Option<PathBuf>,
+    /// Capture stores through this store component (e.g. inbox_store_sqlite.wasm, as Spin
+    /// composes it with capture), which gets the SQLite database as Spin's `default`.
+    #[arg(long, env = "INBOX_STORE_WASM")]
+    store_component: Option<PathBuf>,
 }
 
 impl Components {
-    fn paths(&self) -> Result<ComponentPaths> {
+    fn paths(&self, db: Option<&Db>) -> Result<ComponentPaths> {
         let mut paths = ComponentPaths::beside_executable().or_else(|error| {
             match (&self.capture, &self.processor) {
                 (Some(capture), Some(processor)) => Ok(ComponentPaths {
                     capture: capture.clone(),
                     processor: processor.clone(),
+                    store: None,
                 }),
                 _ => Err(error),
             }
         })?;
+        if let Some(path) = &self.store_component {
+            let sqlite = match db {
+                Some(Db { db, table: None }) => db.clone(),
+                _ => bail!("a store component stores in the SQLite database (--db), not DynamoDB"),
+            };
+            paths.store = Some(StoreComponent {
+                path: path.clone(),
+                sqlite,
+            });
+        }
         if let Some(capture) = &self.capture {
             paths.capture = capture.clone();
         }
@@ -280,7 +295,7 @@ async fn run(command: Command) -> Result<()> {
                 .cloned()
                 .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
             let store = Arc::new(dynamo_store(&table).await?);
-            let (runtime, settings) = load(config, store.clone(), &components)?;
+            let (runtime, settings) = load(config, store.clone(), &components.paths(None)?)?;
             let queues = Queues::new(
                 Queues::client().await,
                 queues.failed_queue_url,
@@ -405,7 +420,7 @@ type Started = (Arc<Runtime>, Arc<dyn Store>, Settings, Arc<Notify>);
 async fn start(db: &Db, components: &Components) -> Result<Started> {
     let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
     let (store, wake) = db.open().await?;
-    let (runtime, settings) = load(config, store.clone(), components)?;
+    let (runtime, settings) = load(config, store.clone(), &components.paths(Some(db))?)?;
     Ok((runtime, store, settings, wake))
 }
 
@@ -413,7 +428,7 @@ async fn start(db: &Db, components: &Components) -> Result<Started> {
 fn load(
     config: BTreeMap<String, String>,
     store: Arc<dyn Store>,
-    components: &Components,
+    components: &ComponentPaths,
 ) -> Result<(Arc<Runtime>, Settings)> {
     let settings = Settings::from_config(&config)?;
     // Refuse to start on settings the components would refuse at every request.
@@ -428,7 +443,7 @@ fn load(
         processor_deadline: settings.processor_timeout,
         max_memory_bytes: parsed(&config, "max_component_memory_bytes", 64 << 20)?,
     };
-    let runtime = Runtime::load(&components.paths()?, Arc::new(config), store, limits)?;
+    let runtime = Runtime::load(components, Arc::new(config), store, limits)?;
     Ok((runtime, settings))
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inbox_core::config::CaptureLimits;
-use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem};
+use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, sql};
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
 use inbox_core::{State, Status, Webhook};
@@ -127,13 +127,8 @@ impl Store for SqliteStore {
         let pk = item::pk(id);
         let row = self
             .read(move |conn| {
-                conn.query_row(
-                    "SELECT pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload
-                     FROM items WHERE pk = ?1 AND sk = ?2",
-                    params![pk, WEBHOOK_SK],
-                    webhook_row,
-                )
-                .optional()
+                conn.query_row(sql::SELECT_WEBHOOK, params![pk, WEBHOOK_SK], webhook_row)
+                    .optional()
             })
             .await?;
         row.map(|item| {
@@ -147,12 +142,8 @@ impl Store for SqliteStore {
         let pk = item::pk(id);
         let row = self
             .read(move |conn| {
-                conn.query_row(
-                    &format!("SELECT {STATUS_COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"),
-                    params![pk, STATUS_SK],
-                    status_row,
-                )
-                .optional()
+                conn.query_row(sql::SELECT_STATUS, params![pk, STATUS_SK], status_row)
+                    .optional()
             })
             .await?;
         row.map(StatusRow::decode).transpose()
@@ -204,13 +195,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StatusView>, StoreError> {
         let rows = self
             .read(move |conn| {
-                let mut statement = conn.prepare_cached(
-                    "SELECT w.id, w.origin, w.type, w.received_at,
-                            s.status, s.retries, s.last_error, s.updated_at, s.next_attempt_at
-                     FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
-                     WHERE s.sk = 'STATUS' AND (?1 IS NULL OR s.status = ?1)
-                     ORDER BY s.updated_at DESC LIMIT ?2",
-                )?;
+                let mut statement = conn.prepare_cached(sql::LIST)?;
                 let rows = statement.query_map(
                     params![state.map(State::as_str), limit as i64],
                     |row| {
@@ -338,9 +323,7 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
             let item = WebhookItem::new(webhook, None);
             let pk = item.pk.clone();
             let inserted = conn.execute(
-                "INSERT INTO items (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (pk, sk) DO NOTHING",
+                sql::INSERT_WEBHOOK,
                 params![
                     item.pk,
                     item.sk,
@@ -356,19 +339,14 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
             )?;
             if inserted == 0 {
                 let existing = conn
-                    .query_row(
-                        &format!("SELECT {STATUS_COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"),
-                        params![pk, STATUS_SK],
-                        status_row,
-                    )?
+                    .query_row(sql::SELECT_STATUS, params![pk, STATUS_SK], status_row)?
                     .decode()
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 return Ok(Written::Captured(Captured::Duplicate(existing)));
             }
             let status = Status::received(webhook.received_at);
             conn.execute(
-                "INSERT INTO items (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                sql::INSERT_STATUS,
                 params![
                     pk,
                     STATUS_SK,
@@ -392,9 +370,7 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
             let pk = item::pk(id);
             let status = &transition.status;
             let swapped = conn.execute(
-                "UPDATE items SET status = ?1, retries = ?2, version = ?3, updated_at = ?4,
-                        lease_until = ?5, next_attempt_at = ?6, last_error = ?7
-                 WHERE pk = ?8 AND sk = ?9 AND version = ?10",
+                sql::SWAP_STATUS,
                 params![
                     status.state.as_str(),
                     status.retries,
@@ -410,17 +386,21 @@ fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
             )? == 1;
             if swapped && let Some(letter) = &transition.dead_letter {
                 conn.execute(
-                    "INSERT INTO items (pk, sk, id, retries, updated_at, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![pk, item::dead_letter_sk(letter.at), id, letter.attempts, letter.at, letter.reason],
+                    sql::INSERT_DEAD_LETTER,
+                    params![
+                        pk,
+                        item::dead_letter_sk(letter.at),
+                        id,
+                        letter.attempts,
+                        letter.at,
+                        letter.reason
+                    ],
                 )?;
             }
             Ok(Written::Swapped(swapped))
         }
     }
 }
-
-const STATUS_COLUMNS: &str =
-    "status, retries, version, updated_at, lease_until, next_attempt_at, last_error";
 
 struct StatusRow {
     state: String,

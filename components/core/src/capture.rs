@@ -15,6 +15,23 @@ pub const MAX_TOTAL_HEADER_BYTES: usize = 64 * 1024;
 /// The most webhooks one list answers with.
 pub const MAX_LIST: u32 = 1_000;
 
+/// Every configuration key the capture path reads, for the built-in sources (a named
+/// source in `sources` adds its own `<name>_secret`, ...). Hosts declare these: spin.toml's
+/// variables are checked against this list.
+pub const CONFIG_KEYS: [&str; 11] = [
+    "admin_token",
+    "bigcommerce_secret",
+    "bigcommerce_token",
+    "bigcommerce_token_header",
+    "github_secret",
+    "max_body_bytes",
+    "shopify_secret",
+    "sources",
+    "standard_webhooks_secret",
+    "stripe_secret",
+    "timestamp_tolerance_s",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `POST /api/webhooks/{origin}`
@@ -289,6 +306,40 @@ mod tests {
 
     const BODY: &[u8] =
         br#"{"scope":"store/order/created","store_id":"1025646","data":{"type":"order","id":250},"hash":"f1c2","created_at":1561479335,"producer":"stores/abc"}"#;
+
+    /// A configuration that notes every key asked for.
+    struct Recording(
+        BTreeMap<String, String>,
+        std::cell::RefCell<std::collections::BTreeSet<String>>,
+    );
+
+    impl Config for Recording {
+        fn get(&self, key: &str) -> Option<String> {
+            self.1.borrow_mut().insert(key.to_owned());
+            self.0.get(key).cloned()
+        }
+    }
+
+    #[test]
+    fn config_keys_lists_every_key_the_capture_path_reads() {
+        let mut values: BTreeMap<String, String> = CONFIG_KEYS
+            .iter()
+            .filter(|key| key.ends_with("_secret") || key.ends_with("_token"))
+            .map(|key| (key.to_string(), "s3cret".to_string()))
+            .collect();
+        values.insert("standard_webhooks_secret".into(), "whsec_czNjcmV0".into());
+        let config = Recording(values, Default::default());
+        let headers = Headers::new(Vec::new());
+        for scheme in crate::provider::Scheme::ALL {
+            let intake = intake(scheme.name(), &config).unwrap();
+            assert!(intake.accept(&headers, b"{}", &config, 0).is_err());
+        }
+        // An origin that is not built in is looked up among the named sources.
+        assert_eq!(intake("acme", &config).err().map(|p| p.status), Some(404));
+        assert!(authorize_admin(&headers, &config).is_err());
+        let read: Vec<String> = config.1.into_inner().into_iter().collect();
+        assert_eq!(read, CONFIG_KEYS);
+    }
 
     fn config() -> BTreeMap<String, String> {
         BTreeMap::from([

@@ -232,6 +232,45 @@ CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
     WHERE sk = 'STATUS';
 ";
 
+/// The statements every SQLite store runs on [`SQLITE_SCHEMA`], with their parameters in
+/// order: the native store and Spin's store component share them, and so the rules of the
+/// layout (a capture never overwrites, a status changes only from the version read).
+pub mod sql {
+    /// `pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload`
+    /// (a [`super::WebhookItem`]); changes no row when the webhook is already there.
+    pub const INSERT_WEBHOOK: &str = "INSERT INTO items
+        (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (pk, sk) DO NOTHING";
+    /// `pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at,
+    /// last_error` (a [`super::StatusItem`]).
+    pub const INSERT_STATUS: &str = "INSERT INTO items
+        (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    /// `pk, sk` -> the webhook item's columns, in [`INSERT_WEBHOOK`]'s order.
+    pub const SELECT_WEBHOOK: &str = "SELECT pk, sk, id, origin, type, created, received_at,
+        idempotency_key, headers, payload FROM items WHERE pk = ?1 AND sk = ?2";
+    /// `pk, sk` -> `status, retries, version, updated_at, lease_until, next_attempt_at,
+    /// last_error`.
+    pub const SELECT_STATUS: &str = "SELECT status, retries, version, updated_at, lease_until,
+        next_attempt_at, last_error FROM items WHERE pk = ?1 AND sk = ?2";
+    /// `status, retries, version, updated_at, lease_until, next_attempt_at, last_error, pk,
+    /// sk, expected version`: the compare-and-swap; one row changed, or none if another
+    /// writer got there first.
+    pub const SWAP_STATUS: &str = "UPDATE items SET status = ?1, retries = ?2, version = ?3,
+        updated_at = ?4, lease_until = ?5, next_attempt_at = ?6, last_error = ?7
+        WHERE pk = ?8 AND sk = ?9 AND version = ?10";
+    /// `pk, sk, id, retries, updated_at, last_error` (a [`super::DeadLetterItem`]).
+    pub const INSERT_DEAD_LETTER: &str = "INSERT INTO items (pk, sk, id, retries, updated_at,
+        last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    /// `state or NULL, limit` -> `id, origin, type, received_at, status, retries,
+    /// last_error, updated_at, next_attempt_at`, the most recently changed first.
+    pub const LIST: &str = "SELECT w.id, w.origin, w.type, w.received_at, s.status, s.retries,
+        s.last_error, s.updated_at, s.next_attempt_at
+        FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
+        WHERE s.sk = 'STATUS' AND (?1 IS NULL OR s.status = ?1)
+        ORDER BY s.updated_at DESC LIMIT ?2";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
