@@ -120,6 +120,11 @@ fn spin_toml_names_what_its_build_makes_and_declares_what_the_components_read() 
     }
 
     let capture = components["capture"].as_table().unwrap();
+    // The capture component may send requests to the app itself (the demo), nowhere else.
+    assert_eq!(
+        capture["allowed_outbound_hosts"].as_array().unwrap(),
+        &vec![toml::Value::from("http://self")]
+    );
     let build = capture["build"]["command"].as_str().unwrap();
     let built: Vec<&str> = build
         .split_whitespace()
@@ -178,4 +183,37 @@ fn spin_toml_names_what_its_build_makes_and_declares_what_the_components_read() 
             "{key}"
         );
     }
+}
+
+#[test]
+fn the_demo_route_sends_a_fresh_signed_delivery_to_the_capture_route() {
+    for inbox in [Inbox::start(&[]), start(&[])] {
+        let (code, first) = request(&inbox.url, "POST", "/demo/send-webhook", &[], b"");
+        assert_eq!(code, 202, "{first}\n{}", inbox.log());
+        let id = first["id"].as_str().unwrap().to_owned();
+        let (code, second) = request(&inbox.url, "POST", "/demo/send-webhook", &[], b"");
+        assert_eq!(code, 202, "{second}");
+        assert_ne!(
+            second["id"],
+            id.as_str(),
+            "each demo delivery is a new webhook"
+        );
+        let view = inbox.wait_for(&id, "completed", Duration::from_secs(10));
+        assert_eq!(view["origin"], "bigcommerce");
+        assert_eq!(view["type"], "store/order/created");
+        let (code, _) = request(&inbox.url, "GET", "/demo/send-webhook", &[], b"");
+        assert_eq!(code, 405);
+    }
+    // Without the secret it signs with, the demo says which variable to set.
+    let unsigned = Inbox::start(&[("INBOX_BIGCOMMERCE_SECRET", "")]);
+    let (code, problem) = request(&unsigned.url, "POST", "/demo/send-webhook", &[], b"");
+    assert_eq!(code, 503, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("INBOX_BIGCOMMERCE_SECRET"),
+        "{problem}"
+    );
+    assert_eq!(unsigned.item_count(), 0);
 }

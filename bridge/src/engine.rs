@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -99,6 +99,8 @@ pub struct Runtime {
     config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn InboxStore>,
     limits: Limits,
+    /// Where `serve_http` listens: the app itself for the components (`self.alt`).
+    self_origin: OnceLock<Arc<str>>,
 }
 
 impl Runtime {
@@ -174,6 +176,7 @@ impl Runtime {
             config,
             store,
             limits,
+            self_origin: OnceLock::new(),
         }))
     }
 
@@ -190,7 +193,8 @@ impl Runtime {
             store,
             self.limits.max_memory_bytes,
         )
-        .with_sqlite(sqlite);
+        .with_sqlite(sqlite)
+        .with_self_origin(self.self_origin.get().cloned());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks(deadline));
@@ -296,6 +300,9 @@ pub async fn serve_http(
     grace: Duration,
 ) -> Result<()> {
     let connections = GracefulShutdown::new();
+    if let Ok(address) = listener.local_addr() {
+        let _ = runtime.self_origin.set(address.to_string().into());
+    }
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::wasi::config::store as config;
 use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
 use crate::guest_log::GuestStderr;
+use crate::outgoing::OutgoingHooks;
 use crate::store::{Captured, Store, StoreError};
 
 /// Everything one instance may touch; a fresh one per request or webhook.
@@ -29,6 +30,7 @@ pub struct HostState {
     sqlite: Option<Arc<PathBuf>>,
     /// The store component's instance, when capture stores through one (as on Spin).
     pub(crate) store_component: Option<Instance>,
+    outgoing: OutgoingHooks,
 }
 
 impl HostState {
@@ -52,7 +54,14 @@ impl HostState {
             store,
             sqlite: None,
             store_component: None,
+            outgoing: OutgoingHooks { self_origin: None },
         }
+    }
+
+    /// Where requests to the app itself (`http://self.alt/...`) go.
+    pub fn with_self_origin(mut self, origin: Option<Arc<str>>) -> Self {
+        self.outgoing.self_origin = origin;
+        self
     }
 
     /// Gives the instances `spin:sqlite` on the database at `path`.
@@ -90,7 +99,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outgoing,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod guest_log;
 pub mod host;
 pub mod lambda;
+pub mod outgoing;
 pub mod processing;
 pub mod queue;
 pub mod spin;

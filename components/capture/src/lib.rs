@@ -12,8 +12,10 @@ mod bindings {
 }
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
+use bindings::wasi::http::outgoing_handler;
 use bindings::wasi::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
 use bindings::wasi::io::streams::StreamError;
 use bindings::webhooks::inbox::store;
@@ -96,7 +98,116 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
                 &serde_json::json!({ "id": id, "status": state }),
             ))
         }
+        Route::SendDemo => send_demo(),
     }
+}
+
+/// The seed's demo sender: a fresh, signed BigCommerce `store/order/created` POSTed to
+/// this app's own capture route, whose answer it passes on. `self.alt` is the authority
+/// Spin (and the native host) take for the app itself.
+fn send_demo() -> Result<Response, Problem> {
+    let secret = inbox_core::config::secrets(&WasiConfig, "bigcommerce_secret")
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Problem::unavailable(format!(
+                "the demo signs with the BigCommerce secret: set {}",
+                inbox_core::config::describe("bigcommerce_secret")
+            ))
+        })?;
+    let random = bindings::wasi::random::random::get_random_bytes(20);
+    let hash: String = random[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let order_id = u32::from_le_bytes([random[16], random[17], random[18], random[19]]) % 100_000;
+    let (body, signature) =
+        inbox_core::provider::demo_delivery(&secret, &hash, order_id, now_ms() / 1_000);
+    let headers = [
+        ("content-type", "application/json".as_bytes()),
+        ("signature", signature.as_bytes()),
+    ];
+    let (status, content_type, body) = post_to_self("/api/webhooks/bigcommerce", &headers, &body)
+        .map_err(|reason| {
+        eprintln!("capture: the demo delivery failed: {reason}");
+        Problem::unavailable("the demo delivery could not be sent to the capture route")
+    })?;
+    Ok(Response {
+        status,
+        content_type: if content_type.starts_with(Problem::CONTENT_TYPE) {
+            Problem::CONTENT_TYPE
+        } else {
+            "application/json"
+        },
+        body,
+    })
+}
+
+/// POSTs `body` to `path` on this app; returns the status, content type and body.
+fn post_to_self(
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Result<(u16, String, Vec<u8>), String> {
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.to_vec()))
+        .collect();
+    let fields = Fields::from_list(&fields).map_err(|e| format!("invalid header: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let invalid = |what: &str| format!("invalid {what}");
+    request
+        .set_method(&Method::Post)
+        .map_err(|()| invalid("method"))?;
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| invalid("scheme"))?;
+    request
+        .set_authority(Some("self.alt"))
+        .map_err(|()| invalid("authority"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| invalid("path"))?;
+    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let stream = outgoing
+        .write()
+        .map_err(|()| "no request stream".to_owned())?;
+    for chunk in body.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| format!("writing the body: {e:?}"))?;
+    }
+    drop(stream);
+    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
+
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "the response was already taken".to_owned())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .first()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let incoming = response
+        .consume()
+        .map_err(|()| "no response body".to_owned())?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| "no response stream".to_owned())?;
+    let mut answer = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => answer.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(incoming);
+    Ok((status, content_type, answer))
 }
 
 fn store_webhook(webhook: Webhook) -> Result<Response, Problem> {

@@ -7,6 +7,8 @@ use crate::provider::{Headers, Source};
 use crate::{Problem, id};
 
 pub const WEBHOOKS_PATH: &str = "/api/webhooks";
+/// The seed's demo: sends a signed BigCommerce event to this app's own capture route.
+pub const DEMO_PATH: &str = "/demo/send-webhook";
 
 /// The most request headers, the largest one, and all of them together.
 pub const MAX_HEADERS: usize = 100;
@@ -42,6 +44,8 @@ pub enum Route {
     List { state: Option<State>, limit: u32 },
     /// `POST /api/webhooks/{id}/replay` (admin)
     Replay { id: String },
+    /// `POST /demo/send-webhook`
+    SendDemo,
 }
 
 pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
@@ -49,6 +53,18 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
         .split_once('?')
         .unwrap_or((path_with_query, ""));
     let not_found = || Problem::not_found(format!("no route for {}", printable(path)));
+    let allowed = |allow: &str| {
+        Problem::method_not_allowed(format!(
+            "{} is not allowed here; use {allow}",
+            printable(method)
+        ))
+    };
+    if path == DEMO_PATH {
+        return match method {
+            "POST" => Ok(Route::SendDemo),
+            _ => Err(allowed("POST")),
+        };
+    }
     let rest = path.strip_prefix(WEBHOOKS_PATH).ok_or_else(not_found)?;
     let segments: Vec<&str> = match rest {
         "" => Vec::new(),
@@ -57,12 +73,6 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
             .ok_or_else(not_found)?
             .split('/')
             .collect(),
-    };
-    let allowed = |allow: &str| {
-        Problem::method_not_allowed(format!(
-            "{} is not allowed here; use {allow}",
-            printable(method)
-        ))
     };
     match (method, segments.as_slice()) {
         ("GET", []) => list_route(query),
@@ -385,6 +395,12 @@ mod tests {
         assert_eq!(route("GET", "/api/webhooks/").unwrap_err().status, 404);
         assert_eq!(route("POST", "/api/webhooks/a/b").unwrap_err().status, 404);
         assert_eq!(route("GET", "/").unwrap_err().status, 404);
+        assert_eq!(route("POST", "/demo/send-webhook"), Ok(Route::SendDemo));
+        assert_eq!(route("GET", "/demo/send-webhook").unwrap_err().status, 405);
+        assert_eq!(
+            route("POST", "/demo/send-webhook/x").unwrap_err().status,
+            404
+        );
         assert_eq!(
             route("DELETE", "/api/webhooks/stripe").unwrap_err().status,
             405

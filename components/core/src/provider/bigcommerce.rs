@@ -85,6 +85,22 @@ pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<E
     })
 }
 
+/// The seed's demo sender: a `store/order/created` event with a fresh `hash` (so each one
+/// is a new webhook), signed as the seed signs it. Returns the body and its `Signature`.
+pub fn demo_delivery(secret: &str, hash: &str, order_id: u32, now_s: i64) -> (Vec<u8>, String) {
+    let body = serde_json::json!({
+        "scope": "store/order/created",
+        "store_id": "1025646",
+        "data": { "type": "order", "id": order_id },
+        "hash": hash,
+        "created_at": now_s,
+        "producer": "stores/demo",
+    });
+    let body = serde_json::to_vec(&body).expect("a JSON value serialises");
+    let signature = URL_SAFE_NO_PAD.encode(super::hmac_sha256(secret.as_bytes(), &body));
+    (body, signature)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -98,6 +114,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_demo_delivery_is_captured_as_a_new_webhook_and_only_under_its_secret() {
+        let (body, signature) = demo_delivery("s", "f00d", 7, 1_795_000_000);
+        let headers = Headers::new(vec![
+            ("signature".into(), signature.into_bytes()),
+            ("content-type".into(), b"application/json".to_vec()),
+        ]);
+        let accepted = crate::capture::accept(
+            "bigcommerce",
+            &headers,
+            &body,
+            &config(&[("bigcommerce_secret", "s")]),
+            1_795_000_000_000,
+        )
+        .unwrap();
+        assert_eq!(accepted.idempotency_key, "f00d");
+        assert_eq!(accepted.event_type, "store/order/created");
+        let refused = crate::capture::accept(
+            "bigcommerce",
+            &headers,
+            &body,
+            &config(&[("bigcommerce_secret", "other")]),
+            1_795_000_000_000,
+        );
+        assert_eq!(refused.unwrap_err().status, 401);
     }
 
     fn sign(secret: &str, body: &[u8]) -> String {

@@ -3,6 +3,7 @@
 //! Every check runs on the raw body bytes and compares in constant time.
 
 mod bigcommerce;
+pub use bigcommerce::demo_delivery;
 mod github;
 mod shopify;
 mod standard_webhooks;
@@ -307,6 +308,13 @@ fn verify_body_mac(
 
 /// Whether `signature` is the HMAC-SHA256 of `message` under `key` (constant time; an
 /// empty or short signature never matches).
+/// HMAC-SHA256 of `message` under `key`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
 fn hmac_matches(key: &[u8], message: &[&[u8]], signature: &[u8]) -> bool {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in message {
