@@ -12,7 +12,7 @@ ensure_wasm_target() {
 # Builds the wasm components, each once, into $CARGO_TARGET_DIR/wasm32-wasip2/release.
 build_components() {
     ensure_wasm_target
-    cargo build --locked --release --target wasm32-wasip2 -p inbox-capture -p inbox-processor -p inbox-store-sqlite "$@"
+    cargo build --locked --release --target wasm32-wasip2 -p inbox-capture -p inbox-processor -p inbox-store-sqlite -p inbox-store-dynamodb "$@"
 }
 
 # Python tools in project-local venvs, pinned. moto and aws-sam-cli pin different boto3

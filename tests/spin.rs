@@ -1,11 +1,19 @@
 //! The Spin path without Spin: the capture component composed with the store component
 //! that spin.toml names (`[component.capture.dependencies]`), run by the native host with
 //! Spin's `spin:sqlite` over a real SQLite file, and processed from that file by the
-//! native worker (capture host -> store -> processing host, as on AWS).
+//! native worker (capture host -> store -> processing host, as on AWS). The cloud variant's
+//! store component (DynamoDB over outgoing HTTP) runs against moto, and what it writes is
+//! read back by the native DynamoDB store.
 
+mod moto;
 mod support;
 
 use std::time::Duration;
+
+use inbox_bridge::store::Store;
+use inbox_bridge::store::dynamodb::DynamoStore;
+use inbox_core::State;
+use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
 
 use support::{ADMIN_TOKEN, Inbox, bigcommerce_event, component, request};
 
@@ -95,8 +103,10 @@ fn a_dead_webhook_is_replayed_through_the_store_component() {
     assert_eq!(code, 404);
 }
 
-fn manifest() -> toml::Table {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
+fn manifest(file: &str) -> toml::Table {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file);
     std::fs::read_to_string(path).unwrap().parse().unwrap()
 }
 
@@ -109,80 +119,133 @@ fn built_crate(path: &str) -> String {
     file.replace('_', "-")
 }
 
-#[test]
-fn spin_toml_names_what_its_build_makes_and_declares_what_the_components_read() {
-    let manifest = manifest();
+/// Checks a manifest's wiring: every file Spin loads is made by `spin build` (dependencies
+/// included: Spin does not build them) and is the one the tests run (built by scripts/test
+/// from the same crate); the store component gets exactly `inherits`; every key the
+/// components read is an app variable mapped into capture, secrets marked as such.
+fn check_manifest(
+    file: &str,
+    store_crate: &str,
+    inherits: &[&str],
+    keys: &[&str],
+    secret: &[&str],
+) {
+    let manifest = manifest(file);
     assert_eq!(manifest["spin_manifest_version"].as_integer(), Some(2));
     let components = manifest["component"].as_table().unwrap();
-    for trigger in manifest["trigger"]["http"].as_array().unwrap() {
-        let component = trigger["component"].as_str().unwrap();
-        assert!(components.contains_key(component), "{component}");
-    }
+    let routes: Vec<&str> = manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trigger| {
+            assert!(components.contains_key(trigger["component"].as_str().unwrap()));
+            trigger["route"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        ["/api/webhooks/...", "/demo/send-webhook"],
+        "{file}"
+    );
 
     let capture = components["capture"].as_table().unwrap();
-    // The capture component may send requests to the app itself (the demo), nowhere else.
+    let hosts = capture["allowed_outbound_hosts"].as_array().unwrap();
     assert_eq!(
-        capture["allowed_outbound_hosts"].as_array().unwrap(),
-        &vec![toml::Value::from("http://self")]
+        hosts[0].as_str(),
+        Some("http://self"),
+        "{file}: the demo sends to the app"
     );
     let build = capture["build"]["command"].as_str().unwrap();
-    let built: Vec<&str> = build
-        .split_whitespace()
-        .collect::<Vec<_>>()
+    let words: Vec<&str> = build.split_whitespace().collect();
+    let built: Vec<&str> = words
         .windows(2)
         .filter(|pair| pair[0] == "-p")
         .map(|pair| pair[1])
         .collect();
     assert!(build.contains("--target wasm32-wasip2") && build.contains("--target-dir target"));
-    // Every file Spin loads is made by `spin build`, dependencies included (Spin does not
-    // build them), and is the one the tests run (built by scripts/test from the same crate).
-    let mut sources = vec![capture["source"].as_str().unwrap().to_owned()];
     let dependencies = capture["dependencies"].as_table().unwrap();
     let store = dependencies["webhooks:inbox/store@0.1.0"]
         .as_table()
         .unwrap();
-    sources.push(store["path"].as_str().unwrap().to_owned());
-    for source in &sources {
+    let store_path = store["path"].as_str().unwrap();
+    assert_eq!(built_crate(store_path), store_crate, "{file}");
+    for source in [capture["source"].as_str().unwrap(), store_path] {
         let krate = built_crate(source);
         assert!(
             built.contains(&krate.as_str()),
-            "{build} does not build {source}"
+            "{file}: {build} does not build {source}"
         );
         component(&krate.replace('-', "_"));
     }
-    // The store component gets the database, and only that.
-    assert_eq!(
-        store["inherit_configuration"].as_array().unwrap(),
-        &vec![toml::Value::from("sqlite_databases")]
-    );
-    assert_eq!(
-        capture["sqlite_databases"].as_array().unwrap(),
-        &vec![toml::Value::from("default")]
-    );
+    let inherited: Vec<&str> = store["inherit_configuration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(inherited, inherits, "{file}");
 
-    // Every key the capture component reads is an app variable mapped into it; secrets are
-    // marked so Spin keeps them out of its logs.
     let variables = manifest["variables"].as_table().unwrap();
     let mapped = capture["variables"].as_table().unwrap();
-    for key in inbox_core::capture::CONFIG_KEYS {
+    for key in keys {
         let declared = variables
-            .get(key)
-            .unwrap_or_else(|| panic!("[variables] lacks {key}"));
+            .get(*key)
+            .unwrap_or_else(|| panic!("{file}: [variables] lacks {key}"));
         assert_eq!(
-            mapped.get(key).and_then(toml::Value::as_str),
+            mapped.get(*key).and_then(toml::Value::as_str),
             Some(format!("{{{{ {key} }}}}").as_str()),
-            "[component.capture.variables] does not map {key}"
+            "{file}: [component.capture.variables] does not map {key}"
         );
-        let secret = key.ends_with("_secret") || key.ends_with("_token");
         assert_eq!(
             declared
                 .get("secret")
                 .and_then(toml::Value::as_bool)
                 .unwrap_or(false),
-            secret,
-            "{key}"
+            secret.contains(key),
+            "{file}: {key}"
         );
     }
+}
+
+fn capture_secrets() -> Vec<&'static str> {
+    inbox_core::capture::CONFIG_KEYS
+        .into_iter()
+        .filter(|key| key.ends_with("_secret") || key.ends_with("_token"))
+        .collect()
+}
+
+#[test]
+fn spin_toml_names_what_its_build_makes_and_declares_what_the_components_read() {
+    check_manifest(
+        "spin.toml",
+        "inbox-store-sqlite",
+        &["sqlite_databases"],
+        &inbox_core::capture::CONFIG_KEYS,
+        &capture_secrets(),
+    );
+    let capture = manifest("spin.toml")["component"]["capture"].clone();
+    assert_eq!(
+        capture["sqlite_databases"].as_array().unwrap(),
+        &vec![toml::Value::from("default")]
+    );
+}
+
+#[test]
+fn spin_cloud_toml_is_the_same_app_on_dynamodb() {
+    use inbox_core::item::dynamodb::settings;
+    let keys: Vec<&str> = inbox_core::capture::CONFIG_KEYS
+        .into_iter()
+        .chain(settings::ALL)
+        .collect();
+    let mut secret = capture_secrets();
+    secret.extend(settings::SECRET);
+    check_manifest(
+        "spin-cloud.toml",
+        "inbox-store-dynamodb",
+        &["allowed_outbound_hosts", "variables"],
+        &keys,
+        &secret,
+    );
 }
 
 #[test]
@@ -216,4 +279,136 @@ fn the_demo_route_sends_a_fresh_signed_delivery_to_the_capture_route() {
         "{problem}"
     );
     assert_eq!(unsigned.item_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_reads() {
+    let moto = moto::Moto::shared();
+    let client = moto.dynamodb().await;
+    let table = moto::unique("spin");
+    moto::create_table(&client, &table).await;
+    let store_wasm = component("inbox_store_dynamodb");
+    let settings = [
+        ("INBOX_STORE_WASM", store_wasm.to_str().unwrap()),
+        ("INBOX_DYNAMODB_TABLE", table.as_str()),
+        ("INBOX_AWS_REGION", moto::REGION),
+        ("INBOX_AWS_ACCESS_KEY_ID", "test"),
+        ("INBOX_AWS_SECRET_ACCESS_KEY", "test"),
+        ("INBOX_AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+    ];
+    let inbox = Inbox::start(&settings);
+    let body = bigcommerce_event("spin-dynamo-1");
+    let (code, first) = inbox.post_bigcommerce(&body);
+    assert_eq!(code, 202, "{first}\n{}", inbox.log());
+    let id = first["id"].as_str().unwrap().to_owned();
+    let (code, again) = inbox.post_bigcommerce(&body);
+    assert_eq!(
+        (code, again["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
+
+    // The native store reads the same items: the webhook byte for byte, its status, a TTL.
+    let native = DynamoStore::new(client.clone(), table.clone(), None);
+    let webhook = native.webhook(&id).await.unwrap().unwrap();
+    assert_eq!(webhook.payload, body);
+    assert_eq!(webhook.origin, "bigcommerce");
+    let status = native.status(&id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.version), (State::Received, 1));
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "PK",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("WH#{id}")),
+        )
+        .key(
+            "SK",
+            aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let expected_ttl = webhook.received_at / 1_000 + 30 * 86_400;
+    assert_eq!(
+        item["expires_at"].as_n().unwrap(),
+        &expected_ttl.to_string()
+    );
+
+    // Reads through the component: status and list.
+    let view = inbox.status(&id).1;
+    assert_eq!(view["status"], "received", "{view}");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (code, list) = request(
+        &inbox.url,
+        "GET",
+        "/api/webhooks",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(
+        (code, list.as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{list}"
+    );
+
+    // Dead-lettered by the native side, replayed through the component, with the same
+    // conditional update.
+    let claimed = status.claim(status.updated_at, 60_000).unwrap();
+    let claim = Transition {
+        status: claimed.clone(),
+        dead_letter: None,
+    };
+    assert!(
+        native
+            .swap_status(&id, status.version, &claim)
+            .await
+            .unwrap()
+    );
+    let policy = RetryPolicy {
+        max_retries: 0,
+        base_delay_ms: 1,
+        max_delay_ms: 1,
+    };
+    let dead = claimed
+        .finish(
+            &Outcome::Reject {
+                reason: "gone".into(),
+            },
+            &policy,
+            claimed.updated_at + 1,
+        )
+        .unwrap();
+    assert!(
+        native
+            .swap_status(&id, claimed.version, &dead)
+            .await
+            .unwrap()
+    );
+    let path = format!("/api/webhooks/{id}/replay");
+    let (code, replayed) = request(&inbox.url, "POST", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(
+        (code, replayed["status"].as_str()),
+        (200, Some("received")),
+        "{replayed}"
+    );
+    let now = native.status(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.state, now.version, now.retries),
+        (State::Received, dead.status.version + 1, 0)
+    );
+    let (code, _) = request(&inbox.url, "POST", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(code, 409);
+
+    // Without its table, the component refuses to store (503) and says what to set.
+    let unconfigured = Inbox::start(&settings[..1]);
+    let (code, _) = unconfigured.post_bigcommerce(&bigcommerce_event("spin-dynamo-2"));
+    assert_eq!(code, 503);
+    assert!(
+        unconfigured.log().contains("INBOX_DYNAMODB_TABLE"),
+        "{}",
+        unconfigured.log()
+    );
 }

@@ -137,8 +137,8 @@ impl Runtime {
                 None
             }
             Some(component) => {
-                let mut store_linker = Linker::<HostState>::new(&engine);
-                wasmtime_wasi::p2::add_to_linker_async(&mut store_linker)?;
+                // WASI, outgoing HTTP and configuration, as capture has, plus Spin's SQLite.
+                let mut store_linker = capture_linker.clone();
                 spin::sqlite::sqlite::add_to_linker::<_, Own>(&mut store_linker, |state| state)?;
                 let compiled = compile(&engine, &component.path)?;
                 forward_store_calls(&mut capture_linker, &compiled).with_context(|| {

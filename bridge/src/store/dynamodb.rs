@@ -13,9 +13,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
-use inbox_core::config::{Config, ConfigError, parsed};
+use inbox_core::config::{Config, ConfigError};
 use inbox_core::item::{
     self, DEAD_LETTER_SK_PREFIX, DeadLetterItem, STATUS_SK, StatusItem, WEBHOOK_SK, WebhookItem,
+    dynamodb,
 };
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
@@ -26,13 +27,6 @@ use super::{Captured, Store, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
-/// DynamoDB refuses items over 400 KB, names and values counted; read as 400,000 bytes,
-/// the stricter reading (and moto's).
-pub const MAX_ITEM_BYTES: usize = 400_000;
-
-/// Attributes of the status item that are absent when they do not apply.
-const OPTIONAL_STATUS_ATTRIBUTES: [&str; 3] = ["lease_until", "next_attempt_at", "last_error"];
-
 pub struct DynamoStore {
     client: Client,
     table: String,
@@ -40,12 +34,8 @@ pub struct DynamoStore {
     retention: Option<Duration>,
 }
 
-/// Keeps items this many days unless `INBOX_RETENTION_DAYS` says otherwise (0: forever).
-const DEFAULT_RETENTION_DAYS: u64 = 30;
-
 pub fn retention_from_config(config: &dyn Config) -> Result<Option<Duration>, ConfigError> {
-    let days: u64 = parsed(config, "retention_days", DEFAULT_RETENTION_DAYS)?;
-    Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
+    Ok(dynamodb::settings::retention_secs(config)?.map(Duration::from_secs))
 }
 
 impl DynamoStore {
@@ -69,15 +59,11 @@ impl DynamoStore {
 
     /// The TTL of items written at `at_ms`, in unix seconds as DynamoDB wants it.
     fn expires_at(&self, at_ms: i64) -> Option<i64> {
-        self.retention
-            .map(|keep| at_ms / 1_000 + keep.as_secs() as i64)
+        dynamodb::expires_at(at_ms, self.retention.map(|keep| keep.as_secs()))
     }
 
     fn key(id: &str, sk: &str) -> Item {
-        HashMap::from([
-            ("PK".to_owned(), AttributeValue::S(item::pk(id))),
-            ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
-        ])
+        dynamodb::key(id, sk).into()
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
@@ -97,45 +83,14 @@ impl DynamoStore {
         expected_version: u64,
         status: &Status,
     ) -> Result<Update, StoreError> {
-        let mut values = to_item(&StatusItem::new(id, status, None))?;
-        for key in ["PK", "SK", "id"] {
-            values.remove(key);
-        }
-        let mut names = HashMap::new();
-        let mut expression_values = HashMap::new();
-        let mut set = Vec::new();
-        let mut fields: Vec<_> = values.into_iter().collect();
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (name, value)) in fields.into_iter().enumerate() {
-            set.push(format!("#a{i} = :a{i}"));
-            names.insert(format!("#a{i}"), name);
-            expression_values.insert(format!(":a{i}"), value);
-        }
-        let absent: Vec<_> = OPTIONAL_STATUS_ATTRIBUTES
-            .iter()
-            .filter(|name| !names.values().any(|n| n == *name))
-            .collect();
-        let mut remove = Vec::new();
-        for (i, name) in absent.into_iter().enumerate() {
-            names.insert(format!("#r{i}"), (*name).to_owned());
-            remove.push(format!("#r{i}"));
-        }
-        names.insert("#expected".into(), "version".into());
-        expression_values.insert(
-            ":expected".into(),
-            AttributeValue::N(expected_version.to_string()),
-        );
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        let update = dynamodb::status_update(id, expected_version, status);
         Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(id, STATUS_SK)))
-            .update_expression(expression)
-            .condition_expression("#expected = :expected")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(expression_values))
+            .set_key(Some(update.key.into()))
+            .update_expression(update.update)
+            .condition_expression(update.condition)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values.into()))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
@@ -233,16 +188,18 @@ impl DynamoStore {
 impl Store for DynamoStore {
     async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
         let expires_at = self.expires_at(webhook.received_at);
-        let webhook_item = to_item(&WebhookItem::new(webhook, expires_at))?;
-        let size = item_size(&webhook_item);
-        if size > MAX_ITEM_BYTES {
+        let webhook_item = dynamodb::to_item(&WebhookItem::new(webhook, expires_at));
+        let size = dynamodb::item_size(&webhook_item);
+        if size > dynamodb::MAX_ITEM_BYTES {
             return Err(StoreError::TooLarge(format!(
-                "the webhook is {size} bytes as a DynamoDB item; an item holds at most {MAX_ITEM_BYTES}"
+                "the webhook is {size} bytes as a DynamoDB item; an item holds at most {}",
+                dynamodb::MAX_ITEM_BYTES
             )));
         }
+        let webhook_item: Item = webhook_item.into();
         let status = Status::received(webhook.received_at);
         let status_item = to_item(&StatusItem::new(&webhook.id, &status, expires_at))?;
-        let guard = "attribute_not_exists(PK)";
+        let guard = dynamodb::NOT_EXISTS;
         // Two captures of one id at once can cancel each other (TransactionConflict):
         // try again, and the loser then finds the winner's items.
         for attempt in 0..3 {
@@ -339,7 +296,7 @@ impl Store for DynamoStore {
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(self.put(letter, "attribute_not_exists(PK)")?)
+            .transact_items(self.put(letter, dynamodb::NOT_EXISTS)?)
             .send()
             .await;
         match result {
@@ -505,34 +462,6 @@ fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
 
 fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// An item's size as DynamoDB counts it: attribute names plus values (numbers are
-/// counted at their longest, so this never underestimates).
-pub fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| name.len() + value_size(value))
-        .sum()
-}
-
-fn value_size(value: &AttributeValue) -> usize {
-    match value {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => 21.max(n.len()),
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
-        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
-        AttributeValue::Ns(set) => set.iter().map(|n| 21.max(n.len())).sum(),
-        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
-        _ => MAX_ITEM_BYTES,
-    }
 }
 
 fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {

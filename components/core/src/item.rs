@@ -271,6 +271,149 @@ pub mod sql {
         ORDER BY s.updated_at DESC LIMIT ?2";
 }
 
+/// What every DynamoDB store writes (the native one, and Spin's component over HTTP): the
+/// items as attribute values, the conditions and the status update, built once here.
+pub mod dynamodb {
+    use std::collections::HashMap;
+
+    use serde_dynamo::{AttributeValue, Item};
+
+    use super::{STATUS_SK, StatusItem, pk};
+    use crate::model::Status;
+
+    /// DynamoDB refuses items over 400 KB, names and values counted; read as 400,000
+    /// bytes, the stricter reading (and moto's).
+    pub const MAX_ITEM_BYTES: usize = 400_000;
+
+    /// The condition on both puts of a capture, and on a dead letter: never overwrite.
+    pub const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+    /// The settings of a DynamoDB store that reaches AWS by itself (Spin's component):
+    /// the configuration keys it reads, so hosts can declare them.
+    pub mod settings {
+        pub const TABLE: &str = "dynamodb_table";
+        pub const REGION: &str = "aws_region";
+        pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
+        pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+        pub const SESSION_TOKEN: &str = "aws_session_token";
+        pub const ENDPOINT_URL: &str = "aws_endpoint_url";
+        pub const RETENTION_DAYS: &str = "retention_days";
+        pub const ALL: [&str; 7] = [
+            TABLE,
+            REGION,
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            SESSION_TOKEN,
+            ENDPOINT_URL,
+            RETENTION_DAYS,
+        ];
+        /// Those to keep out of logs.
+        pub const SECRET: [&str; 3] = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN];
+
+        /// How long items are kept (the TTL): `retention_days`, 30 unless set; 0 is forever.
+        pub fn retention_secs(
+            config: &dyn crate::config::Config,
+        ) -> Result<Option<u64>, crate::config::ConfigError> {
+            let days: u64 = crate::config::parsed(config, RETENTION_DAYS, 30)?;
+            Ok((days > 0).then_some(days * 86_400))
+        }
+    }
+
+    /// The attributes of the status item that are absent when they do not apply.
+    const OPTIONAL_STATUS_ATTRIBUTES: [&str; 3] = ["lease_until", "next_attempt_at", "last_error"];
+
+    pub fn to_item(value: &impl serde::Serialize) -> Item {
+        serde_dynamo::to_item(value).expect("the item records serialise")
+    }
+
+    pub fn key(id: &str, sk: &str) -> Item {
+        Item::from(HashMap::from([
+            ("PK".to_owned(), AttributeValue::S(pk(id))),
+            ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
+        ]))
+    }
+
+    /// When an item written at `at_ms` may go (DynamoDB's TTL wants unix seconds).
+    pub fn expires_at(at_ms: i64, retention_secs: Option<u64>) -> Option<i64> {
+        retention_secs.map(|keep| at_ms / 1_000 + keep as i64)
+    }
+
+    /// An item's size as DynamoDB counts it: attribute names plus values (numbers at their
+    /// longest, so this never underestimates).
+    pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+        item.iter()
+            .map(|(name, value)| name.len() + value_size(value))
+            .sum()
+    }
+
+    fn value_size(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => 21.max(n.len()),
+            AttributeValue::B(b) => b.len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+            AttributeValue::M(map) => 3 + item_size(map) + map.len(),
+            AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+            AttributeValue::Ns(set) => set.iter().map(|n| 21.max(n.len())).sum(),
+            AttributeValue::Bs(set) => set.iter().map(Vec::len).sum(),
+        }
+    }
+
+    /// The conditional update that writes `status` over the one at `expected_version`
+    /// (compare-and-swap), leaving the other attributes (the TTL) as they are.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StatusUpdate {
+        pub key: Item,
+        pub update: String,
+        pub condition: String,
+        pub names: HashMap<String, String>,
+        pub values: Item,
+    }
+
+    pub fn status_update(id: &str, expected_version: u64, status: &Status) -> StatusUpdate {
+        let mut fields: Vec<_> = to_item(&StatusItem::new(id, status, None))
+            .into_inner()
+            .into_iter()
+            .filter(|(name, _)| !["PK", "SK", "id"].contains(&name.as_str()))
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut set = Vec::new();
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            set.push(format!("#a{i} = :a{i}"));
+            names.insert(format!("#a{i}"), name);
+            values.insert(format!(":a{i}"), value);
+        }
+        let absent: Vec<_> = OPTIONAL_STATUS_ATTRIBUTES
+            .iter()
+            .filter(|name| !names.values().any(|n| n == *name))
+            .collect();
+        let mut remove = Vec::new();
+        for (i, name) in absent.into_iter().enumerate() {
+            names.insert(format!("#r{i}"), (*name).to_owned());
+            remove.push(format!("#r{i}"));
+        }
+        names.insert("#expected".into(), "version".into());
+        values.insert(
+            ":expected".into(),
+            AttributeValue::N(expected_version.to_string()),
+        );
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        StatusUpdate {
+            key: key(id, STATUS_SK),
+            update,
+            condition: "#expected = :expected".into(),
+            names,
+            values: Item::from(values),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +490,35 @@ mod tests {
         let item = DeadLetterItem::new("57f0", &letter, None);
         assert_eq!(item.sk, "DEAD#0000000000009");
         assert_eq!(item.into_dead_letter(), letter);
+    }
+
+    #[test]
+    fn a_status_update_sets_what_is_there_removes_what_is_not_and_checks_the_version() {
+        let claimed = Status::received(7).claim(8, 1_000).unwrap();
+        let update = dynamodb::status_update("57f0", 1, &claimed);
+        assert_eq!(update.condition, "#expected = :expected");
+        assert_eq!(
+            update.values[":expected"],
+            serde_dynamo::AttributeValue::N("1".into())
+        );
+        assert_eq!(
+            update.key["PK"],
+            serde_dynamo::AttributeValue::S("WH#57f0".into())
+        );
+        let name_of = |placeholder: &str| update.names[placeholder].clone();
+        let (set, remove) = update.update.split_once(" REMOVE ").unwrap();
+        let set: Vec<String> = set
+            .trim_start_matches("SET ")
+            .split(", ")
+            .map(|a| name_of(a.split(" = ").next().unwrap()))
+            .collect();
+        assert_eq!(
+            set,
+            ["lease_until", "retries", "status", "updated_at", "version"]
+        );
+        let removed: Vec<String> = remove.split(", ").map(name_of).collect();
+        assert_eq!(removed, ["next_attempt_at", "last_error"]);
+        assert!(dynamodb::item_size(&dynamodb::to_item(&WebhookItem::new(&webhook(), None))) > 14);
     }
 
     #[test]
