@@ -116,23 +116,8 @@ impl DynamoStore {
     /// Every item whose `SK` is one of `sks`, without the payloads (an operator's scan).
     async fn scan_without_payloads(&self, sks: &[&str]) -> Result<Vec<Item>, StoreError> {
         let mut names = HashMap::from([("#sk".to_owned(), "SK".to_owned())]);
-        let projection = [
-            "PK",
-            "SK",
-            "id",
-            "origin",
-            "type",
-            "received_at",
-            "status",
-            "retries",
-            "version",
-            "updated_at",
-            "lease_until",
-            "next_attempt_at",
-            "last_error",
-        ];
         let mut projected = Vec::new();
-        for (i, name) in projection.iter().enumerate() {
+        for (i, name) in dynamodb::SUMMARY_ATTRIBUTES.iter().enumerate() {
             names.insert(format!("#p{i}"), (*name).to_owned());
             projected.push(format!("#p{i}"));
         }
@@ -344,53 +329,13 @@ impl Store for DynamoStore {
         state: Option<State>,
         limit: usize,
     ) -> Result<Vec<StatusView>, StoreError> {
-        #[derive(Deserialize)]
-        struct Summary {
-            id: String,
-            origin: String,
-            #[serde(rename = "type")]
-            event_type: String,
-            received_at: i64,
-        }
-        let mut webhooks = HashMap::new();
-        let mut statuses = Vec::new();
-        for item in self.scan_without_payloads(&[WEBHOOK_SK, STATUS_SK]).await? {
-            match item.get("SK") {
-                Some(AttributeValue::S(sk)) if sk == WEBHOOK_SK => {
-                    let summary: Summary = from_item(item)?;
-                    webhooks.insert(summary.id.clone(), summary);
-                }
-                _ => {
-                    let status: StatusItem = from_item(item)?;
-                    if state.is_none_or(|s| s == status.status) {
-                        statuses.push(status);
-                    }
-                }
-            }
-        }
-        statuses.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
-        let mut views = Vec::new();
-        for status in statuses {
-            if views.len() == limit {
-                break;
-            }
-            // A status whose webhook item the scan has not seen yet is left for next time.
-            let Some(webhook) = webhooks.get(&status.id) else {
-                continue;
-            };
-            views.push(StatusView {
-                id: status.id.clone(),
-                origin: webhook.origin.clone(),
-                event_type: webhook.event_type.clone(),
-                status: status.status,
-                retries: status.retries,
-                last_error: status.last_error.clone(),
-                received_at: webhook.received_at,
-                updated_at: status.updated_at,
-                next_attempt_at: status.next_attempt_at,
-            });
-        }
-        Ok(views)
+        let items = self.scan_without_payloads(&[WEBHOOK_SK, STATUS_SK]).await?;
+        dynamodb::summaries(
+            items.into_iter().map(serde_dynamo::Item::from),
+            state,
+            limit,
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {

@@ -360,6 +360,75 @@ pub mod dynamodb {
         }
     }
 
+    /// What a scan for operators reads of the `WEBHOOK` and `STATUS` items: everything but
+    /// the payload and headers.
+    pub const SUMMARY_ATTRIBUTES: [&str; 13] = [
+        "PK",
+        "SK",
+        "id",
+        "origin",
+        "type",
+        "received_at",
+        "status",
+        "retries",
+        "version",
+        "updated_at",
+        "lease_until",
+        "next_attempt_at",
+        "last_error",
+    ];
+
+    /// The most recently changed webhooks (only those in `state`, if given), from the
+    /// `WEBHOOK` and `STATUS` items of a scan. A status whose webhook item the scan has not
+    /// seen yet is left for next time.
+    pub fn summaries(
+        items: impl IntoIterator<Item = Item>,
+        state: Option<crate::State>,
+        limit: usize,
+    ) -> Result<Vec<crate::model::StatusView>, super::ItemError> {
+        #[derive(serde::Deserialize)]
+        struct Summary {
+            id: String,
+            origin: String,
+            #[serde(rename = "type")]
+            event_type: String,
+            received_at: i64,
+        }
+        let malformed = |e: serde_dynamo::Error| super::ItemError(e.to_string());
+        let mut webhooks = HashMap::new();
+        let mut statuses = Vec::new();
+        for item in items {
+            if item.get("SK") == Some(&AttributeValue::S(super::WEBHOOK_SK.to_owned())) {
+                let summary: Summary = serde_dynamo::from_item(item).map_err(malformed)?;
+                webhooks.insert(summary.id.clone(), summary);
+            } else {
+                let status: StatusItem = serde_dynamo::from_item(item).map_err(malformed)?;
+                if state.is_none_or(|s| s == status.status) {
+                    statuses.push(status);
+                }
+            }
+        }
+        statuses.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+        Ok(statuses
+            .into_iter()
+            .filter_map(|status| {
+                let webhook = webhooks.get(&status.id)?;
+                Some(crate::model::StatusView {
+                    id: status.id,
+                    origin: webhook.origin.clone(),
+                    event_type: webhook.event_type.clone(),
+                    status: status.status,
+                    retries: status.retries,
+                    last_error: status.last_error,
+                    received_at: webhook.received_at,
+                    updated_at: status.updated_at,
+                    next_attempt_at: status.next_attempt_at,
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
     /// The conditional update that writes `status` over the one at `expected_version`
     /// (compare-and-swap), leaving the other attributes (the TTL) as they are.
     #[derive(Debug, Clone, PartialEq)]
@@ -519,6 +588,29 @@ mod tests {
         let removed: Vec<String> = remove.split(", ").map(name_of).collect();
         assert_eq!(removed, ["next_attempt_at", "last_error"]);
         assert!(dynamodb::item_size(&dynamodb::to_item(&WebhookItem::new(&webhook(), None))) > 14);
+    }
+
+    #[test]
+    fn summaries_join_the_items_of_a_scan_most_recent_first() {
+        let mut other = webhook();
+        other.id = "9abc".into();
+        let older = Status::received(10);
+        let newer = Status::received(20).claim(30, 1_000).unwrap();
+        let items = vec![
+            dynamodb::to_item(&StatusItem::new("57f0", &older, None)),
+            dynamodb::to_item(&WebhookItem::new(&webhook(), None)),
+            dynamodb::to_item(&StatusItem::new("9abc", &newer, None)),
+            dynamodb::to_item(&WebhookItem::new(&other, None)),
+            // A status whose webhook the scan has not reached yet.
+            dynamodb::to_item(&StatusItem::new("dead", &older, None)),
+        ];
+        let all = dynamodb::summaries(items.clone(), None, 10).unwrap();
+        let ids: Vec<_> = all.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["9abc", "57f0"]);
+        assert_eq!(all[1].event_type, "charge.succeeded");
+        let received = dynamodb::summaries(items.clone(), Some(State::Received), 10).unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(dynamodb::summaries(items, None, 1).unwrap().len(), 1);
     }
 
     #[test]

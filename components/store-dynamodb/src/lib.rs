@@ -32,7 +32,6 @@ use inbox_core::Status;
 use inbox_core::config::{Config, secrets};
 use inbox_core::item::dynamodb::{self, settings};
 use inbox_core::item::{STATUS_SK, StatusItem, WEBHOOK_SK, WebhookItem};
-use inbox_core::model::StatusView;
 use serde_json::{Value, json};
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
@@ -113,22 +112,23 @@ impl Guest for DynamoStore {
         limit: u32,
     ) -> Result<Vec<wit::Summary>, StoreError> {
         let table = Table::from_config()?;
-        let state = state.map(state_from_wit);
-        let limit = limit.min(inbox_core::capture::MAX_LIST) as usize;
-        let mut webhooks = HashMap::new();
-        let mut statuses = Vec::new();
+        let names: HashMap<String, &str> = dynamodb::SUMMARY_ATTRIBUTES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (format!("#p{i}"), *name))
+            .chain([("#sk".to_owned(), "SK")])
+            .collect();
+        let projection: Vec<_> = (0..dynamodb::SUMMARY_ATTRIBUTES.len())
+            .map(|i| format!("#p{i}"))
+            .collect();
+        let mut items = Vec::new();
         let mut start: Option<Value> = None;
         loop {
             let mut request = json!({
                 "TableName": table.name,
                 "FilterExpression": "#sk IN (:webhook, :status)",
-                "ProjectionExpression": "#pk, #sk, #id, #origin, #type, #received_at, #status, #retries, #version, #updated_at, #next_attempt_at, #last_error",
-                "ExpressionAttributeNames": {
-                    "#pk": "PK", "#sk": "SK", "#id": "id", "#origin": "origin", "#type": "type",
-                    "#received_at": "received_at", "#status": "status", "#retries": "retries",
-                    "#version": "version", "#updated_at": "updated_at",
-                    "#next_attempt_at": "next_attempt_at", "#last_error": "last_error",
-                },
+                "ProjectionExpression": projection.join(", "),
+                "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": {
                     ":webhook": { "S": WEBHOOK_SK }, ":status": { "S": STATUS_SK },
                 },
@@ -140,40 +140,21 @@ impl Guest for DynamoStore {
                 .call("Scan", &request)
                 .map_err(AwsError::unavailable)?;
             for item in page["Items"].as_array().cloned().unwrap_or_default() {
-                if item["SK"]["S"] == WEBHOOK_SK {
-                    let summary: Summary = from_item(item)?;
-                    webhooks.insert(summary.id.clone(), summary);
-                } else {
-                    let status: StatusItem = from_item(item)?;
-                    if state.is_none_or(|s| s == status.status) {
-                        statuses.push(status);
-                    }
-                }
+                items.push(
+                    serde_json::from_value::<serde_dynamo::Item>(item).map_err(|e| {
+                        StoreError::Unavailable(format!("an item DynamoDB sent: {e}"))
+                    })?,
+                );
             }
             match page.get("LastEvaluatedKey") {
                 Some(key) if !key.is_null() => start = Some(key.clone()),
                 _ => break,
             }
         }
-        statuses.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
-        Ok(statuses
-            .into_iter()
-            .filter_map(|status| {
-                let webhook = webhooks.get(&status.id)?;
-                Some(view_to_summary(StatusView {
-                    id: status.id.clone(),
-                    origin: webhook.origin.clone(),
-                    event_type: webhook.event_type.clone(),
-                    status: status.status,
-                    retries: status.retries,
-                    last_error: status.last_error.clone(),
-                    received_at: webhook.received_at,
-                    updated_at: status.updated_at,
-                    next_attempt_at: status.next_attempt_at,
-                }))
-            })
-            .take(limit)
-            .collect())
+        let limit = limit.min(inbox_core::capture::MAX_LIST) as usize;
+        let views = dynamodb::summaries(items, state.map(state_from_wit), limit)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(views.into_iter().map(view_to_summary).collect())
     }
 
     fn replay(id: String) -> Result<wit::Status, StoreError> {
@@ -201,15 +182,6 @@ impl Guest for DynamoStore {
             Err(error) => Err(error.unavailable()),
         }
     }
-}
-
-#[derive(serde::Deserialize)]
-struct Summary {
-    id: String,
-    origin: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    received_at: i64,
 }
 
 /// Configuration read through `wasi:config/store`.
