@@ -34,6 +34,16 @@ pub const CONFIG_KEYS: [&str; 11] = [
     "timestamp_tolerance_s",
 ];
 
+/// Every route the capture component serves, as (method, path with `{variables}`): what a
+/// host's router must send to it (template.yaml's HTTP API is checked against this list).
+pub const ROUTES: [(&str, &str); 5] = [
+    ("POST", "/api/webhooks/{origin}"),
+    ("GET", "/api/webhooks/{id}"),
+    ("GET", WEBHOOKS_PATH),
+    ("POST", "/api/webhooks/{id}/replay"),
+    ("POST", DEMO_PATH),
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `POST /api/webhooks/{origin}`
@@ -328,6 +338,29 @@ mod tests {
             self.1.borrow_mut().insert(key.to_owned());
             self.0.get(key).cloned()
         }
+    }
+
+    #[test]
+    fn routes_lists_every_route_the_component_serves() {
+        // Exhaustive: a new kind of route does not compile until it is counted here.
+        let kind = |route: &Route| match route {
+            Route::Capture { .. } => 0,
+            Route::Status { .. } => 1,
+            Route::List { .. } => 2,
+            Route::Replay { .. } => 3,
+            Route::SendDemo => 4,
+        };
+        let id = id::webhook_id("stripe", "evt_1");
+        let mut kinds: Vec<usize> = ROUTES
+            .iter()
+            .map(|(method, path)| {
+                let path = path.replace("{origin}", "stripe").replace("{id}", &id);
+                let served = route(method, &path);
+                kind(&served.unwrap_or_else(|p| panic!("{method} {path}: {p:?}")))
+            })
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, [0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! processing -> operator_required   (rejected, or retries exhausted)
 //! operator_required -> (replay) received
 //! processing, lease expired -> processing   (a crashed attempt is retaken)
+//! received, failed, expired processing -> (requeue) received   (a stuck one, by an operator)
 //! ```
 //!
 //! Every transition returns the next status with `version + 1`; a store writes it only if
@@ -221,6 +222,42 @@ impl Status {
         }
     }
 
+    /// An operator sends a stuck webhook round again now: one the pipeline lost track of
+    /// (on AWS, a stream batch Lambda gave up on, or a retry message redriven to the dead
+    /// queue). It keeps the attempts it has used, so the retry budget still holds. A live
+    /// lease is never taken over, and a finished webhook stays finished (a dead one is
+    /// replayed instead).
+    pub fn requeue(&self, now: i64) -> Result<Status, TransitionError> {
+        match self.state {
+            State::Received | State::Failed => {}
+            State::Processing if self.lease_until.is_none_or(|until| until <= now) => {}
+            State::Processing => {
+                return Err(self.refuse(
+                    "requeue",
+                    "an attempt holds the lease; it is not stuck".to_owned(),
+                ));
+            }
+            State::Completed => {
+                return Err(self.refuse("requeue", "it is finished".to_owned()));
+            }
+            State::OperatorRequired => {
+                return Err(self.refuse(
+                    "requeue",
+                    "it needs an operator; replay it for a fresh retry budget".to_owned(),
+                ));
+            }
+        }
+        Ok(Status {
+            state: State::Received,
+            retries: self.retries,
+            version: self.version + 1,
+            updated_at: now,
+            lease_until: None,
+            next_attempt_at: Some(now),
+            last_error: self.last_error.clone(),
+        })
+    }
+
     fn refuse(&self, action: &'static str, reason: String) -> TransitionError {
         TransitionError {
             from: self.state,
@@ -387,6 +424,47 @@ mod tests {
                 .replay(2)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn requeue_sends_a_stuck_webhook_round_again_with_its_attempts_kept() {
+        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let retry = Outcome::Retry {
+            reason: "503".into(),
+            delay_ms: None,
+        };
+        let failed = processing.finish(&retry, &policy(), 1).unwrap().status;
+        let requeued = failed.requeue(2).unwrap();
+        assert_eq!(requeued.state, State::Received);
+        assert_eq!(
+            requeued.retries, 1,
+            "the budget still counts the first attempt"
+        );
+        assert_eq!(requeued.version, failed.version + 1);
+        assert_eq!(requeued.last_error.as_deref(), Some("503"));
+        assert!(requeued.is_claimable(2), "due now, not at the old backoff");
+        assert!(Status::received(0).requeue(1).is_ok());
+
+        assert!(
+            processing.requeue(LEASE as i64 - 1).is_err(),
+            "a live lease is not taken over"
+        );
+        let expired = processing.requeue(LEASE as i64).unwrap();
+        assert_eq!(
+            (expired.state, expired.lease_until),
+            (State::Received, None)
+        );
+
+        let done = processing
+            .finish(&Outcome::Completed, &policy(), 1)
+            .unwrap();
+        assert!(done.status.requeue(2).is_err());
+        let reject = Outcome::Reject {
+            reason: "no".into(),
+        };
+        let dead = processing.finish(&reject, &policy(), 1).unwrap().status;
+        let refused = dead.requeue(2).unwrap_err();
+        assert!(refused.to_string().contains("replay"), "{refused}");
     }
 
     #[test]
