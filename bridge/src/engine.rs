@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +21,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::bindings::exports::webhooks::inbox::handler::GuestIndices as ProcessorIndices;
 use crate::bindings::{spin, wasi, webhooks};
 use crate::host::{self, HostState};
+use crate::outgoing::SelfApp;
 use crate::store::Store as InboxStore;
 
 /// The epoch advances this often; deadlines are counted in these ticks.
@@ -99,8 +101,15 @@ pub struct Runtime {
     config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn InboxStore>,
     limits: Limits,
-    /// Where `serve_http` listens: the app itself for the components (`self.alt`).
-    self_origin: OnceLock<Arc<str>>,
+}
+
+/// Whether a capture instance may send requests to the app itself (`self.alt`): the
+/// requests it receives from outside may, the ones it serves for itself may not, so an app
+/// calling itself cannot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SelfRequests {
+    Allowed,
+    Denied,
 }
 
 impl Runtime {
@@ -176,7 +185,6 @@ impl Runtime {
             config,
             store,
             limits,
-            self_origin: OnceLock::new(),
         }))
     }
 
@@ -184,6 +192,7 @@ impl Runtime {
         &self,
         component: &'static str,
         store: Option<Arc<dyn InboxStore>>,
+        self_app: Option<SelfApp>,
         deadline: Duration,
     ) -> Store<HostState> {
         let sqlite = self.store_component.as_ref().map(|(_, db)| db.clone());
@@ -194,7 +203,7 @@ impl Runtime {
             self.limits.max_memory_bytes,
         )
         .with_sqlite(sqlite)
-        .with_self_origin(self.self_origin.get().cloned());
+        .with_self_app(self_app);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks(deadline));
@@ -212,9 +221,26 @@ impl Runtime {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        self.capture(request, SelfRequests::Allowed).await
+    }
+
+    async fn capture<B>(
+        self: &Arc<Self>,
+        request: hyper::Request<B>,
+        self_requests: SelfRequests,
+    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let self_app = (self_requests == SelfRequests::Allowed).then(|| {
+            let runtime = self.clone();
+            Arc::new(move |request| runtime.clone().capture_for_itself(request)) as SelfApp
+        });
         let mut store = self.new_store(
             "capture",
             Some(self.store.clone()),
+            self_app,
             self.limits.capture_deadline,
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -260,11 +286,19 @@ impl Runtime {
         }
     }
 
+    /// A request the app sends to itself (`self.alt`), served by a fresh capture instance.
+    fn capture_for_itself(
+        self: Arc<Self>,
+        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+    ) -> Pin<Box<dyn Future<Output = Result<hyper::Response<HyperOutgoingBody>>> + Send>> {
+        Box::pin(async move { self.capture(request, SelfRequests::Denied).await })
+    }
+
     /// Runs the processor on one webhook. A trap, an overrun deadline or memory limit are
     /// a failed attempt like any other: the webhook is retried within its budget.
     pub async fn process(&self, webhook: &Webhook, attempt: u32) -> lifecycle::Outcome {
         let deadline = self.limits.processor_deadline;
-        let mut store = self.new_store("processor", None, deadline);
+        let mut store = self.new_store("processor", None, None, deadline);
         let run = async {
             let (pre, indices) = &self.processor;
             let instance = pre.instantiate_async(&mut store).await?;
@@ -300,9 +334,6 @@ pub async fn serve_http(
     grace: Duration,
 ) -> Result<()> {
     let connections = GracefulShutdown::new();
-    if let Ok(address) = listener.local_addr() {
-        let _ = runtime.self_origin.set(address.to_string().into());
-    }
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {

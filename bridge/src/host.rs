@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::wasi::config::store as config;
 use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
 use crate::guest_log::GuestStderr;
-use crate::outgoing::OutgoingHooks;
+use crate::outgoing::{OutgoingHooks, SelfApp};
 use crate::store::{Captured, Store, StoreError};
 
 /// Everything one instance may touch; a fresh one per request or webhook.
@@ -54,13 +54,14 @@ impl HostState {
             store,
             sqlite: None,
             store_component: None,
-            outgoing: OutgoingHooks { self_origin: None },
+            outgoing: OutgoingHooks { self_app: None },
         }
     }
 
-    /// Where requests to the app itself (`http://self.alt/...`) go.
-    pub fn with_self_origin(mut self, origin: Option<Arc<str>>) -> Self {
-        self.outgoing.self_origin = origin;
+    /// What serves requests to the app itself (`http://self.alt/...`); without it they
+    /// are denied.
+    pub fn with_self_app(mut self, app: Option<SelfApp>) -> Self {
+        self.outgoing.self_app = app;
         self
     }
 

@@ -1,7 +1,9 @@
-//! Outgoing HTTP from the components: `self.alt` is the app itself, as on Spin (a request
-//! to `http://self.alt/...` is served by this host's own listener); anything else goes out
-//! as wasmtime-wasi-http sends it.
+//! Outgoing HTTP from the components: `self.alt` is the app itself, as on Spin. A request
+//! to `http://self.alt/...` is served by the capture component in this process (no socket,
+//! so it works the same under `inbox serve` and on Lambda, where there is no listener);
+//! anything else goes out as wasmtime-wasi-http sends it.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
@@ -11,9 +13,15 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 /// The authority Spin reads as "this app" in an outgoing request.
 const SELF_AUTHORITY: &str = "self.alt";
 
+type Answer = Pin<Box<dyn Future<Output = anyhow::Result<http::Response<WasiBody>>> + Send>>;
+
+/// Serves a request to the app itself, in this process.
+pub type SelfApp = Arc<dyn Fn(http::Request<WasiBody>) -> Answer + Send + Sync>;
+
 pub struct OutgoingHooks {
-    /// Where this host serves HTTP (`127.0.0.1:3000`), once it does.
-    pub self_origin: Option<Arc<str>>,
+    /// Only the capture component may call the app, as on Spin (`allowed_outbound_hosts =
+    /// ["http://self"]`), and a request the app serves for itself may not call it again.
+    pub self_app: Option<SelfApp>,
 }
 
 type Sent = Box<
@@ -31,26 +39,28 @@ type Sent = Box<
 impl WasiHttpHooks for OutgoingHooks {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Sent {
         if request.uri().host() == Some(SELF_AUTHORITY) {
-            let Some(origin) = self.self_origin.clone() else {
+            let Some(app) = self.self_app.clone() else {
                 return Box::new(async { Err(ErrorCode::HttpRequestDenied.into()) });
             };
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            match format!("http://{origin}{path}").parse() {
-                Ok(uri) => *request.uri_mut() = uri,
-                Err(_) => return Box::new(async { Err(ErrorCode::HttpRequestUriInvalid.into()) }),
-            }
-            if let Ok(host) = origin.parse() {
-                request.headers_mut().insert(http::header::HOST, host);
-            }
+            return Box::new(async move {
+                let response = app(request).await.map_err(|error| {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "a request to the app itself failed"
+                    );
+                    ErrorCode::InternalError(Some(format!("{error:#}")))
+                })?;
+                let done = async { Ok(()) };
+                Ok((
+                    response,
+                    Box::new(done) as Box<dyn Future<Output = _> + Send>,
+                ))
+            });
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -59,5 +69,60 @@ impl WasiHttpHooks for OutgoingHooks {
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+
+    use super::*;
+
+    fn empty_body() -> WasiBody {
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    fn to_self() -> http::Request<WasiBody> {
+        http::Request::post("http://self.alt/api/webhooks/bigcommerce")
+            .body(empty_body())
+            .unwrap()
+    }
+
+    async fn send(hooks: &mut OutgoingHooks) -> Result<u16, wasmtime_wasi_http::Error> {
+        let unused = Box::new(async { Ok(()) });
+        let sent = Box::into_pin(hooks.send_request(to_self(), None, unused));
+        sent.await.map(|(response, _)| response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_request_to_the_app_itself_is_served_in_process_when_allowed() {
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = served.clone();
+        let app: SelfApp = Arc::new(move |request: http::Request<WasiBody>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(request.uri().path(), "/api/webhooks/bigcommerce");
+            let body = Full::new(Bytes::from_static(b"{}"))
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            Box::pin(async move { Ok(http::Response::builder().status(202).body(body)?) })
+        });
+        let mut allowed = OutgoingHooks {
+            self_app: Some(app),
+        };
+        assert_eq!(send(&mut allowed).await.unwrap(), 202);
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+
+        // A component without it (a processor, or a request the app serves for itself)
+        // is refused without any network.
+        let mut denied = OutgoingHooks { self_app: None };
+        assert!(matches!(
+            send(&mut denied).await,
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        ));
     }
 }
