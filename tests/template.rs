@@ -1,5 +1,10 @@
 //! The SAM template passes `cfn-lint` and `sam validate --lint` (both offline, from the
 //! venv `scripts/test` installs), and a broken copy of it does not, so the check is real.
+//! What the linters do not know is checked as the services read it: the HTTP API's routes
+//! as API Gateway matches them, the stream filter as Lambda applies it, the queue's
+//! concurrency bound.
+
+mod sam;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -72,4 +77,141 @@ fn a_broken_template_is_caught() {
         let (ok, output) = cfn_lint(&broken);
         assert!(!ok, "cfn-lint accepted {to:?}: {output}");
     }
+}
+
+const CAPTURE_FUNCTION: &str = "CaptureWebhooksFunction";
+
+/// A request for each route the capture component serves, its variables filled in.
+fn served() -> Vec<(&'static str, String)> {
+    let id = inbox_core::id::webhook_id("stripe", "evt_1");
+    inbox_core::capture::ROUTES
+        .iter()
+        .map(|(method, path)| {
+            let path = path.replace("{origin}", "stripe").replace("{id}", &id);
+            (*method, path)
+        })
+        .collect()
+}
+
+fn route_problems(text: &str) -> Vec<String> {
+    let served = served();
+    let served: Vec<(&str, &str)> = served.iter().map(|(m, p)| (*m, p.as_str())).collect();
+    sam::route_problems(&sam::routes(&sam::parse(text)), &served, CAPTURE_FUNCTION)
+}
+
+#[test]
+fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
+    let text = sam::template_text();
+    assert_eq!(route_problems(&text), Vec::<String>::new());
+
+    // The seed's routes: two variables at one level, which API Gateway refuses (409).
+    let seed = text.replacen(
+        HTTP_EVENT,
+        &[
+            http_event("Capture", "POST", "/api/webhooks/{origin}"),
+            http_event("Status", "GET", "/api/webhooks/{id}"),
+        ]
+        .concat(),
+        1,
+    );
+    assert_ne!(seed, text);
+    let problems = route_problems(&seed);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("conflicting variables {origin} and {id}")),
+        "{problems:?}"
+    );
+    // Routes without the demo: POST /demo/send-webhook would be API Gateway's own 404.
+    let no_demo = text.replacen(
+        HTTP_EVENT,
+        &[
+            http_event("Webhooks", "ANY", "/api/webhooks/{proxy+}"),
+            http_event("List", "GET", "/api/webhooks"),
+        ]
+        .concat(),
+        1,
+    );
+    assert_eq!(
+        route_problems(&no_demo),
+        vec!["POST /demo/send-webhook reaches no function (404)".to_owned()]
+    );
+}
+
+/// The capture function's one event in template.yaml: the `$default` route.
+const HTTP_EVENT: &str = "        Http:\n          Type: HttpApi\n";
+
+fn http_event(name: &str, method: &str, path: &str) -> String {
+    format!(
+        "        {name}:\n          Type: HttpApi\n          Properties:\n            Method: {method}\n            Path: {path}\n"
+    )
+}
+
+#[test]
+fn the_stream_filter_uses_only_what_dynamodb_mappings_filter_on() {
+    let template = sam::parse(&sam::template_text());
+    let filters = sam::stream_filters(&template);
+    assert_eq!(filters.len(), 2);
+    for filter in &filters {
+        let keys: Vec<&String> = filter.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["dynamodb"],
+            "DynamoDB mappings filter on the dynamodb key only"
+        );
+    }
+    let record = |name: &str, sk: &str, image: serde_json::Value| {
+        serde_json::json!({
+            "eventName": name,
+            "dynamodb": { "Keys": { "PK": { "S": "WH#1" }, "SK": { "S": sk } }, "NewImage": image },
+        })
+    };
+    let status = |state: &str, version: &str| serde_json::json!({ "SK": { "S": "STATUS" }, "status": { "S": state }, "version": { "N": version } });
+    let webhook = serde_json::json!({ "SK": { "S": "WEBHOOK" }, "payload": { "B": "e30=" } });
+    let passes = |r: serde_json::Value| sam::passes(&filters, &r);
+    assert!(passes(record("INSERT", "WEBHOOK", webhook)));
+    assert!(
+        passes(record("MODIFY", "STATUS", status("received", "4"))),
+        "a replay"
+    );
+    assert!(
+        !passes(record("INSERT", "STATUS", status("received", "1"))),
+        "a capture's own status"
+    );
+    assert!(!passes(record(
+        "MODIFY",
+        "STATUS",
+        status("processing", "2")
+    )));
+    assert!(!passes(record("MODIFY", "STATUS", status("failed", "3"))));
+    assert!(
+        !passes(serde_json::json!({
+            "eventName": "REMOVE",
+            "dynamodb": { "Keys": { "PK": { "S": "WH#1" }, "SK": { "S": "WEBHOOK" } } },
+        })),
+        "an item expiring"
+    );
+    assert!(!passes(record(
+        "INSERT",
+        "DEAD#0001",
+        serde_json::json!({ "SK": { "S": "DEAD#0001" } })
+    )));
+}
+
+#[test]
+fn retries_have_a_bounded_concurrency_set_by_a_parameter() {
+    let template = sam::parse(&sam::template_text());
+    let queues = sam::events(&template, "SQS");
+    assert_eq!(queues.len(), 1);
+    let (_, _, properties) = &queues[0];
+    let parameter = properties["ScalingConfig"]["MaximumConcurrency"]
+        .as_str()
+        .expect("MaximumConcurrency is a !Ref to a parameter");
+    let declared = &template["Parameters"][parameter];
+    assert_eq!(declared["Type"].as_str(), Some("Number"));
+    // SQS mappings take 2 to 1000.
+    assert!(declared["MinValue"].as_i64().is_some_and(|min| min >= 2));
+    assert!(declared["MaxValue"].as_i64().is_some_and(|max| max <= 1000));
+    let streams = sam::events(&template, "DynamoDB");
+    assert!(streams[0].2["ParallelizationFactor"].as_str().is_some());
 }
