@@ -3,13 +3,16 @@
 //! the table's stream and the failed queue, builds the events and invokes the function.
 
 mod moto;
+mod sam;
 mod support;
 
 use std::time::Duration;
 
+use inbox_bridge::processing::now_ms;
 use inbox_bridge::store::Store;
 use inbox_bridge::store::dynamodb::DynamoStore;
 use inbox_core::State;
+use inbox_core::lifecycle::Transition;
 use moto::{LambdaFunction, Moto, StreamReader};
 use serde_json::{Value, json};
 use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
@@ -55,6 +58,14 @@ fn function_env(aws: &Aws, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
+/// `inbox lambda` whose simulated work fails this fraction of attempts.
+fn processing_function(aws: &Aws, failure_rate: &str) -> LambdaFunction {
+    LambdaFunction::start(
+        &["lambda"],
+        &function_env(aws, &[("INBOX_DEMO_FAILURE_RATE", failure_rate)]),
+    )
+}
+
 /// A signed BigCommerce delivery through API Gateway: (status code, JSON body).
 fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
     let body = bigcommerce_event(hash);
@@ -75,14 +86,43 @@ fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
     (status, body)
 }
 
-/// Hands every new stream record that passes the template's filter to the function.
-async fn deliver_stream(function: &LambdaFunction, stream: &mut StreamReader) -> usize {
-    let records: Vec<Value> = stream
+/// Takes `id` for an attempt, leased for `lease_ms`, as a processing function does.
+async fn take(aws: &Aws, id: &str, lease_ms: u64) {
+    let status = aws.store.status(id).await.unwrap().unwrap();
+    let claim = Transition {
+        status: status.claim(now_ms(), lease_ms).unwrap(),
+        dead_letter: None,
+    };
+    assert!(
+        aws.store
+            .swap_status(id, status.version, &claim)
+            .await
+            .unwrap()
+    );
+}
+
+/// The new stream records that pass the stream mapping's filter in template.yaml.
+async fn read_mapped(stream: &mut StreamReader) -> Vec<Value> {
+    let filters = sam::stream_filters(&sam::parse(&sam::template_text()));
+    assert!(!filters.is_empty(), "the template filters the stream");
+    stream
         .read()
         .await
         .into_iter()
-        .filter(moto::passes_filter)
-        .collect();
+        .filter(|record| sam::passes(&filters, record))
+        .collect()
+}
+
+/// The id of a signed BigCommerce delivery captured through API Gateway.
+fn captured(function: &LambdaFunction, hash: &str) -> String {
+    let (code, body) = capture(function, hash);
+    assert_eq!(code, 202, "{body}\n{}", function.log());
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Hands every new stream record that passes the template's filter to the function.
+async fn deliver_stream(function: &LambdaFunction, stream: &mut StreamReader) -> usize {
+    let records = read_mapped(stream).await;
     let count = records.len();
     if count > 0 {
         let response = function.invoke(&moto::stream_event(records));
@@ -96,15 +136,21 @@ async fn deliver_stream(function: &LambdaFunction, stream: &mut StreamReader) ->
     count
 }
 
-/// Waits (SQS long polling) for the failed queue's next batch and hands it to the function.
-async fn deliver_failed_queue(function: &LambdaFunction, aws: &Aws) -> usize {
-    let (event, receipts) = moto::receive_sqs_event(
+/// Waits (SQS long polling) for the failed queue's next batch: the Lambda event, and the
+/// receipt handles by message id.
+async fn receive_failed(aws: &Aws) -> (Value, std::collections::HashMap<String, String>) {
+    moto::receive_sqs_event(
         &aws.sqs,
         &aws.queues.failed_url,
         &aws.queues.failed_arn,
         Duration::from_secs(10),
     )
-    .await;
+    .await
+}
+
+/// Waits (SQS long polling) for the failed queue's next batch and hands it to the function.
+async fn deliver_failed_queue(function: &LambdaFunction, aws: &Aws) -> usize {
+    let (event, receipts) = receive_failed(aws).await;
     let count = receipts.len();
     if count > 0 {
         let response = function.invoke(&event);
@@ -122,10 +168,7 @@ async fn deliver_failed_queue(function: &LambdaFunction, aws: &Aws) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_lettered() {
     let aws = aws().await;
-    let function = LambdaFunction::start(
-        &["lambda"],
-        &function_env(&aws, &[("INBOX_DEMO_FAILURE_RATE", "1.0")]),
-    );
+    let function = processing_function(&aws, "1.0");
     let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
 
     let (code, body) = capture(&function, "hash-dead");
@@ -361,9 +404,7 @@ async fn a_retry_that_comes_early_is_sent_on_and_an_unreadable_message_is_report
         ),
     );
     let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
-    let (code, body) = capture(&function, "hash-early");
-    assert_eq!(code, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    let id = captured(&function, "hash-early");
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let failed = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!((failed.state, failed.retries), (State::Failed, 1));
@@ -426,15 +467,8 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
     );
     let mut crashing = LambdaFunction::start(&["lambda"], &env);
     let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
-    let (code, body) = capture(&crashing, "hash-crash");
-    assert_eq!(code, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
-    let records: Vec<Value> = stream
-        .read()
-        .await
-        .into_iter()
-        .filter(moto::passes_filter)
-        .collect();
+    let id = captured(&crashing, "hash-crash");
+    let records = read_mapped(&mut stream).await;
     assert_eq!(records.len(), 1);
 
     // The function dies while the attempt runs; Lambda's invocation never answers.
@@ -475,4 +509,270 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
         function.log()
     );
     assert!(status.updated_at >= held.lease_until.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_sender_works_on_lambda_through_the_capture_route_in_the_same_process() {
+    let aws = aws().await;
+    let function = LambdaFunction::start(&["lambda"], &function_env(&aws, &[]));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = function.invoke(&moto::http_event("POST", "/demo/send-webhook", &[], b""));
+        assert_eq!(
+            response["statusCode"],
+            202,
+            "{response}\n{}",
+            function.log()
+        );
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (body["status"].as_str(), body["duplicate"].as_bool()),
+            (Some("received"), Some(false))
+        );
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(ids[0], ids[1], "each press sends a fresh delivery");
+    for id in &ids {
+        let webhook = aws.store.webhook(id).await.unwrap().unwrap();
+        assert_eq!(
+            (webhook.origin.as_str(), webhook.event_type.as_str()),
+            ("bigcommerce", "store/order/created")
+        );
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!(status.state, State::Received);
+    }
+    // A wrong method on the demo route is the component's own 405, not a gateway 404.
+    let response = function.invoke(&moto::http_event("GET", "/demo/send-webhook", &[], b""));
+    assert_eq!(response["statusCode"], 405, "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_batch_lambda_gave_up_on_is_read_back_by_the_operator_and_processed() {
+    let aws = aws().await;
+    let function = processing_function(&aws, "0");
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let ids: Vec<String> = ["hash-given-up-1", "hash-given-up-2", "hash-stuck-elsewhere"]
+        .into_iter()
+        .map(|hash| captured(&function, hash))
+        .collect();
+    // Lambda's poller gives up on the batch of the first two (its retries exhausted): the
+    // on-failure destination gets where the batch is, not the webhooks.
+    let records = read_mapped(&mut stream).await;
+    assert_eq!(records.len(), 3);
+    let record = stream.on_failure_record(&records[..2], Duration::from_secs(60));
+    moto::send(&aws.sqs, &aws.queues.dead_url, &record.to_string()).await;
+
+    let (ok, output) = operator(&aws, &["replay", "--all-dead", "--table", &aws.table]);
+    assert!(ok, "{output}");
+    assert!(output.contains("requeued 2 stuck webhooks"), "{output}");
+    assert!(
+        output.contains("cleared 1 messages from the dead queue (0 left)"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("cannot be read back"),
+        "the stream still has the batch: {output}"
+    );
+    assert!(
+        moto::peek_raw(&aws.sqs, &aws.queues.dead_url)
+            .await
+            .is_empty()
+    );
+    for id in &ids[..2] {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!(
+            (status.state, status.version, status.retries),
+            (State::Received, 2, 0)
+        );
+    }
+    let untouched = aws.store.status(&ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        untouched.version, 1,
+        "outside the batch's sequence range, nothing is written"
+    );
+
+    // The requeue is a status change the mapping delivers: both are processed.
+    assert_eq!(deliver_stream(&function, &mut stream).await, 2);
+    for id in &ids[..2] {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!(
+            (status.state, status.retries),
+            (State::Completed, 1),
+            "{}",
+            function.log()
+        );
+    }
+
+    // A batch the stream cannot give back for now (here a shard it does not know, an
+    // error worth trying again) stays; once its records are past the stream's 24 hours,
+    // the operator falls back to the table: every webhook still due there is requeued.
+    let mut unreadable = stream.on_failure_record(&records[2..], Duration::from_secs(60));
+    unreadable["DDBStreamBatchInfo"]["shardId"] = json!("shardId-00000000000000000000-other");
+    moto::send(&aws.sqs, &aws.queues.dead_url, &unreadable.to_string()).await;
+    let lost = stream.on_failure_record(&records[2..], Duration::from_secs(25 * 3_600));
+    moto::send(&aws.sqs, &aws.queues.dead_url, &lost.to_string()).await;
+    let (ok, output) = operator(&aws, &["replay", "--all-dead", "--table", &aws.table]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("older than the stream's 24 hours"),
+        "{output}"
+    );
+    assert!(output.contains("requeued 1 stuck webhooks"), "{output}");
+    assert!(
+        output.contains("cleared 1 messages from the dead queue (1 left)"),
+        "{output}"
+    );
+    assert_eq!(
+        moto::peek_raw(&aws.sqs, &aws.queues.dead_url).await,
+        vec![unreadable.to_string()]
+    );
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    let status = aws.store.status(&ids[2]).await.unwrap().unwrap();
+    assert_eq!((status.state, status.retries), (State::Completed, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolved_is_cleared() {
+    let aws = aws().await;
+    let failing = processing_function(&aws, "1.0");
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let id = captured(&failing, "hash-redriven");
+    assert_eq!(deliver_stream(&failing, &mut stream).await, 1);
+    let failed = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.retries), (State::Failed, 1));
+
+    // Its retry message cannot be handled (here: a function whose table is missing) five
+    // times; then the failed queue's redrive policy moves it to the dead queue.
+    let broken_env = function_env(&aws, &[("INBOX_TABLE", "no-such-table")]);
+    let broken = LambdaFunction::start(&["lambda"], &broken_env);
+    for _ in 0..5 {
+        let (event, receipts) = receive_failed(&aws).await;
+        assert_eq!(receipts.len(), 1);
+        let response = broken.invoke(&event);
+        assert_eq!(
+            response["batchItemFailures"].as_array().map(Vec::len),
+            Some(1),
+            "{response}"
+        );
+        for receipt in receipts.values() {
+            aws.sqs
+                .change_message_visibility()
+                .queue_url(&aws.queues.failed_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert!(
+        moto::peek_raw(&aws.sqs, &aws.queues.failed_url)
+            .await
+            .is_empty()
+    );
+    let redriven = moto::peek(&aws.sqs, &aws.queues.dead_url).await;
+    assert_eq!(redriven.len(), 1);
+    assert_eq!(
+        (redriven[0]["id"].as_str(), redriven[0].get("reason")),
+        (Some(id.as_str()), None)
+    );
+
+    // Beside it on the dead queue, about a webhook an attempt holds right now: a stale
+    // notice that it needed an operator (it does not: cleared), and a redriven retry (not
+    // resolved while the attempt runs: it stays); and a message nobody can read (it stays).
+    let held_id = captured(&failing, "hash-held");
+    assert_eq!(
+        read_mapped(&mut stream).await.len(),
+        1,
+        "its record, taken by that attempt"
+    );
+    take(&aws, &held_id, 600_000).await;
+    let held = aws.store.webhook(&held_id).await.unwrap().unwrap();
+    let stale = inbox_bridge::queue::Message::new(&held, Some("stale".into()));
+    moto::send(&aws.sqs, &aws.queues.dead_url, &stale.encode()).await;
+    let notice = inbox_bridge::queue::Message::new(&held, None);
+    moto::send(&aws.sqs, &aws.queues.dead_url, &notice.encode()).await;
+    moto::send(&aws.sqs, &aws.queues.dead_url, "not a message").await;
+
+    let (ok, output) = operator(&aws, &["replay", "--all-dead", "--table", &aws.table]);
+    assert!(ok, "{output}");
+    assert!(output.contains("requeued 1 stuck webhooks"), "{output}");
+    assert!(
+        output.contains("cleared 2 messages from the dead queue (2 left)"),
+        "{output}"
+    );
+    assert!(output.contains("an attempt holds the lease"), "{output}");
+    let mut left = moto::peek_raw(&aws.sqs, &aws.queues.dead_url).await;
+    left.sort();
+    let mut kept = vec![notice.encode(), "not a message".to_owned()];
+    kept.sort();
+    assert_eq!(
+        left, kept,
+        "what is not resolved stays, visible to the alarm"
+    );
+    let requeued = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (requeued.state, requeued.retries),
+        (State::Received, 1),
+        "its attempts are kept"
+    );
+
+    // The cause is fixed; the requeue reaches the processing function through the stream.
+    let healthy = processing_function(&aws, "0");
+    assert_eq!(deliver_stream(&healthy, &mut stream).await, 1);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.state, status.retries),
+        (State::Completed, 2),
+        "{}",
+        healthy.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_requeues_a_stuck_webhook_but_never_a_live_or_finished_one() {
+    let aws = aws().await;
+    let function = processing_function(&aws, "0");
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    // Two webhooks taken by attempts: one whose function died (its lease has run out, and
+    // the record that would retry it is gone), one whose attempt is running.
+    let mut ids = Vec::new();
+    for (hash, lease_ms) in [("hash-expired", 1), ("hash-live", 600_000)] {
+        let id = captured(&function, hash);
+        take(&aws, &id, lease_ms).await;
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        read_mapped(&mut stream).await.len(),
+        2,
+        "the captures, given up on"
+    );
+
+    let (ok, output) = operator(&aws, &["requeue", &ids[0], &ids[1], "--table", &aws.table]);
+    assert!(!ok, "one of them could not be requeued: {output}");
+    let view: Value = serde_json::from_str(output.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            view["id"].as_str(),
+            view["status"].as_str(),
+            view["retries"].as_u64()
+        ),
+        (Some(ids[0].as_str()), Some("received"), Some(1))
+    );
+    assert!(output.contains("an attempt holds the lease"), "{output}");
+    assert_eq!(
+        aws.store.status(&ids[1]).await.unwrap().unwrap().state,
+        State::Processing
+    );
+
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    let done = aws.store.status(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.retries),
+        (State::Completed, 2),
+        "the lost attempt counts"
+    );
+    let (ok, output) = operator(&aws, &["requeue", &ids[0], "--table", &aws.table]);
+    assert!(!ok && output.contains("it is finished"), "{output}");
 }

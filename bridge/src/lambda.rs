@@ -3,7 +3,8 @@
 //!
 //! - API Gateway HTTP API (payload v2) -> the capture component, as `inbox serve` runs it;
 //! - DynamoDB Stream: the `INSERT` of a `WEBHOOK` item (a new webhook, carried in the
-//!   image), or a `MODIFY` of a `STATUS` item back to `received` (a replay) -> processing;
+//!   image), or a `MODIFY` of a `STATUS` item back to `received` (a replay or a requeue)
+//!   -> processing;
 //! - SQS, the Failed Webhooks Queue -> processing again.
 //!
 //! Processing takes the lease, runs the processor component and records the outcome. What
@@ -23,7 +24,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
-use inbox_core::item::{STATUS_SK, WEBHOOK_SK, WebhookItem};
 use inbox_core::lifecycle::Transition;
 use inbox_core::{State, Webhook};
 use serde_json::{Value, json};
@@ -35,6 +35,7 @@ use crate::processing::{Settings, log_attempt, now_ms};
 use crate::queue::{Message, Queues};
 use crate::store::Store;
 use crate::store::dynamodb::DynamoStore;
+use crate::stream::{self, Work};
 
 pub struct Handler {
     runtime: Arc<Runtime>,
@@ -159,32 +160,17 @@ impl Handler {
     }
 
     async fn stream_record(&self, record: dynamodb::EventRecord) -> Result<()> {
-        let sk = match record.change.keys.get("SK") {
-            Some(serde_dynamo::AttributeValue::S(sk)) => sk.clone(),
-            _ => bail!("a stream record without an SK"),
-        };
-        let webhook = match (record.event_name.as_str(), sk.as_str()) {
-            ("INSERT", WEBHOOK_SK) => {
-                let item: WebhookItem = serde_dynamo::from_item(record.change.new_image)
-                    .context("the stream image is not a webhook item")?;
-                item.into_webhook()?
-            }
-            ("MODIFY", STATUS_SK) => {
-                let image = &record.change.new_image;
-                let replayed = matches!(image.get("status"), Some(serde_dynamo::AttributeValue::S(s)) if s == State::Received.as_str());
-                let Some(serde_dynamo::AttributeValue::S(id)) = image.get("id") else {
-                    bail!("a status image without an id");
-                };
-                if !replayed {
-                    return Ok(());
-                }
-                self.store
-                    .webhook(id)
-                    .await?
-                    .with_context(|| format!("{id} has a status but no webhook item"))?
-            }
+        let change = record.change;
+        let work = stream::work_of(&record.event_name, &change.keys, change.new_image)?;
+        let webhook = match work {
+            Some(Work::Captured(webhook)) => webhook,
+            Some(Work::SentRoundAgain(id)) => self
+                .store
+                .webhook(&id)
+                .await?
+                .with_context(|| format!("{id} has a status but no webhook item"))?,
             // Anything else is filtered out by the event source mapping.
-            _ => return Ok(()),
+            None => return Ok(()),
         };
         self.deliver(&webhook).await
     }

@@ -10,14 +10,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use inbox_bridge::engine::{self, ComponentPaths, Limits, Runtime, StoreComponent};
 use inbox_bridge::lambda::{self, Handler};
-use inbox_bridge::processing::{self, Settings, now_ms};
+use inbox_bridge::operator::{self, DeadQueue};
+use inbox_bridge::processing::{self, Settings};
 use inbox_bridge::queue::Queues;
+use inbox_bridge::store::Store;
 use inbox_bridge::store::dynamodb::{self, DynamoStore};
 use inbox_bridge::store::sqlite::SqliteStore;
-use inbox_bridge::store::{self, Store};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
-use inbox_core::model::StatusView;
 use tokio::sync::{Notify, watch};
 
 /// A webhook inbox: verify, store durably, process with retries and a dead-letter queue.
@@ -80,15 +80,24 @@ enum Command {
         /// The webhook to replay.
         #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
         id: Option<String>,
-        /// Replay every webhook in `operator_required` (on AWS, then clear their messages
-        /// from the dead queue).
+        /// Replay every webhook in `operator_required`; on AWS, then resolve every message
+        /// of the dead queue (replay or requeue what it is about) and delete it once resolved.
         #[arg(long)]
         all_dead: bool,
         #[command(flatten)]
         db: Db,
-        /// The Dead Webhooks Queue, to clear once its webhooks are replayed.
+        /// The Dead Webhooks Queue, to work through with --all-dead.
         #[arg(long, env = "INBOX_DEAD_QUEUE_URL")]
         dead_queue_url: Option<String>,
+    },
+    /// Send stuck webhooks round again now, keeping the attempts they used: `received`,
+    /// `failed`, or `processing` whose lease has expired (on AWS: what the stream mapping
+    /// gave up on, or a retry redriven to the dead queue). A live attempt is left alone.
+    Requeue {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        db: Db,
     },
 }
 
@@ -308,7 +317,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Status { id, db } => {
             let (store, _) = db.open().await?;
             let store = store.as_ref();
-            let view = view_of(store, &id).await?;
+            let view = operator::view_of(store, &id).await?;
             let letters = store.dead_letters(&id).await?;
             let letters: Vec<_> = letters
                 .iter()
@@ -335,79 +344,39 @@ async fn run(command: Command) -> Result<()> {
             let (store, _) = db.open().await?;
             let store = store.as_ref();
             let Some(id) = id else {
-                return replay_all_dead(store, dead_queue_url).await;
+                let dead_queue = match dead_queue_url {
+                    Some(url) => {
+                        let aws = aws_config::load_from_env().await;
+                        Some(DeadQueue {
+                            queues: Queues::new(aws_sdk_sqs::Client::new(&aws), String::new(), url),
+                            streams: aws_sdk_dynamodbstreams::Client::new(&aws),
+                            table: db.table.clone(),
+                        })
+                    }
+                    None => None,
+                };
+                return operator::replay_all_dead(store, dead_queue).await;
             };
-            let view = replay(store, &id).await?;
+            let view = operator::replay(store, &id).await?;
             println!("{}", serde_json::to_string(&view)?);
             Ok(())
         }
-    }
-}
-
-/// Replays every dead webhook, with a progress bar; then clears the dead queue of the
-/// messages whose webhooks are dead no more.
-async fn replay_all_dead(store: &dyn Store, dead_queue_url: Option<String>) -> Result<()> {
-    let ids: Vec<String> = store
-        .list(Some(State::OperatorRequired), usize::MAX >> 1)
-        .await?
-        .into_iter()
-        .map(|view| view.id)
-        .collect();
-    let progress = indicatif::ProgressBar::new(ids.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    );
-    let mut failed = 0;
-    for id in &ids {
-        match replay(store, id).await {
-            Ok(view) => progress
-                .suspend(|| println!("{}", serde_json::to_string(&view).unwrap_or_default())),
-            Err(error) => {
-                failed += 1;
-                progress.suspend(|| eprintln!("{id}: {error:#}"));
+        Command::Requeue { ids, db } => {
+            let (store, _) = db.open().await?;
+            let mut failed = 0;
+            for id in &ids {
+                match operator::requeue(store.as_ref(), id).await {
+                    Ok(view) => println!("{}", serde_json::to_string(&view)?),
+                    Err(error) => {
+                        failed += 1;
+                        eprintln!("{id}: {error:#}");
+                    }
+                }
             }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    eprintln!(
-        "replayed {} of {} dead webhooks",
-        ids.len() - failed,
-        ids.len()
-    );
-    if let Some(url) = dead_queue_url {
-        let queues = Queues::new(Queues::client().await, String::new(), url);
-        let cleared = clear_dead_queue(store, &queues).await?;
-        eprintln!("cleared {cleared} messages from the dead queue");
-    }
-    if failed > 0 {
-        bail!("{failed} webhooks could not be replayed");
-    }
-    Ok(())
-}
-
-/// Deletes the dead queue's messages about webhooks that no longer need an operator.
-/// Messages it cannot read, or about webhooks still dead, stay for the operator.
-async fn clear_dead_queue(store: &dyn Store, queues: &Queues) -> Result<usize> {
-    let mut cleared = 0;
-    loop {
-        // Hidden long enough that this pass does not see a kept message twice.
-        let batch = queues.receive_dead(Duration::from_secs(60)).await?;
-        if batch.is_empty() {
-            return Ok(cleared);
-        }
-        for received in batch {
-            let Ok(message) = received.message else {
-                continue;
-            };
-            let dead = store
-                .status(&message.id)
-                .await?
-                .is_some_and(|s| s.state == State::OperatorRequired);
-            if !dead {
-                queues.delete_dead(&received.receipt_handle).await?;
-                cleared += 1;
+            if failed > 0 {
+                bail!("{failed} of {} webhooks could not be requeued", ids.len());
             }
+            Ok(())
         }
     }
 }
@@ -445,20 +414,6 @@ fn load(
     };
     let runtime = Runtime::load(components, Arc::new(config), store, limits)?;
     Ok((runtime, settings))
-}
-
-async fn view_of(store: &dyn Store, id: &str) -> Result<StatusView> {
-    let webhook = store.webhook(id).await?;
-    let status = store.status(id).await?;
-    match (webhook, status) {
-        (Some(webhook), Some(status)) => Ok(StatusView::new(&webhook, &status)),
-        _ => bail!("no webhook has the id {id}"),
-    }
-}
-
-async fn replay(store: &dyn Store, id: &str) -> Result<StatusView> {
-    store::replay(store, id, now_ms()).await?;
-    view_of(store, id).await
 }
 
 async fn shutdown_signal() {

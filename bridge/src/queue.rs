@@ -1,7 +1,8 @@
 //! The seed's two SQS queues: the Failed Webhooks Queue carries webhooks to try again
 //! (delayed by the backoff), the Dead Webhooks Queue tells an operator which ones need
-//! them. A message carries the webhook itself, so processing needs no extra read, unless
-//! it is too large for SQS: then it carries the id and the item is read.
+//! them (and receives what the failed queue and the stream mapping give up on). A message
+//! carries the webhook itself, so processing needs no extra read, unless it is too large
+//! for SQS: then it carries the id and the item is read.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use inbox_core::Webhook;
 use serde::{Deserialize, Serialize};
+
+use crate::stream::BatchInfo;
 
 /// SQS refuses message bodies over 256 KiB.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -97,6 +100,33 @@ impl Message {
     }
 }
 
+/// What a message on the Dead Webhooks Queue says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadNotice {
+    /// Ours: a webhook that needs an operator (with the reason), or, without a reason, a
+    /// retry the failed queue redrove here after it failed to be handled five times.
+    Webhook(Message),
+    /// The stream mapping's on-failure record: not the webhooks, only where the batch it
+    /// gave up on is in the stream.
+    StreamBatch(BatchInfo),
+}
+
+impl DeadNotice {
+    pub fn decode(body: &str) -> Result<DeadNotice> {
+        #[derive(Deserialize)]
+        struct OnFailure {
+            #[serde(rename = "DDBStreamBatchInfo")]
+            batch: BatchInfo,
+        }
+        if let Ok(record) = serde_json::from_str::<OnFailure>(body) {
+            return Ok(DeadNotice::StreamBatch(record.batch));
+        }
+        Message::decode(body)
+            .map(DeadNotice::Webhook)
+            .context("neither an inbox message nor a stream on-failure record")
+    }
+}
+
 #[derive(Clone)]
 pub struct Queues {
     client: Client,
@@ -104,9 +134,10 @@ pub struct Queues {
     pub dead_url: String,
 }
 
-/// A message received from a queue, to delete once handled.
+/// A message received from the dead queue, to delete once resolved.
 pub struct Received {
-    pub message: Result<Message>,
+    pub notice: Result<DeadNotice>,
+    pub message_id: String,
     pub receipt_handle: String,
 }
 
@@ -160,6 +191,8 @@ impl Queues {
             .queue_url(&self.dead_url)
             .max_number_of_messages(10)
             .visibility_timeout(hide.as_secs() as i32)
+            // A short poll may answer empty while messages remain on other servers.
+            .wait_time_seconds(1)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
@@ -169,10 +202,25 @@ impl Queues {
             .unwrap_or_default()
             .into_iter()
             .map(|m| Received {
-                message: Message::decode(m.body().unwrap_or_default()),
+                notice: DeadNotice::decode(m.body().unwrap_or_default()),
+                message_id: m.message_id.unwrap_or_default(),
                 receipt_handle: m.receipt_handle.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Makes a received dead-queue message visible again at once, so it counts for the alarm.
+    pub async fn release_dead(&self, receipt_handle: &str) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.dead_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .context("cannot return a message to the dead queue")?;
+        Ok(())
     }
 
     pub async fn delete_dead(&self, receipt_handle: &str) -> Result<()> {
@@ -210,6 +258,36 @@ mod tests {
         let original = webhook(vec![0, 159, 146, 150, b'{']);
         let message = Message::decode(&Message::new(&original, None).encode()).unwrap();
         assert_eq!(message.webhook().unwrap(), Some(original));
+    }
+
+    #[test]
+    fn the_dead_queue_holds_our_messages_and_the_stream_mappings_on_failure_records() {
+        let ours = Message::new(&webhook(b"{}".to_vec()), Some("rejected".into()));
+        assert_eq!(
+            DeadNotice::decode(&ours.encode()).unwrap(),
+            DeadNotice::Webhook(ours)
+        );
+        let record = serde_json::json!({
+            "requestContext": { "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11 },
+            "version": "1.0",
+            "DDBStreamBatchInfo": {
+                "shardId": "shardId-1", "startSequenceNumber": "100", "endSequenceNumber": "102",
+                "batchSize": 2, "streamArn": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
+            }
+        });
+        let DeadNotice::StreamBatch(batch) = DeadNotice::decode(&record.to_string()).unwrap()
+        else {
+            panic!("not read as an on-failure record");
+        };
+        assert_eq!(
+            (
+                batch.start_sequence_number.as_str(),
+                batch.end_sequence_number.as_str()
+            ),
+            ("100", "102")
+        );
+        assert!(DeadNotice::decode("{\"hello\": 1}").is_err());
+        assert!(DeadNotice::decode("not json").is_err());
     }
 
     #[test]

@@ -325,6 +325,50 @@ impl StreamReader {
         records
     }
 
+    /// What Lambda's stream mapping puts on its on-failure destination when it gives up on
+    /// `batch` (records this reader returned, which reached the stream `age` ago): not the
+    /// records, only where they are.
+    pub fn on_failure_record(&self, batch: &[Value], age: Duration) -> Value {
+        use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
+        let shard_id = self.only_shard();
+        let sequence = |record: &Value| record["dynamodb"]["SequenceNumber"].clone();
+        let arrived = std::time::SystemTime::now() - age;
+        let arrived = DateTime::from(arrived)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap();
+        json!({
+            "requestContext": {
+                "requestId": "4f8b0a56-0000-4000-8000-000000000000",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:DynamoProcessWebhooks",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": 11
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled"
+            },
+            "version": "1.0",
+            "timestamp": "2026-11-29T00:00:00.000Z",
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": sequence(batch.first().unwrap()),
+                "endSequenceNumber": sequence(batch.last().unwrap()),
+                "approximateArrivalOfFirstRecord": arrived,
+                "approximateArrivalOfLastRecord": arrived,
+                "batchSize": batch.len(),
+                "streamArn": self.stream_arn,
+            }
+        })
+    }
+
+    /// moto gives a table's stream one shard.
+    fn only_shard(&self) -> String {
+        let shards: Vec<&String> = self.iterators.keys().collect();
+        assert_eq!(shards.len(), 1, "read the stream first");
+        shards[0].clone()
+    }
+
     fn lambda_record(&self, record: aws_sdk_dynamodbstreams::types::Record) -> Value {
         let change = record.dynamodb.unwrap();
         let image =
@@ -347,18 +391,6 @@ impl StreamReader {
             },
         })
     }
-}
-
-/// The event source mapping's filter in template.yaml: a new webhook, or a status back
-/// to `received` (a replay).
-pub fn passes_filter(record: &Value) -> bool {
-    let name = record["eventName"].as_str();
-    let sk = record["dynamodb"]["Keys"]["SK"]["S"].as_str();
-    let status = record["dynamodb"]["NewImage"]["status"]["S"].as_str();
-    matches!(
-        (name, sk, status),
-        (Some("INSERT"), Some("WEBHOOK"), _) | (Some("MODIFY"), Some("STATUS"), Some("received"))
-    )
 }
 
 pub fn stream_event(records: Vec<Value>) -> Value {
@@ -431,8 +463,27 @@ pub async fn settle_batch(
     }
 }
 
-/// The bodies of every message on `url` right now, left on the queue.
+pub async fn send(client: &aws_sdk_sqs::Client, url: &str, body: &str) {
+    client
+        .send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The bodies of every message on `url` right now, as JSON, left on the queue.
 pub async fn peek(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    peek_raw(client, url)
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect()
+}
+
+/// The bodies of every message on `url` right now, left on the queue.
+pub async fn peek_raw(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     let output = client
         .receive_message()
         .queue_url(url)
@@ -445,7 +496,7 @@ pub async fn peek(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
         .messages
         .unwrap_or_default()
         .into_iter()
-        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .map(|m| m.body.unwrap_or_default())
         .collect()
 }
 

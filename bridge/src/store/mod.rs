@@ -4,7 +4,7 @@ pub mod dynamodb;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use inbox_core::lifecycle::{DeadLetter, Transition};
+use inbox_core::lifecycle::{DeadLetter, Transition, TransitionError};
 use inbox_core::model::StatusView;
 use inbox_core::{State, Status, Webhook};
 
@@ -56,22 +56,36 @@ pub trait Store: Send + Sync + 'static {
 /// Sends a dead webhook round again with a fresh retry budget: the core's
 /// rule, written with a compare-and-swap like every status change.
 pub async fn replay(store: &dyn Store, id: &str, now: i64) -> Result<Status, StoreError> {
+    send_round_again(store, id, "replayed", |status| status.replay(now)).await
+}
+
+/// Sends a stuck webhook (received, failed, or processing with an expired lease) round
+/// again now, with the attempts it has used. A message still on its way for it finds the
+/// new version and the compare-and-swap decides which attempt runs.
+pub async fn requeue(store: &dyn Store, id: &str, now: i64) -> Result<Status, StoreError> {
+    send_round_again(store, id, "requeued", |status| status.requeue(now)).await
+}
+
+async fn send_round_again(
+    store: &dyn Store,
+    id: &str,
+    done: &str,
+    transition: impl FnOnce(&Status) -> Result<Status, TransitionError>,
+) -> Result<Status, StoreError> {
     let status = store
         .status(id)
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let replayed = status
-        .replay(now)
-        .map_err(|e| StoreError::Conflict(e.to_string()))?;
-    let transition = Transition {
-        status: replayed.clone(),
+    let next = transition(&status).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let write = Transition {
+        status: next.clone(),
         dead_letter: None,
     };
-    if store.swap_status(id, status.version, &transition).await? {
-        Ok(replayed)
+    if store.swap_status(id, status.version, &write).await? {
+        Ok(next)
     } else {
         Err(StoreError::Conflict(format!(
-            "{id} changed while it was being replayed; try again"
+            "{id} changed while it was being {done}; try again"
         )))
     }
 }
