@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use inbox_bridge::store::dynamodb::DynamoStore;
-use inbox_bridge::store::{self, Captured, Store, StoreError};
 use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
 use inbox_core::{State, Status, Webhook};
+use inbox_stores::dynamodb::DynamoStore;
+use inbox_stores::{Captured, StoreError, WebhookStore};
 use moto::Moto;
 
 const DAY_SECS: u64 = 86_400;
@@ -201,16 +201,16 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     assert_eq!(items(&client, &store, id).await.len(), 3);
 
     // Replay: only from operator_required, once.
-    let replayed = store::replay(&store, id, dead.updated_at + 1)
+    let replayed = inbox_stores::replay(&store, id, dead.updated_at + 1)
         .await
         .unwrap();
     assert_eq!(replayed.state, State::Received);
     assert!(matches!(
-        store::replay(&store, id, dead.updated_at + 2).await,
+        inbox_stores::replay(&store, id, dead.updated_at + 2).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store::replay(&store, "no-such-id", 0).await,
+        inbox_stores::replay(&store, "no-such-id", 0).await,
         Err(StoreError::NotFound(_))
     ));
 }

@@ -8,11 +8,11 @@ mod support;
 
 use std::time::Duration;
 
-use inbox_bridge::processing::now_ms;
-use inbox_bridge::store::Store;
-use inbox_bridge::store::dynamodb::DynamoStore;
 use inbox_core::State;
+use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::Transition;
+use inbox_stores::WebhookStore;
+use inbox_stores::dynamodb::DynamoStore;
 use moto::{LambdaFunction, Moto, StreamReader};
 use serde_json::{Value, json};
 use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
@@ -688,9 +688,9 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
     );
     take(&aws, &held_id, 600_000).await;
     let held = aws.store.webhook(&held_id).await.unwrap().unwrap();
-    let stale = inbox_bridge::queue::Message::new(&held, Some("stale".into()));
+    let stale = inbox_bridge::lambda::sqs::Message::new(&held, Some("stale".into()));
     moto::send(&aws.sqs, &aws.queues.dead_url, &stale.encode()).await;
-    let notice = inbox_bridge::queue::Message::new(&held, None);
+    let notice = inbox_bridge::lambda::sqs::Message::new(&held, None);
     moto::send(&aws.sqs, &aws.queues.dead_url, &notice.encode()).await;
     moto::send(&aws.sqs, &aws.queues.dead_url, "not a message").await;
 

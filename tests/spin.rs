@@ -10,10 +10,10 @@ mod support;
 
 use std::time::Duration;
 
-use inbox_bridge::store::Store;
-use inbox_bridge::store::dynamodb::DynamoStore;
 use inbox_core::State;
 use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
+use inbox_stores::WebhookStore;
+use inbox_stores::dynamodb::DynamoStore;
 
 use support::{ADMIN_TOKEN, Inbox, bigcommerce_event, component, request};
 
@@ -411,4 +411,46 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
         "{}",
         unconfigured.log()
     );
+}
+
+/// What a real Spin 4 provides to a component: WASI 0.2 (0.2.0 to 0.2.6), `wasi:config` at
+/// its 2024-09-27 draft, `spin:sqlite@3.0.0`; and the inbox's own contract between the
+/// components it composes.
+fn spin_4_provides(import: &str) -> bool {
+    let wasi_0_2 = import.starts_with("wasi:")
+        && import
+            .rsplit_once("@0.2.")
+            .is_some_and(|(_, patch)| patch.parse::<u32>().is_ok_and(|p| p <= 6));
+    wasi_0_2
+        || import == "wasi:config/store@0.2.0-draft-2024-09-27"
+        || import == "spin:sqlite/sqlite@3.0.0"
+        || import.starts_with("webhooks:inbox/")
+}
+
+#[test]
+fn every_component_imports_only_what_spin_4_provides() {
+    let engine = wasmtime::Engine::default();
+    for name in [
+        "inbox_capture",
+        "inbox_processor",
+        "inbox_store_sqlite",
+        "inbox_store_dynamodb",
+    ] {
+        let bytes = std::fs::read(component(name)).unwrap();
+        let component = wasmtime::component::Component::new(&engine, bytes).unwrap();
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&engine)
+            .map(|(import, _)| import.to_owned())
+            .collect();
+        assert!(!imports.is_empty());
+        for import in &imports {
+            assert!(
+                spin_4_provides(import),
+                "{name} imports {import}: {imports:?}"
+            );
+        }
+    }
+    assert!(!spin_4_provides("wasi:http/types@0.3.0"));
+    assert!(!spin_4_provides("wasi:config/store@0.2.0-rc.1"));
 }

@@ -1,15 +1,28 @@
-//! The native host of the webhook inbox: runs the capture and processor components on
-//! SQLite locally, and on DynamoDB, DynamoDB Streams and SQS under AWS Lambda.
+//! `inbox`, the native host: the capture component behind an HTTP server, processing by the
+//! local worker or by Lambda's event sources, and the operator's commands. The wasm host is
+//! `inbox-host`, the stores `inbox-stores`; here is what runs them.
+//!
+//! - [`settings`]: how processing is paced;
+//! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
+//! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
+//! - [`operator`]: the operator's commands.
 
-pub mod bindings;
-pub mod engine;
-pub mod guest_log;
-pub mod host;
+pub mod attempt;
 pub mod lambda;
 pub mod operator;
-pub mod outgoing;
-pub mod processing;
-pub mod queue;
-pub mod spin;
-pub mod store;
-pub mod stream;
+pub mod serve;
+pub mod settings;
+pub mod worker;
+
+use async_trait::async_trait;
+use inbox_core::Webhook;
+use inbox_core::lifecycle::Outcome;
+use inbox_host::ProcessorHost;
+
+/// The processor component is what processes, wherever an attempt runs.
+#[async_trait]
+impl attempt::Processor for ProcessorHost {
+    async fn process(&self, webhook: &Webhook, attempt: u32) -> Outcome {
+        ProcessorHost::process(self, webhook, attempt).await
+    }
+}

@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use inbox_bridge::engine::{self, ComponentPaths, Limits, Runtime, StoreComponent};
+use inbox_bridge::lambda::sqs::Queues;
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::operator::{self, DeadQueue};
-use inbox_bridge::processing::{self, Settings};
-use inbox_bridge::queue::Queues;
-use inbox_bridge::store::Store;
-use inbox_bridge::store::dynamodb::{self, DynamoStore};
-use inbox_bridge::store::sqlite::SqliteStore;
+use inbox_bridge::settings::Settings;
+use inbox_bridge::{serve, worker};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
+use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost, StoreComponent};
+use inbox_stores::WebhookStore;
+use inbox_stores::dynamodb::{self, DynamoStore};
+use inbox_stores::sqlite::SqliteStore;
 use tokio::sync::{Notify, watch};
 
 /// A webhook inbox: verify, store durably, process with retries and a dead-letter queue.
@@ -132,7 +133,7 @@ impl Db {
 
     /// The store, and what tells a worker that something was written (SQLite only: on
     /// DynamoDB the worker polls).
-    async fn open(&self) -> Result<(Arc<dyn Store>, Arc<Notify>)> {
+    async fn open(&self) -> Result<(Arc<dyn WebhookStore>, Arc<Notify>)> {
         match &self.table {
             Some(table) => {
                 let store = dynamo_store(table).await?;
@@ -248,7 +249,10 @@ async fn run(command: Command) -> Result<()> {
             db,
             components,
         } => {
-            let (runtime, store, settings, wake) = start(&db, &components).await?;
+            let (store, wake) = db.open().await?;
+            let host = Loaded::prepare(components.paths(Some(&db))?)?;
+            let capture = host.capture(store.clone())?;
+            let processor = host.processor()?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -258,16 +262,16 @@ async fn run(command: Command) -> Result<()> {
             println!("listening on http://{address}");
             // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
             let (stop, stopped) = watch::channel(false);
-            let worker = tokio::spawn(processing::run_worker(
-                runtime.clone(),
+            let worker = tokio::spawn(worker::run(
+                processor,
                 store,
                 wake,
-                settings,
+                host.settings,
                 stopped.clone(),
             ));
             let mut http_stopped = stopped;
-            let mut server = tokio::spawn(engine::serve_http(
-                runtime,
+            let mut server = tokio::spawn(serve::serve(
+                capture,
                 listener,
                 async move {
                     let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -285,12 +289,12 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Worker { db, components } => {
-            let (runtime, store, settings, wake) = start(&db, &components).await?;
+            let (store, wake) = db.open().await?;
+            let host = Loaded::prepare(components.paths(Some(&db))?)?;
+            let processor = host.processor()?;
             tracing::info!(store = db.describe(), "processing");
             let (stop, stopped) = watch::channel(false);
-            let worker = tokio::spawn(processing::run_worker(
-                runtime, store, wake, settings, stopped,
-            ));
+            let worker = tokio::spawn(worker::run(processor, store, wake, host.settings, stopped));
             shutdown_signal().await;
             stop.send_replace(true);
             worker.await?;
@@ -298,20 +302,22 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Lambda { components, queues } => {
-            let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
-            let table = config
+            let host = Loaded::prepare(components.paths(None)?)?;
+            let table = host
+                .config
                 .get("table")
                 .cloned()
                 .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
-            let store = Arc::new(dynamo_store(&table).await?);
-            let (runtime, settings) = load(config, store.clone(), &components.paths(None)?)?;
+            let store: Arc<dyn WebhookStore> = Arc::new(dynamo_store(&table).await?);
+            let capture = host.capture(store.clone())?;
+            let processor = host.processor()?;
             let queues = Queues::new(
                 Queues::client().await,
                 queues.failed_queue_url,
                 queues.dead_queue_url,
             );
             tracing::info!(table, "serving Lambda events");
-            let handler = Handler::new(runtime, store, queues, settings);
+            let handler = Handler::new(capture, processor, store, queues, host.settings);
             lambda::run(handler).await.map_err(|e| anyhow!(e))
         }
         Command::Status { id, db } => {
@@ -384,36 +390,60 @@ async fn run(command: Command) -> Result<()> {
 /// How long open connections get to finish their requests after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-type Started = (Arc<Runtime>, Arc<dyn Store>, Settings, Arc<Notify>);
-
-async fn start(db: &Db, components: &Components) -> Result<Started> {
-    let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
-    let (store, wake) = db.open().await?;
-    let (runtime, settings) = load(config, store.clone(), &components.paths(Some(db))?)?;
-    Ok((runtime, store, settings, wake))
+/// The configuration, checked, and the components' engine, ready to load them.
+struct Loaded {
+    config: Arc<BTreeMap<String, String>>,
+    settings: Settings,
+    limits: Limits,
+    engine: inbox_host::Engine,
+    paths: ComponentPaths,
 }
 
-/// Checks the configuration and loads the components, compiled once for every request.
-fn load(
-    config: BTreeMap<String, String>,
-    store: Arc<dyn Store>,
-    components: &ComponentPaths,
-) -> Result<(Arc<Runtime>, Settings)> {
-    let settings = Settings::from_config(&config)?;
-    // Refuse to start on settings the components would refuse at every request.
-    CaptureLimits::from_config(&config)?;
-    inbox_core::provider::Source::named(&config)?;
-    inbox_core::forward::Demo::from_config(&config)?;
-    if let Some(url) = config.get("forward_url") {
-        inbox_core::forward::Target::parse(url)?;
+impl Loaded {
+    /// Refuses to start on settings the components would refuse at every request.
+    fn prepare(paths: ComponentPaths) -> Result<Loaded> {
+        let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
+        let settings = Settings::from_config(&config)?;
+        CaptureLimits::from_config(&config)?;
+        inbox_core::provider::Source::named(&config)?;
+        inbox_core::forward::Demo::from_config(&config)?;
+        if let Some(url) = config.get("forward_url") {
+            inbox_core::forward::Target::parse(url)?;
+        }
+        let limits = Limits {
+            capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
+            processor_deadline: settings.processor_timeout,
+            max_memory_bytes: parsed(&config, "max_component_memory_bytes", 64 << 20)?,
+        };
+        Ok(Loaded {
+            config: Arc::new(config),
+            settings,
+            limits,
+            engine: inbox_host::engine::new()?,
+            paths,
+        })
     }
-    let limits = Limits {
-        capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
-        processor_deadline: settings.processor_timeout,
-        max_memory_bytes: parsed(&config, "max_component_memory_bytes", 64 << 20)?,
-    };
-    let runtime = Runtime::load(components, Arc::new(config), store, limits)?;
-    Ok((runtime, settings))
+
+    fn capture(&self, store: Arc<dyn WebhookStore>) -> Result<Arc<CaptureHost>> {
+        CaptureHost::load(
+            &self.engine,
+            &self.paths.capture,
+            self.paths.store.as_ref(),
+            self.config.clone(),
+            store,
+            &self.limits,
+        )
+    }
+
+    fn processor(&self) -> Result<Arc<ProcessorHost>> {
+        let processor = ProcessorHost::load(
+            &self.engine,
+            &self.paths.processor,
+            self.config.clone(),
+            &self.limits,
+        )?;
+        Ok(Arc::new(processor))
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,12 +9,13 @@ use anyhow::{Result, bail};
 use inbox_core::State;
 use inbox_core::model::StatusView;
 
-use crate::processing::now_ms;
-use crate::queue::{DeadNotice, Queues};
-use crate::store::{self, Store, StoreError};
-use crate::stream::{self, BatchInfo, ReadBack};
+use inbox_core::clock::now_ms;
+use inbox_stores::{StoreError, WebhookStore};
 
-pub async fn view_of(store: &dyn Store, id: &str) -> Result<StatusView> {
+use crate::lambda::sqs::{DeadNotice, Queues};
+use crate::lambda::stream::{self, BatchInfo, ReadBack};
+
+pub async fn view_of(store: &dyn WebhookStore, id: &str) -> Result<StatusView> {
     let webhook = store.webhook(id).await?;
     let status = store.status(id).await?;
     match (webhook, status) {
@@ -23,13 +24,13 @@ pub async fn view_of(store: &dyn Store, id: &str) -> Result<StatusView> {
     }
 }
 
-pub async fn replay(store: &dyn Store, id: &str) -> Result<StatusView> {
-    store::replay(store, id, now_ms()).await?;
+pub async fn replay(store: &dyn WebhookStore, id: &str) -> Result<StatusView> {
+    inbox_stores::replay(store, id, now_ms()).await?;
     view_of(store, id).await
 }
 
-pub async fn requeue(store: &dyn Store, id: &str) -> Result<StatusView> {
-    store::requeue(store, id, now_ms()).await?;
+pub async fn requeue(store: &dyn WebhookStore, id: &str) -> Result<StatusView> {
+    inbox_stores::requeue(store, id, now_ms()).await?;
     view_of(store, id).await
 }
 
@@ -43,7 +44,10 @@ pub struct DeadQueue {
 
 /// Replays every dead webhook, with a progress bar; then, on AWS, works through the dead
 /// queue.
-pub async fn replay_all_dead(store: &dyn Store, dead_queue: Option<DeadQueue>) -> Result<()> {
+pub async fn replay_all_dead(
+    store: &dyn WebhookStore,
+    dead_queue: Option<DeadQueue>,
+) -> Result<()> {
     let ids: Vec<String> = store
         .list(Some(State::OperatorRequired), usize::MAX >> 1)
         .await?
@@ -100,7 +104,7 @@ pub async fn replay_all_dead(store: &dyn Store, dead_queue: Option<DeadQueue>) -
 
 /// One pass over the dead queue.
 struct Sweep<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn WebhookStore,
     dead: &'a DeadQueue,
     /// Webhooks this run has sent round again already.
     sent: HashSet<String>,
@@ -251,12 +255,12 @@ impl Sweep<'_> {
             status.state == State::Failed && status.next_attempt_at.is_some_and(|due| due > now);
         let sent = match (status.state, notice) {
             (State::Completed, _) => return Ok(Resolution::Resolved),
-            (State::OperatorRequired, _) => store::replay(self.store, id, now).await,
+            (State::OperatorRequired, _) => inbox_stores::replay(self.store, id, now).await,
             (_, Notice::Dead) => return Ok(Resolution::Resolved),
             (State::Failed, Notice::StreamRecord) if retry_scheduled => {
                 return Ok(Resolution::Resolved);
             }
-            _ => store::requeue(self.store, id, now).await,
+            _ => inbox_stores::requeue(self.store, id, now).await,
         };
         match sent {
             Ok(_) if status.state == State::OperatorRequired => self.replayed += 1,

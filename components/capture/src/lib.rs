@@ -4,26 +4,22 @@
 //! to the host's store, and the answers back into responses.
 
 mod bindings {
-    wit_bindgen::generate!({
-        world: "capture",
-        path: "../../wit",
-        generate_all,
-    });
+    inbox_guest::with_shared_interfaces!("capture", "../../wit");
 }
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
-use bindings::wasi::http::outgoing_handler;
-use bindings::wasi::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
-    ResponseOutparam, Scheme,
-};
-use bindings::wasi::io::streams::StreamError;
 use bindings::webhooks::inbox::store;
 use inbox_core::capture::{self, Route};
-use inbox_core::config::Config;
+use inbox_core::clock::now_ms;
 use inbox_core::model::StatusView;
 use inbox_core::provider::Headers;
 use inbox_core::{Problem, Webhook};
+use inbox_guest::config::WasiConfig;
+use inbox_guest::http;
+use inbox_guest::wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use inbox_guest::wasi::io::streams::StreamError;
 
 struct Capture;
 
@@ -36,22 +32,6 @@ impl Guest for Capture {
             Err(problem) => Response::problem(&problem),
         };
         response.send(response_out);
-    }
-}
-
-/// Configuration read through `wasi:config/store` (Spin variables, or the native host's
-/// `INBOX_*` environment).
-struct WasiConfig;
-
-impl Config for WasiConfig {
-    fn get(&self, key: &str) -> Option<String> {
-        match bindings::wasi::config::store::get(key) {
-            Ok(value) => value,
-            Err(error) => {
-                eprintln!("capture: config key `{key}` could not be read: {error:?}");
-                None
-            }
-        }
     }
 }
 
@@ -120,95 +100,37 @@ fn send_demo() -> Result<Response, Problem> {
     let order_id = u32::from_le_bytes([random[16], random[17], random[18], random[19]]) % 100_000;
     let (body, signature) =
         inbox_core::provider::demo_delivery(&secret, &hash, order_id, now_ms() / 1_000);
-    let headers = [
-        ("content-type", "application/json".as_bytes()),
-        ("signature", signature.as_bytes()),
-    ];
-    let (status, content_type, body) = post_to_self("/api/webhooks/bigcommerce", &headers, &body)
-        .map_err(|reason| {
+    let request = http::Request {
+        method: Method::Post,
+        https: false,
+        authority: SELF_AUTHORITY,
+        path_with_query: "/api/webhooks/bigcommerce",
+        headers: vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("signature".into(), signature.into_bytes()),
+        ],
+        body: &body,
+        timeout: None,
+    };
+    let failed = |reason: String| {
         eprintln!("capture: the demo delivery failed: {reason}");
         Problem::unavailable("the demo delivery could not be sent to the capture route")
-    })?;
+    };
+    let answer = http::send(&request, usize::MAX).map_err(failed)?;
+    let content_type = answer.header("content-type").unwrap_or_default();
     Ok(Response {
-        status,
+        status: answer.status,
         content_type: if content_type.starts_with(Problem::CONTENT_TYPE) {
             Problem::CONTENT_TYPE
         } else {
             "application/json"
         },
-        body,
+        body: answer.body.map_err(failed)?,
     })
 }
 
-/// POSTs `body` to `path` on this app; returns the status, content type and body.
-fn post_to_self(
-    path: &str,
-    headers: &[(&str, &[u8])],
-    body: &[u8],
-) -> Result<(u16, String, Vec<u8>), String> {
-    let fields: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.to_vec()))
-        .collect();
-    let fields = Fields::from_list(&fields).map_err(|e| format!("invalid header: {e:?}"))?;
-    let request = OutgoingRequest::new(fields);
-    let invalid = |what: &str| format!("invalid {what}");
-    request
-        .set_method(&Method::Post)
-        .map_err(|()| invalid("method"))?;
-    request
-        .set_scheme(Some(&Scheme::Http))
-        .map_err(|()| invalid("scheme"))?;
-    request
-        .set_authority(Some("self.alt"))
-        .map_err(|()| invalid("authority"))?;
-    request
-        .set_path_with_query(Some(path))
-        .map_err(|()| invalid("path"))?;
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    let stream = outgoing
-        .write()
-        .map_err(|()| "no request stream".to_owned())?;
-    for chunk in body.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| format!("writing the body: {e:?}"))?;
-    }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
-
-    pending.subscribe().block();
-    let response = pending
-        .get()
-        .ok_or("no response")?
-        .map_err(|()| "the response was already taken".to_owned())?
-        .map_err(|e| format!("{e:?}"))?;
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .first()
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default();
-    let incoming = response
-        .consume()
-        .map_err(|()| "no response body".to_owned())?;
-    let stream = incoming
-        .stream()
-        .map_err(|()| "no response stream".to_owned())?;
-    let mut answer = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => answer.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(incoming);
-    Ok((status, content_type, answer))
-}
+/// The authority Spin (and the native host) read as the app itself.
+const SELF_AUTHORITY: &str = "self.alt";
 
 fn store_webhook(webhook: Webhook) -> Result<Response, Problem> {
     let id = webhook.id.clone();
@@ -352,13 +274,6 @@ fn method_name(method: &Method) -> String {
         Method::Patch => "PATCH".into(),
         Method::Other(other) => other.clone(),
     }
-}
-
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);

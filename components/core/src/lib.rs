@@ -1,9 +1,13 @@
 //! The rules of the webhook inbox, in plain Rust shared by every component and host.
 //!
-//! Nothing here does I/O: hosts and components feed it bytes, headers, configuration and
-//! the current time, and act on what it decides.
+//! Nothing here does I/O but read the clock: hosts and components feed it bytes, headers,
+//! configuration, query answers and the current time, and act on what it decides. What a
+//! store does (the SQL statements and their order, the DynamoDB requests and what their
+//! answers mean) is planned here too, so the native stores and the store components only
+//! carry bytes to SQLite or DynamoDB.
 
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod forward;
 pub mod id;
@@ -12,6 +16,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod problem;
 pub mod provider;
+pub mod store;
 mod wit_conversions;
 
 pub use model::{State, Status, Webhook};

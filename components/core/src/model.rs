@@ -71,7 +71,9 @@ impl std::str::FromStr for State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub state: State,
-    /// Attempts started (taking a webhook for processing increments it), as in the seed.
+    /// Attempts started, despite the name: taking a webhook for processing increments it,
+    /// so the first run counts 1. The seed's name, kept on the wire, in the item layout and
+    /// in the WIT contract; the retry budget compares it with `max_retries + 1`.
     pub retries: u32,
     /// Incremented by every write: the token of the compare-and-swap and of the lease.
     pub version: u64,

@@ -118,3 +118,27 @@ macro_rules! wit_conversions {
         }
     };
 }
+
+/// Defines `store_error_to_wit` in the calling module: the core's [`StoreError`] as the
+/// `store-error` of `webhooks:inbox/store`, for the bindings module named by the path
+/// (`store_error_conversion!(bindings::exports::webhooks::inbox::store)` in a store
+/// component, the imported interface in a host). The contract has no `corrupt`: stored
+/// data that cannot be read makes the store unavailable to its caller.
+///
+/// [`StoreError`]: crate::store::StoreError
+#[macro_export]
+macro_rules! store_error_conversion {
+    ($($wit:ident)::+) => {
+        pub(crate) fn store_error_to_wit(error: $crate::store::StoreError) -> $($wit)::+::StoreError {
+            use $crate::store::StoreError;
+            match error {
+                StoreError::TooLarge(detail) => $($wit)::+::StoreError::TooLarge(detail),
+                StoreError::NotFound(_) => $($wit)::+::StoreError::NotFound,
+                StoreError::Conflict(detail) => $($wit)::+::StoreError::Conflict(detail),
+                other @ (StoreError::Unavailable(_) | StoreError::Corrupt(_)) => {
+                    $($wit)::+::StoreError::Unavailable(other.to_string())
+                }
+            }
+        }
+    };
+}

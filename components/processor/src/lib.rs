@@ -2,36 +2,23 @@
 //! seed's work (`demo_delay_ms`, `demo_failure_rate`); with neither, it completes and logs.
 
 mod bindings {
-    wit_bindgen::generate!({
-        world: "processor",
-        path: "../../wit",
-        generate_all,
-    });
+    inbox_guest::with_shared_interfaces!("processor", "../../wit");
 }
 
 use std::time::Duration;
 
 use bindings::exports::webhooks::inbox::handler::{Guest, Outcome, RetryRequest};
-use bindings::wasi::http::outgoing_handler;
-use bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-};
 use bindings::webhooks::inbox::types::Webhook;
 use inbox_core::config::Config;
 use inbox_core::forward::{Demo, Target, classify_response};
 use inbox_core::lifecycle;
+use inbox_guest::config::WasiConfig;
+use inbox_guest::http;
+use inbox_guest::wasi::http::types::Method;
 
 struct Processor;
 
 bindings::export!(Processor with_types_in bindings);
-
-struct WasiConfig;
-
-impl Config for WasiConfig {
-    fn get(&self, key: &str) -> Option<String> {
-        bindings::wasi::config::store::get(key).ok().flatten()
-    }
-}
 
 impl Guest for Processor {
     fn process(webhook: Webhook, attempt: u32) -> Outcome {
@@ -94,83 +81,24 @@ fn forward(target: &Target, webhook: &Webhook, attempt: u32) -> lifecycle::Outco
         ("x-inbox-event-type", webhook.event_type.clone()),
         ("x-inbox-attempt", attempt.to_string()),
     ];
-    let headers: Vec<_> = headers
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
-        .collect();
-    match send(target, headers, &webhook.payload) {
-        Ok((status, retry_after)) => classify_response(status, retry_after.as_deref()),
+    let request = http::Request {
+        method: Method::Post,
+        https: target.https,
+        authority: &target.authority,
+        path_with_query: &target.path_with_query,
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect(),
+        body: &webhook.payload,
+        timeout: Some(Duration::from_secs(10)),
+    };
+    // The destination's answer body is not ours: it is drained, not kept.
+    match http::send(&request, 0) {
+        Ok(answer) => classify_response(answer.status, answer.header("retry-after").as_deref()),
         Err(reason) => lifecycle::Outcome::Retry {
             reason: format!("forwarding to {} failed: {reason}", target.authority),
             delay_ms: None,
         },
     }
-}
-
-fn send(
-    target: &Target,
-    headers: Vec<(String, Vec<u8>)>,
-    body: &[u8],
-) -> Result<(u16, Option<String>), String> {
-    let fields = Fields::from_list(&headers).map_err(|e| format!("invalid header: {e:?}"))?;
-    let request = OutgoingRequest::new(fields);
-    let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| format!("invalid {what}"));
-    set(request.set_method(&Method::Post), "method")?;
-    set(
-        request.set_scheme(Some(if target.https {
-            &Scheme::Https
-        } else {
-            &Scheme::Http
-        })),
-        "scheme",
-    )?;
-    set(request.set_authority(Some(&target.authority)), "authority")?;
-    set(
-        request.set_path_with_query(Some(&target.path_with_query)),
-        "path",
-    )?;
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-
-    let options = RequestOptions::new();
-    let timeout = Duration::from_secs(10).as_nanos() as u64;
-    // A host may not support a timeout; its own deadline still bounds the call.
-    let _ = options.set_connect_timeout(Some(timeout));
-    let _ = options.set_first_byte_timeout(Some(timeout));
-    let pending = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
-
-    let stream = outgoing
-        .write()
-        .map_err(|()| "no request stream".to_owned())?;
-    for chunk in body.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| format!("writing the body: {e:?}"))?;
-    }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).map_err(describe)?;
-
-    pending.subscribe().block();
-    let response = pending
-        .get()
-        .ok_or("no response")?
-        .map_err(|()| "the response was already taken".to_owned())?
-        .map_err(describe)?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .first()
-        .and_then(|v| String::from_utf8(v.clone()).ok());
-    // Drain the body so the connection is released cleanly; its content is not ours.
-    if let Ok(body) = response.consume() {
-        if let Ok(stream) = body.stream() {
-            while stream.blocking_read(64 * 1024).is_ok() {}
-        }
-        IncomingBody::finish(body);
-    }
-    Ok((status, retry_after))
-}
-
-fn describe(error: ErrorCode) -> String {
-    format!("{error:?}")
 }

@@ -8,188 +8,108 @@
 //! `aws_session_token`, `aws_endpoint_url` and `retention_days` (30; 0 keeps forever).
 
 mod bindings {
-    wit_bindgen::generate!({
-        world: "dynamodb-store",
-        path: "../../wit",
-        generate_all,
-    });
+    inbox_guest::with_shared_interfaces!("dynamodb-store", "../../wit");
 }
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError};
-use bindings::wasi::http::outgoing_handler;
-use bindings::wasi::http::types::{
-    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use bindings::wasi::io::streams::StreamError;
+use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError as WitError};
 use bindings::webhooks::inbox::types as wit;
 use inbox_core::Status;
+use inbox_core::capture::MAX_LIST;
+use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, secrets};
-use inbox_core::item::dynamodb::{self, settings};
-use inbox_core::item::{STATUS_SK, StatusItem, WEBHOOK_SK, WebhookItem};
-use serde_json::{Value, json};
+use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, json, settings};
+use inbox_core::item::{STATUS_SK, WEBHOOK_SK};
+use inbox_core::store::{Resend, StoreError};
+use inbox_guest::config::WasiConfig;
+use inbox_guest::http;
+use inbox_guest::wasi::http::types::Method;
+use serde_dynamo::Item;
+use serde_json::Value;
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
+inbox_core::store_error_conversion!(bindings::exports::webhooks::inbox::store);
 
 struct DynamoStore;
 
 bindings::export!(DynamoStore with_types_in bindings);
 
 impl Guest for DynamoStore {
-    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, StoreError> {
-        let table = Table::from_config()?;
-        let webhook = webhook_from_wit(webhook);
-        let expires_at = dynamodb::expires_at(webhook.received_at, table.retention_secs);
-        let item = dynamodb::to_item(&WebhookItem::new(&webhook, expires_at));
-        let size = dynamodb::item_size(&item);
-        if size > dynamodb::MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge(format!(
-                "the webhook is {size} bytes as a DynamoDB item; an item holds at most {}",
-                dynamodb::MAX_ITEM_BYTES
-            )));
-        }
-        let status = Status::received(webhook.received_at);
-        let status_item = dynamodb::to_item(&StatusItem::new(&webhook.id, &status, expires_at));
-        let put = |item: &serde_dynamo::Item| {
-            json!({ "Put": {
-                "TableName": table.name,
-                "Item": item,
-                "ConditionExpression": dynamodb::NOT_EXISTS,
-            }})
+    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, WitError> {
+        capture(&webhook_from_wit(webhook)).map_err(store_error_to_wit)
+    }
+
+    fn get_webhook(id: String) -> Result<Option<wit::Webhook>, WitError> {
+        let get = || {
+            // Immutable once written: an eventually consistent read is enough.
+            let item = Table::from_config()?.get(&id, WEBHOOK_SK, false)?;
+            item.map(dynamodb::read_webhook).transpose()
         };
-        let request = json!({ "TransactItems": [put(&item), put(&status_item)] });
-        // Two captures of one id at once can cancel each other: try again, and the loser
-        // then finds the winner's items.
-        for attempt in 0..3 {
-            let error = match table.call("TransactWriteItems", &request) {
-                Ok(_) => return Ok(CaptureOutcome::Stored(status_to_wit(&status))),
-                Err(error) => error,
+        Ok(get().map_err(store_error_to_wit)?.map(webhook_to_wit))
+    }
+
+    fn get_status(id: String) -> Result<Option<wit::Status>, WitError> {
+        let table = Table::from_config().map_err(store_error_to_wit)?;
+        let status = table.status(&id).map_err(store_error_to_wit)?;
+        Ok(status.as_ref().map(status_to_wit))
+    }
+
+    fn list_webhooks(state: Option<wit::State>, limit: u32) -> Result<Vec<wit::Summary>, WitError> {
+        let list = || {
+            let table = Table::from_config()?;
+            let items = table.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))?;
+            let limit = limit.min(MAX_LIST) as usize;
+            dynamodb::summaries(items, state.map(state_from_wit), limit)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let views = list().map_err(store_error_to_wit)?;
+        Ok(views.into_iter().map(view_to_summary).collect())
+    }
+
+    fn replay(id: String) -> Result<wit::Status, WitError> {
+        let replay = || {
+            let table = Table::from_config()?;
+            let resend = Resend::replay(&id, table.status(&id)?, now_ms())?;
+            let update =
+                dynamodb::status_update(&id, resend.expected_version, &resend.transition.status);
+            let swapped = match table.call("UpdateItem", &json::update(&table.name, &update)) {
+                Ok(_) => true,
+                Err(refusal) if dynamodb::swap_lost(&refusal) => false,
+                Err(refusal) => return Err(refusal.unavailable()),
             };
-            if error.reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+            resend.outcome(&id, swapped)
+        };
+        replay()
+            .map(|status| status_to_wit(&status))
+            .map_err(store_error_to_wit)
+    }
+}
+
+fn capture(webhook: &inbox_core::Webhook) -> Result<CaptureOutcome, StoreError> {
+    let table = Table::from_config()?;
+    let plan = dynamodb::capture(webhook, table.retention_secs)?;
+    let request = json::capture(&table.name, &plan);
+    let mut attempt = 0;
+    loop {
+        let refusal = match table.call("TransactWriteItems", &request) {
+            Ok(_) => return Ok(CaptureOutcome::Stored(status_to_wit(&plan.status))),
+            Err(refusal) => refusal,
+        };
+        match dynamodb::capture_refused(&refusal, attempt) {
+            CaptureRefused::Duplicate => {
                 let existing = table.status(&webhook.id)?.ok_or_else(|| {
                     StoreError::Unavailable(format!("{} exists but has no status yet", webhook.id))
                 })?;
                 return Ok(CaptureOutcome::Duplicate(status_to_wit(&existing)));
             }
-            if error.reasons.iter().any(|r| r == "TransactionConflict") && attempt < 2 {
-                continue;
-            }
-            if error.kind == "ValidationException" && error.message.contains("size") {
-                return Err(StoreError::TooLarge(error.message));
-            }
-            return Err(error.unavailable());
+            CaptureRefused::TryAgainAfter(wait) => std::thread::sleep(wait),
+            CaptureRefused::Failed(error) => return Err(error),
         }
-        unreachable!("the last attempt returns")
-    }
-
-    fn get_webhook(id: String) -> Result<Option<wit::Webhook>, StoreError> {
-        let table = Table::from_config()?;
-        // Immutable once written: an eventually consistent read is enough.
-        let Some(item) = table.get(&id, WEBHOOK_SK, false)? else {
-            return Ok(None);
-        };
-        let item: WebhookItem = from_item(item)?;
-        let webhook = item
-            .into_webhook()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Some(webhook_to_wit(webhook)))
-    }
-
-    fn get_status(id: String) -> Result<Option<wit::Status>, StoreError> {
-        Ok(Table::from_config()?
-            .status(&id)?
-            .as_ref()
-            .map(status_to_wit))
-    }
-
-    fn list_webhooks(
-        state: Option<wit::State>,
-        limit: u32,
-    ) -> Result<Vec<wit::Summary>, StoreError> {
-        let table = Table::from_config()?;
-        let names: HashMap<String, &str> = dynamodb::SUMMARY_ATTRIBUTES
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (format!("#p{i}"), *name))
-            .chain([("#sk".to_owned(), "SK")])
-            .collect();
-        let projection: Vec<_> = (0..dynamodb::SUMMARY_ATTRIBUTES.len())
-            .map(|i| format!("#p{i}"))
-            .collect();
-        let mut items = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut request = json!({
-                "TableName": table.name,
-                "FilterExpression": "#sk IN (:webhook, :status)",
-                "ProjectionExpression": projection.join(", "),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {
-                    ":webhook": { "S": WEBHOOK_SK }, ":status": { "S": STATUS_SK },
-                },
-            });
-            if let Some(key) = start.take() {
-                request["ExclusiveStartKey"] = key;
-            }
-            let page = table
-                .call("Scan", &request)
-                .map_err(AwsError::unavailable)?;
-            for item in page["Items"].as_array().cloned().unwrap_or_default() {
-                items.push(
-                    serde_json::from_value::<serde_dynamo::Item>(item).map_err(|e| {
-                        StoreError::Unavailable(format!("an item DynamoDB sent: {e}"))
-                    })?,
-                );
-            }
-            match page.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        let limit = limit.min(inbox_core::capture::MAX_LIST) as usize;
-        let views = dynamodb::summaries(items, state.map(state_from_wit), limit)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(views.into_iter().map(view_to_summary).collect())
-    }
-
-    fn replay(id: String) -> Result<wit::Status, StoreError> {
-        let table = Table::from_config()?;
-        let status = table.status(&id)?.ok_or(StoreError::NotFound)?;
-        let replayed = status
-            .replay(now_ms())
-            .map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let update = dynamodb::status_update(&id, status.version, &replayed);
-        let request = json!({
-            "TableName": table.name,
-            "Key": update.key,
-            "UpdateExpression": update.update,
-            "ConditionExpression": update.condition,
-            "ExpressionAttributeNames": update.names,
-            "ExpressionAttributeValues": update.values,
-        });
-        match table.call("UpdateItem", &request) {
-            Ok(_) => Ok(status_to_wit(&replayed)),
-            Err(error) if error.kind == "ConditionalCheckFailedException" => {
-                Err(StoreError::Conflict(format!(
-                    "{id} changed while it was being replayed; try again"
-                )))
-            }
-            Err(error) => Err(error.unavailable()),
-        }
-    }
-}
-
-/// Configuration read through `wasi:config/store`.
-struct WasiConfig;
-
-impl Config for WasiConfig {
-    fn get(&self, key: &str) -> Option<String> {
-        bindings::wasi::config::store::get(key).ok().flatten()
+        attempt += 1;
     }
 }
 
@@ -249,38 +169,55 @@ impl Table {
         })
     }
 
-    fn get(&self, id: &str, sk: &str, consistent: bool) -> Result<Option<Value>, StoreError> {
-        let request = json!({
-            "TableName": self.name,
-            "Key": dynamodb::key(id, sk),
-            "ConsistentRead": consistent,
-        });
+    fn get(&self, id: &str, sk: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
         let answer = self
-            .call("GetItem", &request)
-            .map_err(AwsError::unavailable)?;
-        Ok(answer.get("Item").filter(|item| !item.is_null()).cloned())
+            .call("GetItem", &json::get(&self.name, id, sk, consistent))
+            .map_err(|refusal| refusal.unavailable())?;
+        json::item(answer)
     }
 
     fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
         self.get(id, STATUS_SK, true)?
-            .map(|item| from_item::<StatusItem>(item).map(StatusItem::into_status))
+            .map(dynamodb::read_status)
             .transpose()
     }
 
+    /// Every item the scan finds, page after page.
+    fn scan(&self, scan: &dynamodb::Scan) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .call("Scan", &json::scan(&self.name, scan, start.take()))
+                .map_err(|refusal| refusal.unavailable())?;
+            let (page, next) = json::page(answer)?;
+            items.extend(page);
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// One DynamoDB API call, signed with SigV4.
-    fn call(&self, target: &str, request: &Value) -> Result<Value, AwsError> {
+    fn call(&self, target: &str, request: &Value) -> Result<Value, Refusal> {
+        let local = |message: String| Refusal {
+            kind: "RequestFailed".into(),
+            message,
+            ..Refusal::default()
+        };
         let body = serde_json::to_vec(request).expect("a request serialises");
         let scheme = if self.https { "https" } else { "http" };
         let uri = format!("{scheme}://{}/", self.authority);
         let target = format!("DynamoDB_20120810.{target}");
-        let mut signed = http::Request::builder()
+        let mut signed = ::http::Request::builder()
             .method("POST")
             .uri(&uri)
             .header("host", &self.authority)
             .header("content-type", "application/x-amz-json-1.0")
             .header("x-amz-target", &target)
             .body(())
-            .map_err(|e| AwsError::local(e.to_string()))?;
+            .map_err(|e| local(e.to_string()))?;
         let identity = self.credentials.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -289,7 +226,7 @@ impl Table {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| AwsError::local(e.to_string()))?
+            .map_err(|e| local(e.to_string()))?
             .into();
         let headers: Vec<(&str, &str)> = signed
             .headers()
@@ -302,135 +239,34 @@ impl Table {
             headers.into_iter(),
             SignableBody::Bytes(&body),
         )
-        .map_err(|e| AwsError::local(e.to_string()))?;
+        .map_err(|e| local(e.to_string()))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| AwsError::local(e.to_string()))?
+            .map_err(|e| local(e.to_string()))?
             .into_parts();
         instructions.apply_to_request_http1x(&mut signed);
 
         // The host sets Host from the authority, as signed.
-        let fields: Vec<(String, Vec<u8>)> = signed
-            .headers()
-            .iter()
-            .filter(|(name, _)| *name != http::header::HOST)
-            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
-            .collect();
-        let (status, answer) =
-            send(self.https, &self.authority, fields, &body).map_err(AwsError::local)?;
-        let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        if status == 200 {
-            return Ok(answer);
-        }
-        let kind = answer["__type"].as_str().unwrap_or_default();
-        Err(AwsError {
-            kind: kind.rsplit('#').next().unwrap_or(kind).to_owned(),
-            message: answer["message"]
-                .as_str()
-                .or(answer["Message"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            reasons: answer["CancellationReasons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r["Code"].as_str().map(str::to_owned))
+        let request = http::Request {
+            method: Method::Post,
+            https: self.https,
+            authority: &self.authority,
+            path_with_query: "/",
+            headers: signed
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != ::http::header::HOST)
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
                 .collect(),
-        })
-    }
-}
-
-/// A refusal from DynamoDB (or a failure to reach it).
-struct AwsError {
-    kind: String,
-    message: String,
-    /// A cancelled transaction's reason per item (`None`, `ConditionalCheckFailed`, ...).
-    reasons: Vec<String>,
-}
-
-impl AwsError {
-    fn local(message: String) -> AwsError {
-        AwsError {
-            kind: "RequestFailed".into(),
-            message,
-            reasons: Vec::new(),
+            body: &body,
+            timeout: None,
+        };
+        let answer = http::send(&request, usize::MAX).map_err(local)?;
+        let body = answer.body.map_err(local)?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if answer.status == 200 {
+            Ok(body)
+        } else {
+            Err(json::refusal(&body))
         }
     }
-
-    fn unavailable(self) -> StoreError {
-        StoreError::Unavailable(format!("DynamoDB: {}: {}", self.kind, self.message))
-    }
-}
-
-fn from_item<T: for<'de> serde::Deserialize<'de>>(item: Value) -> Result<T, StoreError> {
-    let item: serde_dynamo::Item = serde_json::from_value(item)
-        .map_err(|e| StoreError::Unavailable(format!("an item DynamoDB sent: {e}")))?;
-    serde_dynamo::from_item(item)
-        .map_err(|e| StoreError::Unavailable(format!("stored data cannot be read: {e}")))
-}
-
-/// POSTs `body` to `/` on `authority`; returns the status and the answer.
-fn send(
-    https: bool,
-    authority: &str,
-    headers: Vec<(String, Vec<u8>)>,
-    body: &[u8],
-) -> Result<(u16, Vec<u8>), String> {
-    let fields = Fields::from_list(&headers).map_err(|e| format!("invalid header: {e:?}"))?;
-    let request = OutgoingRequest::new(fields);
-    let invalid = |what: &str| format!("invalid {what}");
-    request
-        .set_method(&Method::Post)
-        .map_err(|()| invalid("method"))?;
-    let scheme = if https { Scheme::Https } else { Scheme::Http };
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| invalid("scheme"))?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| invalid("authority"))?;
-    request
-        .set_path_with_query(Some("/"))
-        .map_err(|()| invalid("path"))?;
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    let stream = outgoing
-        .write()
-        .map_err(|()| "no request stream".to_owned())?;
-    for chunk in body.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| format!("writing the body: {e:?}"))?;
-    }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
-    pending.subscribe().block();
-    let response = pending
-        .get()
-        .ok_or("no response")?
-        .map_err(|()| "the response was already taken".to_owned())?
-        .map_err(|e| format!("{e:?}"))?;
-    let status = response.status();
-    let incoming = response
-        .consume()
-        .map_err(|()| "no response body".to_owned())?;
-    let stream = incoming
-        .stream()
-        .map_err(|()| "no response stream".to_owned())?;
-    let mut answer = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => answer.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(incoming);
-    Ok((status, answer))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

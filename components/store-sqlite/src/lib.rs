@@ -1,9 +1,9 @@
 //! `webhooks:inbox/store` over Spin's SQLite (`spin:sqlite@3.0.0`): the component Spin
 //! composes with the capture component (`[component.capture.dependencies]` in spin.toml).
 //!
-//! It runs the statements of `inbox_core::item::sql` on the table of
-//! `inbox_core::item::SQLITE_SCHEMA`, as the native SQLite store does, so `inbox worker
-//! --db .spin/sqlite_db.db` processes what Spin captured, with the same state rules.
+//! It runs the SQLite store of `inbox_core::item::sqlite` (the table, the statements and
+//! the rules the native SQLite store runs too), so `inbox worker --db .spin/sqlite_db.db`
+//! processes what Spin captured. This file only carries values to `spin:sqlite` and back.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -13,311 +13,139 @@ mod bindings {
     });
 }
 
-use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError};
-use bindings::spin::sqlite::sqlite::{Connection, Error as SqlError, QueryResult, Value};
+use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError as WitError};
+use bindings::spin::sqlite::sqlite::{self as spin, Value as SpinValue};
 use bindings::webhooks::inbox::types as wit;
-use inbox_core::config::CaptureLimits;
-use inbox_core::item::{self, STATUS_SK, WEBHOOK_SK, WebhookItem, sql};
-use inbox_core::{State, Status};
+use inbox_core::capture::MAX_LIST;
+use inbox_core::clock::now_ms;
+use inbox_core::item::sqlite::{self, Answer, Value};
+use inbox_core::store::{Captured, Resend, StoreError};
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
+inbox_core::store_error_conversion!(bindings::exports::webhooks::inbox::store);
 
 struct SqliteStore;
 
 bindings::export!(SqliteStore with_types_in bindings);
 
 impl Guest for SqliteStore {
-    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, StoreError> {
+    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, WitError> {
         let webhook = webhook_from_wit(webhook);
-        if webhook.payload.len() > CaptureLimits::HARD_MAX_BODY_BYTES {
-            return Err(StoreError::TooLarge(format!(
-                "the payload is {} bytes; a webhook holds at most {}",
-                webhook.payload.len(),
-                CaptureLimits::HARD_MAX_BODY_BYTES
-            )));
-        }
-        let db = Db::open()?;
-        let item = WebhookItem::new(&webhook, None);
-        db.transaction(|db| {
-            db.execute(
-                sql::INSERT_WEBHOOK,
-                vec![
-                    text(&item.pk),
-                    text(&item.sk),
-                    text(&item.id),
-                    text(&item.origin),
-                    text(&item.event_type),
-                    optional(item.created),
-                    Value::Integer(item.received_at),
-                    text(&item.idempotency_key),
-                    text(&item.headers),
-                    Value::Blob(item.payload.clone()),
-                ],
-            )?;
-            if db.connection.changes() == 0 {
-                let existing = db
-                    .status(&webhook.id)?
-                    .ok_or_else(|| StoreError::Unavailable("a webhook without a status".into()))?;
-                return Ok(CaptureOutcome::Duplicate(status_to_wit(&existing)));
-            }
-            let status = Status::received(webhook.received_at);
-            db.execute(
-                sql::INSERT_STATUS,
-                vec![
-                    text(&item.pk),
-                    text(STATUS_SK),
-                    text(&item.id),
-                    text(status.state.as_str()),
-                    Value::Integer(status.retries.into()),
-                    Value::Integer(status.version as i64),
-                    Value::Integer(status.updated_at),
-                    optional(status.lease_until),
-                    optional(status.next_attempt_at),
-                    Value::Null,
-                ],
-            )?;
-            Ok(CaptureOutcome::Stored(status_to_wit(&status)))
+        sqlite::check_size(&webhook).map_err(store_error_to_wit)?;
+        let mut db = Db::open()?;
+        let captured = db.transaction(|db| sqlite::capture(db, &webhook))?;
+        Ok(match captured {
+            Captured::Stored(status) => CaptureOutcome::Stored(status_to_wit(&status)),
+            Captured::Duplicate(status) => CaptureOutcome::Duplicate(status_to_wit(&status)),
         })
     }
 
-    fn get_webhook(id: String) -> Result<Option<wit::Webhook>, StoreError> {
-        let db = Db::open()?;
-        let result = db.execute(
-            sql::SELECT_WEBHOOK,
-            vec![text(&item::pk(&id)), text(WEBHOOK_SK)],
-        )?;
-        let Some(row) = result.rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let mut columns = Columns(row.values.into_iter());
-        let item = WebhookItem {
-            pk: columns.text()?,
-            sk: columns.text()?,
-            id: columns.text()?,
-            origin: columns.text()?,
-            event_type: columns.text()?,
-            created: columns.optional_integer()?,
-            received_at: columns.integer()?,
-            idempotency_key: columns.text()?,
-            headers: columns.text()?,
-            payload: columns.blob()?,
-            expires_at: None,
-        };
-        let webhook = item
-            .into_webhook()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Some(webhook_to_wit(webhook)))
+    fn get_webhook(id: String) -> Result<Option<wit::Webhook>, WitError> {
+        let webhook = sqlite::webhook(&mut Db::open()?, &id).map_err(store_error_to_wit)?;
+        Ok(webhook.map(webhook_to_wit))
     }
 
-    fn get_status(id: String) -> Result<Option<wit::Status>, StoreError> {
-        Ok(Db::open()?.status(&id)?.as_ref().map(status_to_wit))
+    fn get_status(id: String) -> Result<Option<wit::Status>, WitError> {
+        let status = sqlite::status(&mut Db::open()?, &id).map_err(store_error_to_wit)?;
+        Ok(status.as_ref().map(status_to_wit))
     }
 
-    fn list_webhooks(
-        state: Option<wit::State>,
-        limit: u32,
-    ) -> Result<Vec<wit::Summary>, StoreError> {
-        let state = state.map(|s| text(state_from_wit(s).as_str()));
-        let limit = limit.min(inbox_core::capture::MAX_LIST);
-        let result = Db::open()?.execute(
-            sql::LIST,
-            vec![state.unwrap_or(Value::Null), Value::Integer(limit.into())],
-        )?;
-        result
-            .rows
-            .into_iter()
-            .map(|row| {
-                let mut columns = Columns(row.values.into_iter());
-                let (id, origin, event_type, received_at) = (
-                    columns.text()?,
-                    columns.text()?,
-                    columns.text()?,
-                    columns.integer()?,
-                );
-                let view = inbox_core::model::StatusView {
-                    id,
-                    origin,
-                    event_type,
-                    received_at,
-                    status: columns.state()?,
-                    retries: columns.integer()? as u32,
-                    last_error: columns.optional_text()?,
-                    updated_at: columns.integer()?,
-                    next_attempt_at: columns.optional_integer()?,
-                };
-                Ok(view_to_summary(view))
-            })
-            .collect()
+    fn list_webhooks(state: Option<wit::State>, limit: u32) -> Result<Vec<wit::Summary>, WitError> {
+        let limit = limit.min(MAX_LIST) as usize;
+        let views = sqlite::list(&mut Db::open()?, state.map(state_from_wit), limit)
+            .map_err(store_error_to_wit)?;
+        Ok(views.into_iter().map(view_to_summary).collect())
     }
 
-    fn replay(id: String) -> Result<wit::Status, StoreError> {
-        let db = Db::open()?;
-        let status = db.status(&id)?.ok_or(StoreError::NotFound)?;
-        let replayed = status
-            .replay(now_ms())
-            .map_err(|e| StoreError::Conflict(e.to_string()))?;
-        db.execute(
-            sql::SWAP_STATUS,
-            vec![
-                text(replayed.state.as_str()),
-                Value::Integer(replayed.retries.into()),
-                Value::Integer(replayed.version as i64),
-                Value::Integer(replayed.updated_at),
-                optional(replayed.lease_until),
-                optional(replayed.next_attempt_at),
-                replayed.last_error.as_deref().map_or(Value::Null, text),
-                text(&item::pk(&id)),
-                text(STATUS_SK),
-                Value::Integer(status.version as i64),
-            ],
-        )?;
-        if db.connection.changes() == 1 {
-            Ok(status_to_wit(&replayed))
-        } else {
-            Err(StoreError::Conflict(format!(
-                "{id} changed while it was being replayed; try again"
-            )))
-        }
+    fn replay(id: String) -> Result<wit::Status, WitError> {
+        let mut db = Db::open()?;
+        let current = sqlite::status(&mut db, &id).map_err(store_error_to_wit)?;
+        let resend = Resend::replay(&id, current, now_ms()).map_err(store_error_to_wit)?;
+        let swapped =
+            sqlite::swap_status(&mut db, &id, resend.expected_version, &resend.transition)
+                .map_err(store_error_to_wit)?;
+        resend
+            .outcome(&id, swapped)
+            .map(|status| status_to_wit(&status))
+            .map_err(store_error_to_wit)
     }
 }
 
-struct Db {
-    connection: Connection,
-}
+/// The app's default database, with the table in place.
+struct Db(spin::Connection);
 
 impl Db {
-    /// The app's default database, with the shared table in place.
-    fn open() -> Result<Db, StoreError> {
-        let connection = Connection::open("default").map_err(unavailable)?;
-        let db = Db { connection };
-        for statement in item::SQLITE_SCHEMA.split(';') {
-            if statement
-                .lines()
-                .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
-            {
-                db.execute(statement, Vec::new())?;
-            }
+    fn open() -> Result<Db, WitError> {
+        let connection =
+            spin::Connection::open("default").map_err(|e| store_error_to_wit(unavailable(e)))?;
+        let mut db = Db(connection);
+        for statement in sqlite::schema_statements() {
+            sqlite::Connection::execute(&mut db, statement, Vec::new())
+                .map_err(store_error_to_wit)?;
         }
         Ok(db)
     }
 
-    fn execute(&self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, StoreError> {
-        self.connection
-            .execute(statement, &parameters)
-            .map_err(unavailable)
-    }
-
     /// Runs `work` in one write transaction: committed if it succeeds, else rolled back.
     fn transaction<T>(
-        &self,
-        work: impl FnOnce(&Db) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.execute("BEGIN IMMEDIATE", Vec::new())?;
+        &mut self,
+        work: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, WitError> {
+        self.run("BEGIN IMMEDIATE")?;
         match work(self) {
             Ok(value) => {
-                self.execute("COMMIT", Vec::new())?;
+                self.run("COMMIT")?;
                 Ok(value)
             }
             Err(error) => {
-                let _ = self.execute("ROLLBACK", Vec::new());
-                Err(error)
+                let _ = self.run("ROLLBACK");
+                Err(store_error_to_wit(error))
             }
         }
     }
 
-    fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
-        let result = self.execute(
-            sql::SELECT_STATUS,
-            vec![text(&item::pk(id)), text(STATUS_SK)],
-        )?;
-        let Some(row) = result.rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let mut columns = Columns(row.values.into_iter());
-        Ok(Some(Status {
-            state: columns.state()?,
-            retries: columns.integer()? as u32,
-            version: columns.integer()? as u64,
-            updated_at: columns.integer()?,
-            lease_until: columns.optional_integer()?,
-            next_attempt_at: columns.optional_integer()?,
-            last_error: columns.optional_text()?,
-        }))
+    fn run(&mut self, sql: &str) -> Result<(), WitError> {
+        sqlite::Connection::execute(self, sql, Vec::new()).map_err(store_error_to_wit)?;
+        Ok(())
     }
 }
 
-/// The values of one row, taken in column order.
-struct Columns(std::vec::IntoIter<Value>);
-
-impl Columns {
-    fn next(&mut self) -> Result<Value, StoreError> {
-        self.0
-            .next()
-            .ok_or_else(|| StoreError::Unavailable("a row is missing a column".into()))
-    }
-
-    fn text(&mut self) -> Result<String, StoreError> {
-        match self.next()? {
-            Value::Text(text) => Ok(text),
-            other => Err(unexpected("text", &other)),
-        }
-    }
-
-    fn optional_text(&mut self) -> Result<Option<String>, StoreError> {
-        match self.next()? {
-            Value::Text(text) => Ok(Some(text)),
-            Value::Null => Ok(None),
-            other => Err(unexpected("text or null", &other)),
-        }
-    }
-
-    fn integer(&mut self) -> Result<i64, StoreError> {
-        match self.next()? {
-            Value::Integer(n) => Ok(n),
-            other => Err(unexpected("integer", &other)),
-        }
-    }
-
-    fn optional_integer(&mut self) -> Result<Option<i64>, StoreError> {
-        match self.next()? {
-            Value::Integer(n) => Ok(Some(n)),
-            Value::Null => Ok(None),
-            other => Err(unexpected("integer or null", &other)),
-        }
-    }
-
-    fn blob(&mut self) -> Result<Vec<u8>, StoreError> {
-        match self.next()? {
-            Value::Blob(bytes) => Ok(bytes),
-            other => Err(unexpected("blob", &other)),
-        }
-    }
-
-    fn state(&mut self) -> Result<State, StoreError> {
-        self.text()?.parse().map_err(StoreError::Unavailable)
+impl sqlite::Connection for Db {
+    fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Answer, StoreError> {
+        let params: Vec<SpinValue> = params.into_iter().map(to_spin).collect();
+        let result = self.0.execute(sql, &params).map_err(unavailable)?;
+        Ok(Answer {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.values.into_iter().map(from_spin).collect())
+                .collect(),
+            changes: self.0.changes(),
+        })
     }
 }
 
-fn text(value: &str) -> Value {
-    Value::Text(value.to_owned())
+fn to_spin(value: Value) -> SpinValue {
+    match value {
+        Value::Integer(n) => SpinValue::Integer(n),
+        Value::Real(x) => SpinValue::Real(x),
+        Value::Text(text) => SpinValue::Text(text),
+        Value::Blob(bytes) => SpinValue::Blob(bytes),
+        Value::Null => SpinValue::Null,
+    }
 }
 
-fn optional(value: Option<i64>) -> Value {
-    value.map_or(Value::Null, Value::Integer)
+fn from_spin(value: SpinValue) -> Value {
+    match value {
+        SpinValue::Integer(n) => Value::Integer(n),
+        SpinValue::Real(x) => Value::Real(x),
+        SpinValue::Text(text) => Value::Text(text),
+        SpinValue::Blob(bytes) => Value::Blob(bytes),
+        SpinValue::Null => Value::Null,
+    }
 }
 
-fn unexpected(wanted: &str, got: &Value) -> StoreError {
-    StoreError::Unavailable(format!(
-        "stored data cannot be read: expected {wanted}, found {got:?}"
-    ))
-}
-
-fn unavailable(error: SqlError) -> StoreError {
+fn unavailable(error: spin::Error) -> StoreError {
     StoreError::Unavailable(format!("SQLite: {error:?}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -4,23 +4,16 @@
 //! tests can show that a host recovers.
 
 mod bindings {
-    wit_bindgen::generate!({
-        world: "processor",
-        path: "../../../wit",
-        generate_all,
-    });
+    inbox_guest::with_shared_interfaces!("processor", "../../../wit");
 }
 
 use bindings::exports::webhooks::inbox::handler::{Guest, Outcome};
 use bindings::webhooks::inbox::types::Webhook;
+use inbox_guest::config::get as config;
 
 struct Misbehaving;
 
 bindings::export!(Misbehaving with_types_in bindings);
-
-fn config(key: &str) -> Option<String> {
-    bindings::wasi::config::store::get(key).ok().flatten()
-}
 
 impl Guest for Misbehaving {
     fn process(_webhook: Webhook, attempt: u32) -> Outcome {

@@ -7,14 +7,19 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use inbox_core::State;
 use inbox_core::Webhook;
+use inbox_core::clock::now_ms;
+use inbox_core::lifecycle::Transition;
 use serde::{Deserialize, Serialize};
 
-use crate::stream::BatchInfo;
+use super::stream::BatchInfo;
+use crate::attempt::FollowUp;
 
 /// SQS refuses message bodies over 256 KiB.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -233,6 +238,28 @@ impl Queues {
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
             .context("cannot delete from the dead queue")?;
         Ok(())
+    }
+}
+
+/// What follows a failed attempt on Lambda: its retry on the failed queue (delayed by the
+/// backoff), or the operator's notice on the dead queue, sent before the outcome is recorded.
+#[async_trait]
+impl FollowUp for Queues {
+    async fn before_recording(&self, webhook: &Webhook, transition: &Transition) -> Result<()> {
+        let status = &transition.status;
+        match status.state {
+            State::Failed => {
+                let now = now_ms();
+                let due = status.next_attempt_at.unwrap_or(now);
+                let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
+                self.retry(webhook, wait).await
+            }
+            State::OperatorRequired => {
+                self.dead(webhook, status.last_error.as_deref().unwrap_or(""))
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The store on embedded SQLite, in the single-table layout of `inbox_core::item`.
+//! The store on embedded SQLite: the SQLite store of `inbox_core::item::sqlite` (the
+//! statements every SQLite store runs, Spin's component included) over rusqlite.
 //!
 //! Writes go through one thread that commits whatever requests are waiting in one
 //! transaction (group commit): each caller is answered only after that COMMIT, which with
@@ -10,15 +11,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use inbox_core::config::CaptureLimits;
-use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, sql};
+use inbox_core::item::sqlite::{self, Answer, Value};
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
 use inbox_core::{State, Status, Webhook};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, oneshot};
 
-use super::{Captured, Store, StoreError};
+use super::{Captured, StoreError, WebhookStore};
 
 /// The most writes one commit carries.
 const MAX_BATCH: usize = 512;
@@ -57,7 +58,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)?;
         }
         let conn = open_connection(path)?;
-        conn.execute_batch(item::SQLITE_SCHEMA)?;
+        conn.execute_batch(sqlite::SCHEMA)?;
         let written = Arc::new(Notify::new());
         let (writer, queue) = mpsc::channel();
         let notify = written.clone();
@@ -87,9 +88,10 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
     }
 
+    /// Runs `query` on a pooled reader connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
-        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        query: impl FnOnce(&mut Rusqlite<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pooled = self.readers.lock().expect("reader pool").pop();
         let conn = match pooled {
@@ -97,26 +99,20 @@ impl SqliteStore {
             None => open_connection(&self.path).map_err(unavailable)?,
         };
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = query(&conn);
+            let result = query(&mut Rusqlite(&conn));
             (conn, result)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("a read was abandoned: {e}")))?;
         self.readers.lock().expect("reader pool").push(conn);
-        result.map_err(unavailable)
+        result
     }
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl WebhookStore for SqliteStore {
     async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
-        if webhook.payload.len() > CaptureLimits::HARD_MAX_BODY_BYTES {
-            return Err(StoreError::TooLarge(format!(
-                "the payload is {} bytes; a webhook holds at most {}",
-                webhook.payload.len(),
-                CaptureLimits::HARD_MAX_BODY_BYTES
-            )));
-        }
+        sqlite::check_size(webhook)?;
         match self.write(WriteOp::Capture(webhook.clone())).await? {
             Written::Captured(captured) => Ok(captured),
             Written::Swapped(_) => unreachable!("a capture answers with a capture"),
@@ -124,29 +120,13 @@ impl Store for SqliteStore {
     }
 
     async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let pk = item::pk(id);
-        let row = self
-            .read(move |conn| {
-                conn.query_row(sql::SELECT_WEBHOOK, params![pk, WEBHOOK_SK], webhook_row)
-                    .optional()
-            })
-            .await?;
-        row.map(|item| {
-            item.into_webhook()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .transpose()
+        let id = id.to_owned();
+        self.read(move |db| sqlite::webhook(db, &id)).await
     }
 
     async fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
-        let pk = item::pk(id);
-        let row = self
-            .read(move |conn| {
-                conn.query_row(sql::SELECT_STATUS, params![pk, STATUS_SK], status_row)
-                    .optional()
-            })
-            .await?;
-        row.map(StatusRow::decode).transpose()
+        let id = id.to_owned();
+        self.read(move |db| sqlite::status(db, &id)).await
     }
 
     async fn swap_status(
@@ -167,25 +147,7 @@ impl Store for SqliteStore {
     }
 
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.read(move |conn| {
-            // Two queries so each uses its partial index.
-            let mut ids = Vec::new();
-            for sql in [
-                "SELECT id FROM items WHERE sk = 'STATUS' AND status IN ('received', 'failed')
-                 AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
-                "SELECT id FROM items WHERE sk = 'STATUS' AND status = 'processing'
-                 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2",
-            ] {
-                let mut statement = conn.prepare_cached(sql)?;
-                let rows = statement.query_map(params![now, limit as i64], |row| row.get(0))?;
-                for id in rows {
-                    ids.push(id?);
-                }
-            }
-            ids.truncate(limit);
-            Ok(ids)
-        })
-        .await
+        self.read(move |db| sqlite::due(db, now, limit)).await
     }
 
     async fn list(
@@ -193,70 +155,19 @@ impl Store for SqliteStore {
         state: Option<State>,
         limit: usize,
     ) -> Result<Vec<StatusView>, StoreError> {
-        let rows = self
-            .read(move |conn| {
-                let mut statement = conn.prepare_cached(sql::LIST)?;
-                let rows = statement.query_map(
-                    params![state.map(State::as_str), limit as i64],
-                    |row| {
-                        Ok((
-                            StatusView {
-                                id: row.get(0)?,
-                                origin: row.get(1)?,
-                                event_type: row.get(2)?,
-                                received_at: row.get(3)?,
-                                status: State::Received,
-                                retries: row.get(5)?,
-                                last_error: row.get(6)?,
-                                updated_at: row.get(7)?,
-                                next_attempt_at: row.get(8)?,
-                            },
-                            row.get::<_, String>(4)?,
-                        ))
-                    },
-                )?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?;
-        rows.into_iter()
-            .map(|(view, state)| {
-                Ok(StatusView {
-                    status: state.parse().map_err(StoreError::Corrupt)?,
-                    ..view
-                })
-            })
-            .collect()
+        self.read(move |db| sqlite::list(db, state, limit)).await
     }
 
     async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
-        let pk = item::pk(id);
-        self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT updated_at, retries, last_error FROM items
-                 WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
-            )?;
-            // Every SK of a dead letter starts with the prefix; '~' sorts after its digits.
-            let rows = statement.query_map(
-                params![
-                    pk,
-                    DEAD_LETTER_SK_PREFIX,
-                    format!("{DEAD_LETTER_SK_PREFIX}~")
-                ],
-                |row| {
-                    Ok(DeadLetter {
-                        at: row.get(0)?,
-                        attempts: row.get(1)?,
-                        reason: row.get(2)?,
-                    })
-                },
-            )?;
-            rows.collect()
-        })
-        .await
+        let id = id.to_owned();
+        self.read(move |db| sqlite::dead_letters(db, &id)).await
     }
 }
 
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+/// A SQLite connection as every SQLite store opens it: waiting for other writers rather
+/// than failing, WAL so readers run beside the writer, and FULL so every COMMIT is durable
+/// on return.
+pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -264,10 +175,66 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL lets readers run beside the writer; FULL makes every COMMIT durable on return.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
+}
+
+/// rusqlite as the core's [`sqlite::Connection`]: it runs a statement and carries the
+/// values both ways. (Spin's `spin:sqlite`, served by the wasm host, runs through it too.)
+pub struct Rusqlite<'a>(pub &'a Connection);
+
+impl Rusqlite<'_> {
+    pub fn run(&self, sql: &str, params: Vec<Value>) -> rusqlite::Result<Answer> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        let columns: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let params = params.into_iter().map(to_sqlite);
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        let mut values = Vec::new();
+        while let Some(row) = rows.next()? {
+            let row = (0..columns.len())
+                .map(|i| row.get_ref(i).map(from_sqlite))
+                .collect::<rusqlite::Result<_>>()?;
+            values.push(row);
+        }
+        drop(rows);
+        Ok(Answer {
+            columns,
+            rows: values,
+            changes: self.0.changes(),
+        })
+    }
+}
+
+impl sqlite::Connection for Rusqlite<'_> {
+    fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Answer, StoreError> {
+        self.run(sql, params).map_err(unavailable)
+    }
+}
+
+fn to_sqlite(value: Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        Value::Integer(n) => Sql::Integer(n),
+        Value::Real(x) => Sql::Real(x),
+        Value::Text(text) => Sql::Text(text),
+        Value::Blob(bytes) => Sql::Blob(bytes),
+        Value::Null => Sql::Null,
+    }
+}
+
+fn from_sqlite(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Integer(n) => Value::Integer(n),
+        ValueRef::Real(x) => Value::Real(x),
+        ValueRef::Text(text) => Value::Text(String::from_utf8_lossy(text).into_owned()),
+        ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+        ValueRef::Null => Value::Null,
+    }
 }
 
 fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<Notify>) {
@@ -307,152 +274,25 @@ fn commit(
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         let savepoint = tx.savepoint()?;
-        let result = apply(&savepoint, op);
+        let result = apply(&mut Rusqlite(&savepoint), op);
         if result.is_ok() {
             savepoint.commit()?;
         }
-        results.push(result.map_err(unavailable));
+        results.push(result);
     }
     tx.commit()?;
     Ok(results)
 }
 
-fn apply(conn: &Connection, op: &WriteOp) -> rusqlite::Result<Written> {
+fn apply(db: &mut Rusqlite<'_>, op: &WriteOp) -> Result<Written, StoreError> {
     match op {
-        WriteOp::Capture(webhook) => {
-            let item = WebhookItem::new(webhook, None);
-            let pk = item.pk.clone();
-            let inserted = conn.execute(
-                sql::INSERT_WEBHOOK,
-                params![
-                    item.pk,
-                    item.sk,
-                    item.id,
-                    item.origin,
-                    item.event_type,
-                    item.created,
-                    item.received_at,
-                    item.idempotency_key,
-                    item.headers,
-                    item.payload,
-                ],
-            )?;
-            if inserted == 0 {
-                let existing = conn
-                    .query_row(sql::SELECT_STATUS, params![pk, STATUS_SK], status_row)?
-                    .decode()
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                return Ok(Written::Captured(Captured::Duplicate(existing)));
-            }
-            let status = Status::received(webhook.received_at);
-            conn.execute(
-                sql::INSERT_STATUS,
-                params![
-                    pk,
-                    STATUS_SK,
-                    webhook.id,
-                    status.state.as_str(),
-                    status.retries,
-                    status.version as i64,
-                    status.updated_at,
-                    status.lease_until,
-                    status.next_attempt_at,
-                    status.last_error,
-                ],
-            )?;
-            Ok(Written::Captured(Captured::Stored(status)))
-        }
+        WriteOp::Capture(webhook) => sqlite::capture(db, webhook).map(Written::Captured),
         WriteOp::Swap {
             id,
             expected_version,
             transition,
-        } => {
-            let pk = item::pk(id);
-            let status = &transition.status;
-            let swapped = conn.execute(
-                sql::SWAP_STATUS,
-                params![
-                    status.state.as_str(),
-                    status.retries,
-                    status.version as i64,
-                    status.updated_at,
-                    status.lease_until,
-                    status.next_attempt_at,
-                    status.last_error,
-                    pk,
-                    STATUS_SK,
-                    *expected_version as i64,
-                ],
-            )? == 1;
-            if swapped && let Some(letter) = &transition.dead_letter {
-                conn.execute(
-                    sql::INSERT_DEAD_LETTER,
-                    params![
-                        pk,
-                        item::dead_letter_sk(letter.at),
-                        id,
-                        letter.attempts,
-                        letter.at,
-                        letter.reason
-                    ],
-                )?;
-            }
-            Ok(Written::Swapped(swapped))
-        }
+        } => sqlite::swap_status(db, id, *expected_version, transition).map(Written::Swapped),
     }
-}
-
-struct StatusRow {
-    state: String,
-    retries: u32,
-    version: i64,
-    updated_at: i64,
-    lease_until: Option<i64>,
-    next_attempt_at: Option<i64>,
-    last_error: Option<String>,
-}
-
-fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {
-    Ok(StatusRow {
-        state: row.get(0)?,
-        retries: row.get(1)?,
-        version: row.get(2)?,
-        updated_at: row.get(3)?,
-        lease_until: row.get(4)?,
-        next_attempt_at: row.get(5)?,
-        last_error: row.get(6)?,
-    })
-}
-
-impl StatusRow {
-    fn decode(self) -> Result<Status, StoreError> {
-        Ok(Status {
-            state: self.state.parse().map_err(StoreError::Corrupt)?,
-            retries: self.retries,
-            version: u64::try_from(self.version)
-                .map_err(|_| StoreError::Corrupt("negative version".into()))?,
-            updated_at: self.updated_at,
-            lease_until: self.lease_until,
-            next_attempt_at: self.next_attempt_at,
-            last_error: self.last_error,
-        })
-    }
-}
-
-fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookItem> {
-    Ok(WebhookItem {
-        pk: row.get(0)?,
-        sk: row.get(1)?,
-        id: row.get(2)?,
-        origin: row.get(3)?,
-        event_type: row.get(4)?,
-        created: row.get(5)?,
-        received_at: row.get(6)?,
-        idempotency_key: row.get(7)?,
-        headers: row.get(8)?,
-        payload: row.get(9)?,
-        expires_at: None,
-    })
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -463,6 +303,7 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 mod tests {
     use std::sync::Arc;
 
+    use inbox_core::config::CaptureLimits;
     use inbox_core::lifecycle::{Outcome, RetryPolicy};
 
     use super::*;

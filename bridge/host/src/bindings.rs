@@ -5,7 +5,7 @@
 //! capture component runs in this host too.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     interfaces: "
         import wasi:config/store@0.2.0-draft-2024-09-27;
         import webhooks:inbox/store@0.1.0;
@@ -15,6 +15,9 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
     with: {
-        "spin:sqlite/sqlite.connection": crate::spin::SqliteConnection,
+        "spin:sqlite/sqlite.connection": crate::state::SqliteConnection,
     },
 });
+
+inbox_core::wit_conversions!(webhooks::inbox::types);
+inbox_core::store_error_conversion!(webhooks::inbox::store);

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodbstreams::Client;
-use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use inbox_core::item::{STATUS_SK, WEBHOOK_SK, WebhookItem};
+use inbox_core::item::{STATUS_SK, WEBHOOK_SK, dynamodb};
 use inbox_core::{State, Webhook};
 use serde::Deserialize;
 use serde_dynamo::{AttributeValue, Item};
@@ -46,9 +46,9 @@ pub fn work_of(event_name: &str, keys: &Item, new_image: Item) -> Result<Option<
     };
     match (event_name, sk) {
         ("INSERT", WEBHOOK_SK) => {
-            let item: WebhookItem = serde_dynamo::from_item(new_image)
+            let webhook = dynamodb::read_webhook(new_image)
                 .context("the stream image is not a webhook item")?;
-            Ok(Some(Work::Captured(item.into_webhook()?)))
+            Ok(Some(Work::Captured(webhook)))
         }
         ("MODIFY", STATUS_SK) => {
             let received = State::Received.as_str();
@@ -138,30 +138,14 @@ pub async fn read_back(client: &Client, batch: &BatchInfo, now_ms: i64) -> Resul
         .await;
     let mut iterator = match iterator {
         Ok(output) => output.shard_iterator,
-        Err(error) => {
-            let gone = error.as_service_error().is_some_and(|e| {
-                e.is_trimmed_data_access_exception() || e.is_resource_not_found_exception()
-            });
-            if gone {
-                return Ok(ReadBack::Gone(DisplayErrorContext(error).to_string()));
-            }
-            return Err(unavailable(error)).context("cannot find the batch in the stream");
-        }
+        Err(error) => return gone_or_failed(error, "cannot find the batch in the stream"),
     };
     let mut work = Vec::new();
     let mut empty = 0;
     while let Some(current) = iterator {
         let page = match client.get_records().shard_iterator(current).send().await {
             Ok(page) => page,
-            Err(error) => {
-                let gone = error.as_service_error().is_some_and(|e| {
-                    e.is_trimmed_data_access_exception() || e.is_resource_not_found_exception()
-                });
-                if gone {
-                    return Ok(ReadBack::Gone(DisplayErrorContext(error).to_string()));
-                }
-                return Err(unavailable(error)).context("cannot read the batch from the stream");
-            }
+            Err(error) => return gone_or_failed(error, "cannot read the batch from the stream"),
         };
         iterator = page.next_shard_iterator;
         let records = page.records.unwrap_or_default();
@@ -200,8 +184,23 @@ pub async fn read_back(client: &Client, batch: &BatchInfo, now_ms: i64) -> Resul
     )))
 }
 
-fn unavailable<E: std::error::Error + 'static>(error: E) -> anyhow::Error {
-    anyhow::anyhow!("{}", DisplayErrorContext(error))
+/// A stream that no longer has the records (trimmed, or gone) is an answer: the batch is
+/// gone. Any other error is one worth trying again.
+fn gone_or_failed<E, R>(error: SdkError<E, R>, doing: &'static str) -> Result<ReadBack>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let gone = matches!(
+        error.code(),
+        Some("TrimmedDataAccessException" | "ResourceNotFoundException")
+    );
+    let described = DisplayErrorContext(error).to_string();
+    if gone {
+        Ok(ReadBack::Gone(described))
+    } else {
+        Err(anyhow::anyhow!(described)).context(doing)
+    }
 }
 
 #[cfg(test)]

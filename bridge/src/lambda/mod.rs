@@ -7,8 +7,8 @@
 //!   -> processing;
 //! - SQS, the Failed Webhooks Queue -> processing again.
 //!
-//! Processing takes the lease, runs the processor component and records the outcome. What
-//! follows a failed attempt is put on a queue *before* the outcome is recorded, so a
+//! Processing is the attempt every host runs (`crate::attempt`), with the queues as what
+//! follows a failed attempt: its message is sent *before* the outcome is recorded, so a
 //! recorded `failed` always has its retry message and a recorded `operator_required` its
 //! dead-queue message; a message that finds nothing to do is dropped. Infrastructure errors
 //! are reported per record (`batchItemFailures`) for Lambda to retry; failed attempts go
@@ -21,25 +21,28 @@ use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::SqsEvent;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use http_body_util::BodyExt;
-use inbox_core::lifecycle::Transition;
+use inbox_core::clock::now_ms;
 use inbox_core::{State, Webhook};
+use inbox_host::CaptureHost;
+use inbox_host::capture::internal_error;
+use inbox_stores::WebhookStore;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::engine::{self, Runtime};
-use crate::processing::{Settings, log_attempt, now_ms};
-use crate::queue::{Message, Queues};
-use crate::store::Store;
-use crate::store::dynamodb::DynamoStore;
-use crate::stream::{self, Work};
+use crate::attempt::{Attempted, Attempts, Processor};
+use crate::settings::Settings;
+use sqs::{Message, Queues};
+use stream::Work;
+
+pub mod apigw;
+pub mod sqs;
+pub mod stream;
 
 pub struct Handler {
-    runtime: Arc<Runtime>,
-    store: Arc<DynamoStore>,
+    capture: Arc<CaptureHost>,
+    processor: Arc<dyn Processor>,
+    store: Arc<dyn WebhookStore>,
     queues: Queues,
     settings: Settings,
     /// The records of a batch are processed side by side, this many at a time.
@@ -85,14 +88,16 @@ pub async fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
 
 impl Handler {
     pub fn new(
-        runtime: Arc<Runtime>,
-        store: Arc<DynamoStore>,
+        capture: Arc<CaptureHost>,
+        processor: Arc<dyn Processor>,
+        store: Arc<dyn WebhookStore>,
         queues: Queues,
         settings: Settings,
     ) -> Handler {
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         Handler {
-            runtime,
+            capture,
+            processor,
             store,
             queues,
             settings,
@@ -109,38 +114,16 @@ impl Handler {
     }
 
     /// An API Gateway request, through the capture component.
-    async fn http(self: &Arc<Self>, event: ApiGatewayV2httpRequest) -> Value {
-        let response = match request_of(event) {
-            Ok(request) => self.runtime.handle_http(request).await,
+    async fn http(&self, event: ApiGatewayV2httpRequest) -> Value {
+        let response = match apigw::request_of(event) {
+            Ok(request) => self.capture.handle(request).await,
             Err(error) => Err(error),
         };
         let response = response.unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "request failed");
-            engine::internal_error()
+            internal_error()
         });
-        let status = response.status().as_u16();
-        let headers: serde_json::Map<String, Value> = response
-            .headers()
-            .iter()
-            .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
-            .collect();
-        let body = match response.into_body().collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(error) => {
-                tracing::error!(?error, "the capture component's answer broke off");
-                return json!({ "statusCode": 500, "body": "" });
-            }
-        };
-        let (body, encoded) = match std::str::from_utf8(&body) {
-            Ok(text) => (text.to_owned(), false),
-            Err(_) => (STANDARD.encode(&body), true),
-        };
-        json!({
-            "statusCode": status,
-            "headers": headers,
-            "body": body,
-            "isBase64Encoded": encoded,
-        })
+        apigw::answer(response).await
     }
 
     /// DynamoDB Stream records; a record that hits an infrastructure error is reported by
@@ -214,58 +197,30 @@ impl Handler {
     /// when it is. An error is an infrastructure error: the record is to be retried.
     pub async fn deliver(&self, webhook: &Webhook) -> Result<()> {
         let id = webhook.id.as_str();
-        let store = self.store.as_ref();
-        let now = now_ms();
-        let status = store
-            .status(id)
-            .await?
-            .with_context(|| format!("{id} has no status item"))?;
-        if matches!(status.state, State::Completed | State::OperatorRequired) {
-            tracing::debug!(id, state = %status.state, "nothing to do");
-            return Ok(());
-        }
-        let Ok(claimed) = status.claim(now, self.settings.lease.as_millis() as u64) else {
-            // Not due yet, or another attempt holds the lease (alive, or crashed: then the
-            // lease expires). Look again then; a message too many finds nothing to do.
-            let at = status.next_attempt_at.or(status.lease_until).unwrap_or(now);
-            let wait = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
-            tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
-            return self.queues.retry(webhook, wait).await;
+        let attempts = Attempts {
+            store: self.store.as_ref(),
+            processor: self.processor.as_ref(),
+            follow_up: &self.queues,
+            settings: &self.settings,
         };
-        let claim = Transition {
-            status: claimed.clone(),
-            dead_letter: None,
-        };
-        if !store.swap_status(id, status.version, &claim).await? {
-            tracing::debug!(id, "another attempt took it first");
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let outcome = self.runtime.process(webhook, claimed.retries).await;
-        let now = now_ms();
-        let transition = claimed
-            .finish(&outcome, &self.settings.policy, now)
-            .expect("a claimed status is processing");
-        match transition.status.state {
-            State::Failed => {
-                let due = transition.status.next_attempt_at.unwrap_or(now);
-                let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
+        match attempts.run(id, Some(webhook)).await? {
+            Attempted::Missing => bail!("{id} has no status item"),
+            Attempted::NotTaken(status)
+                if matches!(status.state, State::Completed | State::OperatorRequired) =>
+            {
+                tracing::debug!(id, state = %status.state, "nothing to do");
+            }
+            Attempted::NotTaken(status) => {
+                // Not due yet, or another attempt holds the lease (alive, or crashed: then
+                // the lease expires). Look again then; a message too many finds nothing to do.
+                let now = now_ms();
+                let at = status.next_attempt_at.or(status.lease_until).unwrap_or(now);
+                let wait = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
+                tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
                 self.queues.retry(webhook, wait).await?;
             }
-            State::OperatorRequired => {
-                let reason = transition.status.last_error.as_deref().unwrap_or("");
-                self.queues.dead(webhook, reason).await?;
-            }
-            _ => {}
+            Attempted::Recorded(_) | Attempted::TakenByAnother | Attempted::Discarded => {}
         }
-        if !store.swap_status(id, claimed.version, &transition).await? {
-            tracing::warn!(
-                id,
-                "the lease expired before the outcome was recorded; the attempt is discarded"
-            );
-            return Ok(());
-        }
-        log_attempt(webhook, &claimed, &outcome, &transition, started.elapsed());
         Ok(())
     }
 }
@@ -286,33 +241,4 @@ async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec
         }
     }
     Ok(failures)
-}
-
-/// The HTTP request an API Gateway HTTP API (payload v2) event describes.
-fn request_of(
-    event: ApiGatewayV2httpRequest,
-) -> Result<hyper::Request<http_body_util::Full<bytes::Bytes>>> {
-    let body = match (event.body, event.is_base64_encoded) {
-        (Some(body), true) => STANDARD.decode(body).context("the body is not base64")?,
-        (Some(body), false) => body.into_bytes(),
-        (None, _) => Vec::new(),
-    };
-    let host = event
-        .request_context
-        .domain_name
-        .unwrap_or_else(|| "lambda".to_owned());
-    let path = event.raw_path.as_deref().unwrap_or("/");
-    let uri = match event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
-        Some(query) => format!("https://{host}{path}?{query}"),
-        None => format!("https://{host}{path}"),
-    };
-    let mut request = hyper::Request::builder()
-        .method(event.request_context.http.method)
-        .uri(uri);
-    for (name, value) in &event.headers {
-        request = request.header(name, value);
-    }
-    request
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .context("the event is not a valid HTTP request")
 }

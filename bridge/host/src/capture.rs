@@ -1,0 +1,188 @@
+//! The capture component: a fresh instance per HTTP request (from a connection, a Lambda
+//! event, or the app calling itself), answering through wasmtime-wasi-http's proxy world.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use inbox_stores::WebhookStore;
+use wasmtime::Engine;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::compose;
+use crate::engine::{self, Limits};
+use crate::files::StoreComponent;
+use crate::outgoing::SelfApp;
+use crate::state::HostState;
+
+pub struct CaptureHost {
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    config: Arc<BTreeMap<String, String>>,
+    store: Arc<dyn WebhookStore>,
+    /// Spin's default database, when capture stores through a store component.
+    sqlite: Option<Arc<PathBuf>>,
+    deadline: Duration,
+    max_memory_bytes: usize,
+}
+
+/// Whether a capture instance may send requests to the app itself (`self.alt`): the
+/// requests it receives from outside may, the ones it serves for itself may not, so an app
+/// calling itself cannot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SelfRequests {
+    Allowed,
+    Denied,
+}
+
+impl CaptureHost {
+    /// Compiles and links the capture component at `path`; with `store_component`, the two
+    /// composed into one, as Spin runs them.
+    pub fn load(
+        engine: &Engine,
+        path: &Path,
+        store_component: Option<&StoreComponent>,
+        config: Arc<BTreeMap<String, String>>,
+        store: Arc<dyn WebhookStore>,
+        limits: &Limits,
+    ) -> Result<Arc<CaptureHost>> {
+        let component = match store_component {
+            None => engine::compile(engine, path)?,
+            Some(with) => {
+                let read = |path: &Path| {
+                    std::fs::read(path)
+                        .with_context(|| format!("cannot load the component {}", path.display()))
+                };
+                let composed = compose::plug_store(&read(path)?, &read(&with.path)?)
+                    .with_context(|| format!("{} is not a store component", with.path.display()))?;
+                tracing::info!(
+                    capture = %path.display(),
+                    store = %with.path.display(),
+                    "capture composed with the store component, as Spin composes them"
+                );
+                engine::compile_bytes(engine, &composed, path)?
+            }
+        };
+        let mut linker = engine::linker(engine)?;
+        if store_component.is_some() {
+            engine::add_spin_sqlite(&mut linker)?;
+        }
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(ProxyPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a capture component", path.display()))?;
+        Ok(Arc::new(CaptureHost {
+            engine: engine.clone(),
+            pre,
+            config,
+            store,
+            sqlite: store_component.map(|with| Arc::new(with.sqlite.clone())),
+            deadline: limits.capture_deadline,
+            max_memory_bytes: limits.max_memory_bytes,
+        }))
+    }
+
+    /// Serves one HTTP request with a fresh instance. The body is streamed from a
+    /// connection or already whole (a Lambda event).
+    pub async fn handle<B>(
+        self: &Arc<Self>,
+        request: http::Request<B>,
+    ) -> Result<http::Response<HyperOutgoingBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        self.capture(request, SelfRequests::Allowed).await
+    }
+
+    async fn capture<B>(
+        self: &Arc<Self>,
+        request: http::Request<B>,
+        self_requests: SelfRequests,
+    ) -> Result<http::Response<HyperOutgoingBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let self_app = (self_requests == SelfRequests::Allowed).then(|| {
+            let host = self.clone();
+            Arc::new(move |request| host.clone().capture_for_itself(request)) as SelfApp
+        });
+        let state = HostState::new("capture", self.config.clone(), self.max_memory_bytes)
+            .with_store(self.store.clone())
+            .with_sqlite(self.sqlite.clone())
+            .with_self_app(self_app);
+        let mut store = engine::store(&self.engine, state, self.deadline);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        let deadline = self.deadline;
+        // The guest may go on writing the body after it has set the response.
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+            };
+            tokio::time::timeout(deadline, run)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(wasmtime::Error::msg(format!(
+                        "the capture component exceeded its {deadline:?} deadline"
+                    )))
+                })
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => bail!("the capture component answered with an error: {error:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("the capture component never set a response"),
+                Ok(Err(error)) => {
+                    Err(anyhow::Error::from(error).context("the capture component failed"))
+                }
+                Err(error) => Err(anyhow::Error::new(error).context("the capture task failed")),
+            },
+        }
+    }
+
+    /// A request the app sends to itself (`self.alt`), served by a fresh instance.
+    fn capture_for_itself(
+        self: Arc<Self>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>> {
+        Box::pin(async move { self.capture(request, SelfRequests::Denied).await })
+    }
+}
+
+/// The answer when the capture component could not answer at all (it trapped, overran its
+/// deadline, or never set a response): a 500 problem, so the provider retries.
+pub fn internal_error() -> http::Response<HyperOutgoingBody> {
+    let problem = inbox_core::Problem::new(
+        500,
+        "Internal Server Error",
+        "the request could not be handled",
+    );
+    let body = http_body_util::Full::new(Bytes::from(problem.to_json()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    http::Response::builder()
+        .status(500)
+        .header("content-type", inbox_core::Problem::CONTENT_TYPE)
+        .body(body)
+        .expect("a static response is valid")
+}

@@ -1,0 +1,29 @@
+//! The wasm host: one wasmtime engine, each component compiled once and pre-linked, a
+//! fresh instance (with a deadline and a memory limit) for every request and every
+//! processing attempt, and the host side of each interface the components import.
+//!
+//! - [`engine`]: the engine, compiling, the linker, instances' limits;
+//! - [`state`]: what one instance may touch; [`config`], [`store`], [`spin_sqlite`],
+//!   [`outgoing`], [`guest_log`]: the interfaces it imports, one module each;
+//! - [`files`]: where the component files are; [`compose`]: capture and a store component
+//!   made one component, as Spin composes them;
+//! - [`capture`], [`processor`]: running the two kinds of component.
+
+mod bindings;
+pub mod capture;
+pub mod compose;
+pub mod config;
+pub mod engine;
+pub mod files;
+pub mod guest_log;
+pub mod outgoing;
+pub mod processor;
+pub mod spin_sqlite;
+pub mod state;
+pub mod store;
+
+pub use capture::CaptureHost;
+pub use engine::Limits;
+pub use files::{ComponentPaths, StoreComponent};
+pub use processor::ProcessorHost;
+pub use wasmtime::Engine;

@@ -1,0 +1,294 @@
+//! The store on DynamoDB through the AWS SDK: the requests of `inbox_core::item::dynamodb`
+//! (the same items, conditions and meanings as Spin's DynamoDB store component), handed to
+//! the SDK's builders, and its errors handed back to the core as [`Refusal`]s.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use inbox_core::config::{Config, ConfigError};
+use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal};
+use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK};
+use inbox_core::lifecycle::{DeadLetter, Transition};
+use inbox_core::model::StatusView;
+use inbox_core::{State, Status, Webhook};
+
+use super::{Captured, StoreError, WebhookStore};
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// How long items are kept (DynamoDB's TTL on `expires_at`); `None` keeps them.
+    retention: Option<Duration>,
+}
+
+pub fn retention_from_config(config: &dyn Config) -> Result<Option<Duration>, ConfigError> {
+    Ok(dynamodb::settings::retention_secs(config)?.map(Duration::from_secs))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, retention: Option<Duration>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+
+    /// A client from the AWS SDK's own configuration: `AWS_REGION`, credentials,
+    /// `AWS_ENDPOINT_URL` (which is how tests point it at moto).
+    pub async fn client() -> Client {
+        Client::new(&aws_config::load_from_env().await)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn retention_secs(&self) -> Option<u64> {
+        self.retention.map(|keep| keep.as_secs())
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(dynamodb::NOT_EXISTS)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn get(
+        &self,
+        id: &str,
+        sk: &str,
+        consistent: bool,
+    ) -> Result<Option<serde_dynamo::Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(dynamodb::key(id, sk).into()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item.map(Into::into))
+    }
+
+    /// Every item of the scan, page after page.
+    async fn scan(&self, scan: &dynamodb::Scan) -> Result<Vec<serde_dynamo::Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(&scan.filter)
+                .projection_expression(&scan.projection)
+                .set_expression_attribute_names(Some(scan.names.clone()))
+                .set_expression_attribute_values(Some(scan.values.clone().into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(page.items.unwrap_or_default().into_iter().map(Into::into));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Refusal> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| refusal(&error, cancellation_reasons(&error)))
+    }
+}
+
+#[async_trait]
+impl WebhookStore for DynamoStore {
+    async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
+        let plan = dynamodb::capture(webhook, self.retention_secs())?;
+        let [webhook_item, status_item] = plan.items.clone();
+        let items = vec![
+            self.put(webhook_item.into())?,
+            self.put(status_item.into())?,
+        ];
+        let mut attempt = 0;
+        loop {
+            let refused = match self.transact(items.clone()).await {
+                Ok(()) => return Ok(Captured::Stored(plan.status)),
+                Err(refused) => refused,
+            };
+            match dynamodb::capture_refused(&refused, attempt) {
+                CaptureRefused::Duplicate => {
+                    let existing = self.status(&webhook.id).await?.ok_or_else(|| {
+                        StoreError::Unavailable(format!(
+                            "{} exists but its status cannot be read yet",
+                            webhook.id
+                        ))
+                    })?;
+                    return Ok(Captured::Duplicate(existing));
+                }
+                CaptureRefused::TryAgainAfter(wait) => tokio::time::sleep(wait).await,
+                CaptureRefused::Failed(error) => return Err(error),
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        // Immutable once written, so an eventually consistent read is enough.
+        let item = self.get(id, WEBHOOK_SK, false).await?;
+        item.map(dynamodb::read_webhook).transpose()
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
+        let item = self.get(id, STATUS_SK, true).await?;
+        item.map(dynamodb::read_status).transpose()
+    }
+
+    async fn swap_status(
+        &self,
+        id: &str,
+        expected_version: u64,
+        transition: &Transition,
+    ) -> Result<bool, StoreError> {
+        let plan = dynamodb::status_update(id, expected_version, &transition.status);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(plan.key.into()))
+            .update_expression(plan.update)
+            .condition_expression(plan.condition)
+            .set_expression_attribute_names(Some(plan.names))
+            .set_expression_attribute_values(Some(plan.values.into()))
+            .build()
+            .map_err(unavailable)?;
+        let result = match &transition.dead_letter {
+            None => self
+                .client
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|error| refusal(&error, Vec::new())),
+            // The status and its dead-letter record are written together or not at all.
+            Some(letter) => {
+                let letter = dynamodb::dead_letter_item(id, letter, self.retention_secs());
+                let items = vec![
+                    TransactWriteItem::builder().update(update).build(),
+                    self.put(letter.into())?,
+                ];
+                self.transact(items).await
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(refused) if dynamodb::swap_lost(&refused) => Ok(false),
+            Err(refused) => Err(refused.unavailable()),
+        }
+    }
+
+    async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let items = self.scan(&dynamodb::summary_scan(&[STATUS_SK])).await?;
+        let (ids, unreadable) = dynamodb::due(items, now, limit);
+        for error in unreadable {
+            tracing::warn!(%error, "skipping an unreadable status item");
+        }
+        Ok(ids)
+    }
+
+    async fn list(
+        &self,
+        state: Option<State>,
+        limit: usize,
+    ) -> Result<Vec<StatusView>, StoreError> {
+        let items = self
+            .scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))
+            .await?;
+        dynamodb::summaries(items, state, limit).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :dead)")
+            .expression_attribute_values(":pk", AttributeValue::S(item::pk(id)))
+            .expression_attribute_values(
+                ":dead",
+                AttributeValue::S(DEAD_LETTER_SK_PREFIX.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| dynamodb::read_dead_letter(item.into()))
+            .collect()
+    }
+}
+
+/// A cancelled transaction's reason code per item.
+fn cancellation_reasons<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or("None").to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An SDK error as the core reads DynamoDB's refusals.
+fn refusal<E, R>(error: &SdkError<E, R>, reasons: Vec<String>) -> Refusal
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = DisplayErrorContext(error).to_string();
+    match error.code() {
+        Some(kind) => Refusal {
+            kind: kind.to_owned(),
+            message: error.message().unwrap_or_default().to_owned(),
+            reasons,
+            detail,
+        },
+        // Not an answer from DynamoDB: it could not be reached.
+        None => Refusal {
+            kind: "RequestFailed".into(),
+            message: detail,
+            reasons,
+            detail: String::new(),
+        },
+    }
+}
+
+fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(&error).to_string())
+}

@@ -1,0 +1,625 @@
+//! Every DynamoDB store, written once: the items as attribute values, the requests with
+//! their conditions (a capture's transaction, the status compare-and-swap, the operator's
+//! scan), what DynamoDB's refusals mean, and how items read back. The native store hands
+//! these to the AWS SDK; Spin's store component sends them as the JSON API's bodies
+//! ([`json`]) over `wasi:http`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_dynamo::{AttributeValue, Item};
+
+use super::{DeadLetterItem, STATUS_SK, StatusItem, WebhookItem, pk};
+use crate::lifecycle::DeadLetter;
+use crate::model::{Status, Webhook};
+use crate::store::StoreError;
+
+/// DynamoDB refuses items over 400 KB, names and values counted; read as 400,000
+/// bytes, the stricter reading (and moto's).
+pub const MAX_ITEM_BYTES: usize = 400_000;
+
+/// The condition on both puts of a capture, and on a dead letter: never overwrite.
+pub const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+/// The settings of a DynamoDB store that reaches AWS by itself (Spin's component):
+/// the configuration keys it reads, so hosts can declare them.
+pub mod settings {
+    pub const TABLE: &str = "dynamodb_table";
+    pub const REGION: &str = "aws_region";
+    pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
+    pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
+    pub const SESSION_TOKEN: &str = "aws_session_token";
+    pub const ENDPOINT_URL: &str = "aws_endpoint_url";
+    pub const RETENTION_DAYS: &str = "retention_days";
+    pub const ALL: [&str; 7] = [
+        TABLE,
+        REGION,
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        SESSION_TOKEN,
+        ENDPOINT_URL,
+        RETENTION_DAYS,
+    ];
+    /// Those to keep out of logs.
+    pub const SECRET: [&str; 3] = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN];
+
+    /// How long items are kept (the TTL): `retention_days`, 30 unless set; 0 is forever.
+    pub fn retention_secs(
+        config: &dyn crate::config::Config,
+    ) -> Result<Option<u64>, crate::config::ConfigError> {
+        let days: u64 = crate::config::parsed(config, RETENTION_DAYS, 30)?;
+        Ok((days > 0).then_some(days * 86_400))
+    }
+}
+
+/// The attributes of the status item that are absent when they do not apply.
+const OPTIONAL_STATUS_ATTRIBUTES: [&str; 3] = ["lease_until", "next_attempt_at", "last_error"];
+
+pub fn to_item(value: &impl serde::Serialize) -> Item {
+    serde_dynamo::to_item(value).expect("the item records serialise")
+}
+
+pub fn key(id: &str, sk: &str) -> Item {
+    Item::from(HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(pk(id))),
+        ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
+    ]))
+}
+
+/// When an item written at `at_ms` may go (DynamoDB's TTL wants unix seconds).
+pub fn expires_at(at_ms: i64, retention_secs: Option<u64>) -> Option<i64> {
+    retention_secs.map(|keep| at_ms / 1_000 + keep as i64)
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values (numbers at their
+/// longest, so this never underestimates).
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => 21.max(n.len()),
+        AttributeValue::B(b) => b.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => 3 + item_size(map) + map.len(),
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| 21.max(n.len())).sum(),
+        AttributeValue::Bs(set) => set.iter().map(Vec::len).sum(),
+    }
+}
+
+/// What a scan for operators reads of the `WEBHOOK` and `STATUS` items: everything but
+/// the payload and headers.
+pub const SUMMARY_ATTRIBUTES: [&str; 13] = [
+    "PK",
+    "SK",
+    "id",
+    "origin",
+    "type",
+    "received_at",
+    "status",
+    "retries",
+    "version",
+    "updated_at",
+    "lease_until",
+    "next_attempt_at",
+    "last_error",
+];
+
+/// The most recently changed webhooks (only those in `state`, if given), from the
+/// `WEBHOOK` and `STATUS` items of a scan. A status whose webhook item the scan has not
+/// seen yet is left for next time.
+pub fn summaries(
+    items: impl IntoIterator<Item = Item>,
+    state: Option<crate::State>,
+    limit: usize,
+) -> Result<Vec<crate::model::StatusView>, super::ItemError> {
+    #[derive(serde::Deserialize)]
+    struct Summary {
+        id: String,
+        origin: String,
+        #[serde(rename = "type")]
+        event_type: String,
+        received_at: i64,
+    }
+    let malformed = |e: serde_dynamo::Error| super::ItemError(e.to_string());
+    let mut webhooks = HashMap::new();
+    let mut statuses = Vec::new();
+    for item in items {
+        if item.get("SK") == Some(&AttributeValue::S(super::WEBHOOK_SK.to_owned())) {
+            let summary: Summary = serde_dynamo::from_item(item).map_err(malformed)?;
+            webhooks.insert(summary.id.clone(), summary);
+        } else {
+            let status: StatusItem = serde_dynamo::from_item(item).map_err(malformed)?;
+            if state.is_none_or(|s| s == status.status) {
+                statuses.push(status);
+            }
+        }
+    }
+    statuses.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+    Ok(statuses
+        .into_iter()
+        .filter_map(|status| {
+            let webhook = webhooks.get(&status.id)?;
+            Some(crate::model::StatusView {
+                id: status.id,
+                origin: webhook.origin.clone(),
+                event_type: webhook.event_type.clone(),
+                status: status.status,
+                retries: status.retries,
+                last_error: status.last_error,
+                received_at: webhook.received_at,
+                updated_at: status.updated_at,
+                next_attempt_at: status.next_attempt_at,
+            })
+        })
+        .take(limit)
+        .collect())
+}
+
+/// The conditional update that writes `status` over the one at `expected_version`
+/// (compare-and-swap), leaving the other attributes (the TTL) as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    pub key: Item,
+    pub update: String,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+pub fn status_update(id: &str, expected_version: u64, status: &Status) -> StatusUpdate {
+    let mut fields: Vec<_> = to_item(&StatusItem::new(id, status, None))
+        .into_inner()
+        .into_iter()
+        .filter(|(name, _)| !["PK", "SK", "id"].contains(&name.as_str()))
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut set = Vec::new();
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        set.push(format!("#a{i} = :a{i}"));
+        names.insert(format!("#a{i}"), name);
+        values.insert(format!(":a{i}"), value);
+    }
+    let absent: Vec<_> = OPTIONAL_STATUS_ATTRIBUTES
+        .iter()
+        .filter(|name| !names.values().any(|n| n == *name))
+        .collect();
+    let mut remove = Vec::new();
+    for (i, name) in absent.into_iter().enumerate() {
+        names.insert(format!("#r{i}"), (*name).to_owned());
+        remove.push(format!("#r{i}"));
+    }
+    names.insert("#expected".into(), "version".into());
+    values.insert(
+        ":expected".into(),
+        AttributeValue::N(expected_version.to_string()),
+    );
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    StatusUpdate {
+        key: key(id, STATUS_SK),
+        update,
+        condition: "#expected = :expected".into(),
+        names,
+        values: Item::from(values),
+    }
+}
+
+/// A `WEBHOOK` item read back (from a table, or a stream image).
+pub fn read_webhook(item: Item) -> Result<Webhook, StoreError> {
+    let item: WebhookItem = read(item)?;
+    item.into_webhook()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A `STATUS` item read back.
+pub fn read_status(item: Item) -> Result<Status, StoreError> {
+    read::<StatusItem>(item).map(StatusItem::into_status)
+}
+
+/// A `DEAD#` item read back.
+pub fn read_dead_letter(item: Item) -> Result<DeadLetter, StoreError> {
+    read::<DeadLetterItem>(item).map(DeadLetterItem::into_dead_letter)
+}
+
+fn read<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A capture: the `WEBHOOK` and `STATUS` items, each put under [`NOT_EXISTS`] in one
+/// transaction, and the status it stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    pub items: [Item; 2],
+    pub status: Status,
+}
+
+/// Plans the capture of `webhook`, refusing an item DynamoDB would refuse (never truncated).
+pub fn capture(webhook: &Webhook, retention_secs: Option<u64>) -> Result<Capture, StoreError> {
+    let expires_at = expires_at(webhook.received_at, retention_secs);
+    let webhook_item = to_item(&WebhookItem::new(webhook, expires_at));
+    let size = item_size(&webhook_item);
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "the webhook is {size} bytes as a DynamoDB item; an item holds at most {MAX_ITEM_BYTES}"
+        )));
+    }
+    let status = Status::received(webhook.received_at);
+    let status_item = to_item(&StatusItem::new(&webhook.id, &status, expires_at));
+    Ok(Capture {
+        items: [webhook_item, status_item],
+        status,
+    })
+}
+
+/// How many times a capture's transaction is sent before its refusal is the answer.
+pub const CAPTURE_ATTEMPTS: u32 = 3;
+
+/// A request DynamoDB refused: the error's kind (`ConditionalCheckFailedException`, ...),
+/// its message, and for a cancelled transaction each item's reason code (`None`,
+/// `ConditionalCheckFailed`, `TransactionConflict`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: String,
+    pub message: String,
+    pub reasons: Vec<String>,
+    /// What the client knows besides (request id, HTTP status), for the logs; may be empty.
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn unavailable(&self) -> StoreError {
+        let mut described = format!("DynamoDB: {}: {}", self.kind, self.message);
+        if !self.detail.is_empty() {
+            described.push_str(&format!(" ({})", self.detail));
+        }
+        StoreError::Unavailable(described)
+    }
+}
+
+/// What a refused capture (attempt `attempt`, from 0) means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureRefused {
+    /// The id exists: nothing was written; the stored status is the answer.
+    Duplicate,
+    /// Two captures of one id at once cancelled each other: send it again after this
+    /// long, and the loser then finds the winner's items.
+    TryAgainAfter(Duration),
+    Failed(StoreError),
+}
+
+pub fn capture_refused(refusal: &Refusal, attempt: u32) -> CaptureRefused {
+    let reason = |code: &str| refusal.reasons.iter().any(|r| r == code);
+    if reason("ConditionalCheckFailed") {
+        CaptureRefused::Duplicate
+    } else if reason("TransactionConflict") && attempt + 1 < CAPTURE_ATTEMPTS {
+        CaptureRefused::TryAgainAfter(Duration::from_millis(20 << attempt))
+    } else if refusal.kind == "ValidationException" && refusal.message.contains("size") {
+        CaptureRefused::Failed(StoreError::TooLarge(refusal.message.clone()))
+    } else {
+        CaptureRefused::Failed(refusal.unavailable())
+    }
+}
+
+/// The dead letter written with a status change, in one transaction: the update of
+/// [`status_update`], then this item under [`NOT_EXISTS`].
+pub fn dead_letter_item(id: &str, letter: &DeadLetter, retention_secs: Option<u64>) -> Item {
+    to_item(&DeadLetterItem::new(
+        id,
+        letter,
+        expires_at(letter.at, retention_secs),
+    ))
+}
+
+/// Whether a refused status change lost the compare-and-swap (another writer changed the
+/// status first), as opposed to failing: the update's own condition, alone or as the first
+/// item of the transaction with its dead letter.
+pub fn swap_lost(refusal: &Refusal) -> bool {
+    refusal.kind == "ConditionalCheckFailedException"
+        || refusal
+            .reasons
+            .first()
+            .is_some_and(|r| r == "ConditionalCheckFailed")
+}
+
+/// A scan of the items whose `SK` is one of a few, reading [`SUMMARY_ATTRIBUTES`] only
+/// (no payloads): what operators list, and what is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub filter: String,
+    pub projection: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+pub fn summary_scan(sks: &[&str]) -> Scan {
+    let mut names = HashMap::from([("#sk".to_owned(), "SK".to_owned())]);
+    let mut projected = Vec::new();
+    for (i, name) in SUMMARY_ATTRIBUTES.iter().enumerate() {
+        names.insert(format!("#p{i}"), (*name).to_owned());
+        projected.push(format!("#p{i}"));
+    }
+    let values: HashMap<_, _> = sks
+        .iter()
+        .enumerate()
+        .map(|(i, sk)| (format!(":sk{i}"), AttributeValue::S((*sk).to_owned())))
+        .collect();
+    let placeholders: Vec<_> = (0..sks.len()).map(|i| format!(":sk{i}")).collect();
+    Scan {
+        filter: format!("#sk IN ({})", placeholders.join(", ")),
+        projection: projected.join(", "),
+        names,
+        values: Item::from(values),
+    }
+}
+
+/// The ids whose next attempt is due at `now`, or whose lease has expired, from the
+/// `STATUS` items of a scan, the longest waiting first; and the items that cannot be read,
+/// which are passed over (one bad item must not stop the rest from being processed).
+pub fn due(
+    items: impl IntoIterator<Item = Item>,
+    now: i64,
+    limit: usize,
+) -> (Vec<String>, Vec<StoreError>) {
+    let mut due = Vec::new();
+    let mut unreadable = Vec::new();
+    for item in items {
+        let item: StatusItem = match read(item) {
+            Ok(item) => item,
+            Err(error) => {
+                unreadable.push(error);
+                continue;
+            }
+        };
+        let id = item.id.clone();
+        let status = item.into_status();
+        if status.is_claimable(now) {
+            let since = status.next_attempt_at.or(status.lease_until);
+            due.push((since.unwrap_or(status.updated_at), id));
+        }
+    }
+    due.sort();
+    let ids = due.into_iter().take(limit).map(|(_, id)| id).collect();
+    (ids, unreadable)
+}
+
+/// The requests as bodies of DynamoDB's JSON API (`X-Amz-Target: DynamoDB_20120810.<op>`),
+/// and its answers read back: for a store that speaks HTTP itself.
+pub mod json {
+    use serde_json::{Value, json};
+
+    use super::{Capture, Item, NOT_EXISTS, Refusal, Scan, StatusUpdate, key};
+    use crate::store::StoreError;
+
+    /// `TransactWriteItems`.
+    pub fn capture(table: &str, capture: &Capture) -> Value {
+        let put = |item: &Item| json!({ "Put": { "TableName": table, "Item": item, "ConditionExpression": NOT_EXISTS } });
+        json!({ "TransactItems": capture.items.iter().map(put).collect::<Vec<_>>() })
+    }
+
+    /// `GetItem`.
+    pub fn get(table: &str, id: &str, sk: &str, consistent: bool) -> Value {
+        json!({ "TableName": table, "Key": key(id, sk), "ConsistentRead": consistent })
+    }
+
+    /// `UpdateItem`.
+    pub fn update(table: &str, update: &StatusUpdate) -> Value {
+        json!({
+            "TableName": table,
+            "Key": update.key,
+            "UpdateExpression": update.update,
+            "ConditionExpression": update.condition,
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": update.values,
+        })
+    }
+
+    /// `Scan`, from `start` (a page's `LastEvaluatedKey`).
+    pub fn scan(table: &str, scan: &Scan, start: Option<Value>) -> Value {
+        let mut request = json!({
+            "TableName": table,
+            "FilterExpression": scan.filter,
+            "ProjectionExpression": scan.projection,
+            "ExpressionAttributeNames": scan.names,
+            "ExpressionAttributeValues": scan.values,
+        });
+        if let Some(start) = start {
+            request["ExclusiveStartKey"] = start;
+        }
+        request
+    }
+
+    /// The item of a `GetItem` answer.
+    pub fn item(answer: Value) -> Result<Option<Item>, StoreError> {
+        match answer.get("Item") {
+            Some(item) if !item.is_null() => Ok(Some(read_item(item.clone())?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The items of a `Scan` page, and where the next page starts.
+    pub fn page(answer: Value) -> Result<(Vec<Item>, Option<Value>), StoreError> {
+        let items = answer["Items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(read_item)
+            .collect::<Result<_, _>>()?;
+        let next = answer
+            .get("LastEvaluatedKey")
+            .filter(|key| !key.is_null())
+            .cloned();
+        Ok((items, next))
+    }
+
+    /// An error answer (`{"__type": "...#Kind", "message": ..., "CancellationReasons": ...}`).
+    pub fn refusal(answer: &Value) -> Refusal {
+        let kind = answer["__type"].as_str().unwrap_or("UnknownError");
+        Refusal {
+            kind: kind.rsplit('#').next().unwrap_or(kind).to_owned(),
+            message: answer["message"]
+                .as_str()
+                .or(answer["Message"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            reasons: answer["CancellationReasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["Code"].as_str().unwrap_or("None").to_owned())
+                .collect(),
+            detail: String::new(),
+        }
+    }
+
+    fn read_item(item: Value) -> Result<Item, StoreError> {
+        serde_json::from_value(item)
+            .map_err(|e| StoreError::Corrupt(format!("an item DynamoDB sent: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::tests::webhook;
+    use crate::model::State;
+
+    #[test]
+    fn a_status_update_sets_what_is_there_removes_what_is_not_and_checks_the_version() {
+        let claimed = Status::received(7).claim(8, 1_000).unwrap();
+        let update = status_update("57f0", 1, &claimed);
+        assert_eq!(update.condition, "#expected = :expected");
+        assert_eq!(
+            update.values[":expected"],
+            serde_dynamo::AttributeValue::N("1".into())
+        );
+        assert_eq!(
+            update.key["PK"],
+            serde_dynamo::AttributeValue::S("WH#57f0".into())
+        );
+        let name_of = |placeholder: &str| update.names[placeholder].clone();
+        let (set, remove) = update.update.split_once(" REMOVE ").unwrap();
+        let set: Vec<String> = set
+            .trim_start_matches("SET ")
+            .split(", ")
+            .map(|a| name_of(a.split(" = ").next().unwrap()))
+            .collect();
+        assert_eq!(
+            set,
+            ["lease_until", "retries", "status", "updated_at", "version"]
+        );
+        let removed: Vec<String> = remove.split(", ").map(name_of).collect();
+        assert_eq!(removed, ["next_attempt_at", "last_error"]);
+        assert!(item_size(&to_item(&WebhookItem::new(&webhook(), None))) > 14);
+    }
+
+    #[test]
+    fn summaries_join_the_items_of_a_scan_most_recent_first() {
+        let mut other = webhook();
+        other.id = "9abc".into();
+        let older = Status::received(10);
+        let newer = Status::received(20).claim(30, 1_000).unwrap();
+        let items = vec![
+            to_item(&StatusItem::new("57f0", &older, None)),
+            to_item(&WebhookItem::new(&webhook(), None)),
+            to_item(&StatusItem::new("9abc", &newer, None)),
+            to_item(&WebhookItem::new(&other, None)),
+            // A status whose webhook the scan has not reached yet.
+            to_item(&StatusItem::new("dead", &older, None)),
+        ];
+        let all = summaries(items.clone(), None, 10).unwrap();
+        let ids: Vec<_> = all.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["9abc", "57f0"]);
+        assert_eq!(all[1].event_type, "charge.succeeded");
+        let received = summaries(items.clone(), Some(State::Received), 10).unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(summaries(items, None, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_capture_is_two_guarded_puts_and_an_item_too_large_is_refused() {
+        let plan = capture(&webhook(), Some(86_400)).unwrap();
+        assert_eq!(plan.status, Status::received(1_700_000_000_123));
+        assert_eq!(plan.items[0]["SK"], AttributeValue::S("WEBHOOK".into()));
+        assert_eq!(plan.items[1]["SK"], AttributeValue::S("STATUS".into()));
+        assert_eq!(
+            plan.items[1]["expires_at"],
+            AttributeValue::N("1700086400".into())
+        );
+        let body = json::capture("t", &plan);
+        assert_eq!(
+            body["TransactItems"][1]["Put"]["ConditionExpression"],
+            NOT_EXISTS
+        );
+        let mut big = webhook();
+        big.payload = vec![b'x'; MAX_ITEM_BYTES];
+        assert!(matches!(capture(&big, None), Err(StoreError::TooLarge(_))));
+    }
+
+    #[test]
+    fn refusals_mean_a_duplicate_a_race_to_try_again_or_a_failure() {
+        let cancelled = |reasons: &[&str]| Refusal {
+            kind: "TransactionCanceledException".into(),
+            message: "cancelled".into(),
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            detail: String::new(),
+        };
+        let duplicate = cancelled(&["ConditionalCheckFailed", "None"]);
+        assert_eq!(capture_refused(&duplicate, 0), CaptureRefused::Duplicate);
+        let race = cancelled(&["TransactionConflict", "None"]);
+        assert_eq!(
+            capture_refused(&race, 1),
+            CaptureRefused::TryAgainAfter(Duration::from_millis(40))
+        );
+        assert!(matches!(
+            capture_refused(&race, CAPTURE_ATTEMPTS - 1),
+            CaptureRefused::Failed(StoreError::Unavailable(_))
+        ));
+        assert!(swap_lost(&duplicate), "the status update's own condition");
+        assert!(!swap_lost(&cancelled(&["None", "ConditionalCheckFailed"])));
+        let answer = serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled",
+            "CancellationReasons": [{ "Code": "ConditionalCheckFailed" }, { "Code": "None" }],
+        });
+        assert_eq!(json::refusal(&answer), {
+            let mut r = duplicate.clone();
+            r.message = "Transaction cancelled".into();
+            r
+        });
+    }
+
+    #[test]
+    fn due_is_what_is_claimable_longest_waiting_first() {
+        let fresh = Status::received(50);
+        let older = Status::received(10);
+        let leased = Status::received(0).claim(0, 1_000).unwrap();
+        let items = vec![
+            to_item(&StatusItem::new("fresh", &fresh, None)),
+            to_item(&StatusItem::new("older", &older, None)),
+            to_item(&StatusItem::new("leased", &leased, None)),
+        ];
+        assert_eq!(due(items.clone(), 60, 10).0, ["older", "fresh"]);
+        let mut with_a_bad_one = items.clone();
+        with_a_bad_one.insert(0, to_item(&serde_json::json!({ "id": "no status" })));
+        let (ids, unreadable) = due(with_a_bad_one, 1_000, 2);
+        assert_eq!(
+            (ids, unreadable.len()),
+            (vec!["older".to_owned(), "fresh".to_owned()], 1)
+        );
+        let scan = summary_scan(&[STATUS_SK]);
+        assert_eq!(scan.filter, "#sk IN (:sk0)");
+        assert_eq!(scan.names["#sk"], "SK");
+    }
+}

@@ -1,0 +1,300 @@
+//! The seed's single-table layout, written once for every store.
+//!
+//! | item           | PK        | SK                 | holds                                    |
+//! | -------------- | --------- | ------------------ | ---------------------------------------- |
+//! | Webhook        | `WH#<id>` | `WEBHOOK`          | the immutable delivery                   |
+//! | Webhook Status | `WH#<id>` | `STATUS`           | state, retries, version, lease, due time |
+//! | Dead letter    | `WH#<id>` | `DEAD#<unix ms>`   | why it needed an operator                |
+//!
+//! On DynamoDB every item, dead letters included, lives as long as the retention
+//! (`retention_days`, the TTL on `expires_at`); SQLite stores keep them. The records below are the items as attributes:
+//! DynamoDB stores them as they are (the `PK`/`SK` names of the seed), and SQLite stores
+//! (the native one and Spin's) use [`sqlite::SCHEMA`], one table whose columns carry the
+//! same names, so a database file can be shared by both and a DynamoDB stream image decodes
+//! into the same record a store wrote. How each kind of store reads and writes them is in
+//! [`sqlite`] and [`dynamodb`].
+
+pub mod dynamodb;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::DeadLetter;
+use crate::model::{State, Status, Webhook};
+
+pub const WEBHOOK_SK: &str = "WEBHOOK";
+pub const STATUS_SK: &str = "STATUS";
+pub const DEAD_LETTER_SK_PREFIX: &str = "DEAD#";
+
+pub fn pk(id: &str) -> String {
+    format!("WH#{id}")
+}
+
+pub fn dead_letter_sk(at: i64) -> String {
+    format!("{DEAD_LETTER_SK_PREFIX}{at:013}")
+}
+
+/// The id inside a `PK`, if it is one of ours.
+pub fn id_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("WH#")
+}
+
+/// The immutable `WEBHOOK` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: String,
+    pub origin: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The provider's own event time (unix seconds), when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    pub received_at: i64,
+    pub idempotency_key: String,
+    /// The allow-listed headers as a JSON array of `[name, value]` pairs.
+    pub headers: String,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// When the store may forget it (unix seconds; DynamoDB's TTL attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// The mutable `STATUS` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: String,
+    pub status: State,
+    pub retries: u32,
+    pub version: u64,
+    pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// A `DEAD#<ms>` item: one time the webhook needed an operator. It reuses the status
+/// item's attribute names (so SQLite keeps every item in one table's columns): `retries`
+/// holds the attempts made, `updated_at` when it was dead-lettered, `last_error` why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: String,
+    /// The attempts made before it was dead-lettered ([`DeadLetter::attempts`]).
+    pub retries: u32,
+    /// When it was dead-lettered ([`DeadLetter::at`]).
+    pub updated_at: i64,
+    /// Why ([`DeadLetter::reason`]).
+    pub last_error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// An item that does not hold what its keys say it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemError(pub String);
+
+impl std::fmt::Display for ItemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed item: {}", self.0)
+    }
+}
+
+impl std::error::Error for ItemError {}
+
+impl WebhookItem {
+    pub fn new(webhook: &Webhook, expires_at: Option<i64>) -> WebhookItem {
+        WebhookItem {
+            pk: pk(&webhook.id),
+            sk: WEBHOOK_SK.to_owned(),
+            id: webhook.id.clone(),
+            origin: webhook.origin.clone(),
+            event_type: webhook.event_type.clone(),
+            created: webhook.provider_timestamp,
+            received_at: webhook.received_at,
+            idempotency_key: webhook.idempotency_key.clone(),
+            headers: serde_json::to_string(&webhook.headers).expect("string pairs serialise"),
+            payload: webhook.payload.clone(),
+            expires_at,
+        }
+    }
+
+    pub fn into_webhook(self) -> Result<Webhook, ItemError> {
+        if self.sk != WEBHOOK_SK || id_of_pk(&self.pk) != Some(self.id.as_str()) {
+            return Err(ItemError(format!(
+                "{}/{} is not the webhook item of {}",
+                self.pk, self.sk, self.id
+            )));
+        }
+        let headers = serde_json::from_str(&self.headers)
+            .map_err(|e| ItemError(format!("headers of {}: {e}", self.id)))?;
+        Ok(Webhook {
+            id: self.id,
+            origin: self.origin,
+            event_type: self.event_type,
+            provider_timestamp: self.created,
+            received_at: self.received_at,
+            idempotency_key: self.idempotency_key,
+            headers,
+            payload: self.payload,
+        })
+    }
+}
+
+impl StatusItem {
+    pub fn new(id: &str, status: &Status, expires_at: Option<i64>) -> StatusItem {
+        StatusItem {
+            pk: pk(id),
+            sk: STATUS_SK.to_owned(),
+            id: id.to_owned(),
+            status: status.state,
+            retries: status.retries,
+            version: status.version,
+            updated_at: status.updated_at,
+            lease_until: status.lease_until,
+            next_attempt_at: status.next_attempt_at,
+            last_error: status.last_error.clone(),
+            expires_at,
+        }
+    }
+
+    pub fn into_status(self) -> Status {
+        Status {
+            state: self.status,
+            retries: self.retries,
+            version: self.version,
+            updated_at: self.updated_at,
+            lease_until: self.lease_until,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error,
+        }
+    }
+}
+
+impl DeadLetterItem {
+    pub fn new(id: &str, letter: &DeadLetter, expires_at: Option<i64>) -> DeadLetterItem {
+        DeadLetterItem {
+            pk: pk(id),
+            sk: dead_letter_sk(letter.at),
+            id: id.to_owned(),
+            retries: letter.attempts,
+            updated_at: letter.at,
+            last_error: letter.reason.clone(),
+            expires_at,
+        }
+    }
+
+    pub fn into_dead_letter(self) -> DeadLetter {
+        DeadLetter {
+            at: self.updated_at,
+            attempts: self.retries,
+            reason: self.last_error,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_seed() {
+        assert_eq!(pk("57f0"), "WH#57f0");
+        assert_eq!(dead_letter_sk(42), "DEAD#0000000000042");
+        // Zero-padded so the dead letters of a webhook sort by time.
+        assert!(dead_letter_sk(999) < dead_letter_sk(1_000));
+        assert_eq!(id_of_pk("WH#57f0"), Some("57f0"));
+        assert_eq!(id_of_pk("57f0"), None);
+    }
+
+    /// A webhook for the layout's tests.
+    pub(crate) fn webhook() -> Webhook {
+        Webhook {
+            id: "57f0".into(),
+            origin: "stripe".into(),
+            event_type: "charge.succeeded".into(),
+            provider_timestamp: Some(1_700_000_000),
+            received_at: 1_700_000_000_123,
+            idempotency_key: "evt_1".into(),
+            headers: vec![("stripe-signature".into(), "t=1,v1=ab".into())],
+            payload: br#"{"id":"evt_1"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn items_carry_the_attribute_names_of_the_layout() {
+        let item = serde_json::to_value(WebhookItem::new(&webhook(), Some(42))).unwrap();
+        let mut names: Vec<_> = item.as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "PK",
+                "SK",
+                "created",
+                "expires_at",
+                "headers",
+                "id",
+                "idempotency_key",
+                "origin",
+                "payload",
+                "received_at",
+                "type"
+            ]
+        );
+        // Absent optional attributes are left out, not written as nulls.
+        let status = Status::received(5);
+        let item = serde_json::to_value(StatusItem::new("57f0", &status, None)).unwrap();
+        assert!(item.get("lease_until").is_none() && item.get("expires_at").is_none());
+        assert_eq!(item["status"], "received");
+        assert_eq!(item["PK"], "WH#57f0");
+    }
+
+    #[test]
+    fn items_round_trip_to_the_model() {
+        let webhook = webhook();
+        assert_eq!(
+            WebhookItem::new(&webhook, None).into_webhook().unwrap(),
+            webhook
+        );
+        let status = Status::received(7).claim(8, 1_000).unwrap();
+        assert_eq!(
+            StatusItem::new("57f0", &status, Some(1)).into_status(),
+            status
+        );
+        let letter = DeadLetter {
+            at: 9,
+            attempts: 3,
+            reason: "rejected: gone".into(),
+        };
+        let item = DeadLetterItem::new("57f0", &letter, None);
+        assert_eq!(item.sk, "DEAD#0000000000009");
+        assert_eq!(item.into_dead_letter(), letter);
+    }
+
+    #[test]
+    fn a_webhook_item_under_the_wrong_keys_is_refused() {
+        let mut item = WebhookItem::new(&webhook(), None);
+        item.pk = pk("other");
+        assert!(item.into_webhook().is_err());
+        let mut item = WebhookItem::new(&webhook(), None);
+        item.headers = "{".into();
+        assert!(item.into_webhook().unwrap_err().0.contains("headers"));
+    }
+}

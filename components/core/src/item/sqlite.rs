@@ -1,0 +1,417 @@
+//! Every SQLite store, written once: the table, the statements with their bound values,
+//! the order they run in and how their rows read back. A store is a [`Connection`] that
+//! runs a statement (rusqlite in the native host, `spin:sqlite` in Spin's store component)
+//! and wraps the writes in its own transaction; the rules are the functions here.
+//!
+//! The table carries the items of the layout as columns of the same names (SQLite compares
+//! column names without case), so one database file is shared by every SQLite store.
+
+use super::{DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, dead_letter_sk, pk};
+use crate::config::CaptureLimits;
+use crate::lifecycle::{DeadLetter, Transition};
+use crate::model::{State, Status, StatusView, Webhook};
+use crate::store::{Captured, StoreError};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk              TEXT NOT NULL,
+    sk              TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    -- WEBHOOK
+    origin          TEXT,
+    type            TEXT,
+    created         INTEGER,
+    received_at     INTEGER,
+    idempotency_key TEXT,
+    headers         TEXT,
+    payload         BLOB,
+    -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why)
+    status          TEXT,
+    retries         INTEGER,
+    version         INTEGER,
+    updated_at      INTEGER,
+    lease_until     INTEGER,
+    next_attempt_at INTEGER,
+    last_error      TEXT,
+    PRIMARY KEY (pk, sk)
+);
+-- The local retry queue: what is due, and which leases have expired.
+CREATE INDEX IF NOT EXISTS items_due ON items (next_attempt_at)
+    WHERE sk = 'STATUS' AND status IN ('received', 'failed');
+CREATE INDEX IF NOT EXISTS items_leased ON items (lease_until)
+    WHERE sk = 'STATUS' AND status = 'processing';
+CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
+    WHERE sk = 'STATUS';
+";
+
+/// The statements of [`SCHEMA`], one at a time (for drivers that run one per call).
+pub fn schema_statements() -> impl Iterator<Item = &'static str> {
+    SCHEMA.split(';').filter(|statement| {
+        statement
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+    })
+}
+
+/// A value bound to a statement or read from a row: SQLite's five types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+/// What a statement gave back: its columns' names, its rows, and the rows it changed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Answer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    pub changes: u64,
+}
+
+/// A SQLite database a store reaches through its driver.
+pub trait Connection {
+    /// Runs one statement with its parameters (`?1`, `?2`, ...). A failure is the driver's:
+    /// [`StoreError::Unavailable`].
+    fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Answer, StoreError>;
+}
+
+const INSERT_WEBHOOK: &str = "INSERT INTO items
+    (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (pk, sk) DO NOTHING";
+const INSERT_STATUS: &str = "INSERT INTO items
+    (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const SELECT_WEBHOOK: &str = "SELECT pk, sk, id, origin, type, created, received_at,
+    idempotency_key, headers, payload FROM items WHERE pk = ?1 AND sk = ?2";
+const SELECT_STATUS: &str = "SELECT status, retries, version, updated_at, lease_until,
+    next_attempt_at, last_error FROM items WHERE pk = ?1 AND sk = ?2";
+/// The compare-and-swap: one row changed, or none if another writer got there first.
+const SWAP_STATUS: &str = "UPDATE items SET status = ?1, retries = ?2, version = ?3,
+    updated_at = ?4, lease_until = ?5, next_attempt_at = ?6, last_error = ?7
+    WHERE pk = ?8 AND sk = ?9 AND version = ?10";
+const INSERT_DEAD_LETTER: &str = "INSERT INTO items (pk, sk, id, retries, updated_at,
+    last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const LIST: &str = "SELECT w.id, w.origin, w.type, w.received_at, s.status, s.retries,
+    s.last_error, s.updated_at, s.next_attempt_at
+    FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
+    WHERE s.sk = 'STATUS' AND (?1 IS NULL OR s.status = ?1)
+    ORDER BY s.updated_at DESC LIMIT ?2";
+// Two queries for what is due, so each uses its partial index.
+const DUE: &str = "SELECT id FROM items WHERE sk = 'STATUS' AND status IN ('received', 'failed')
+    AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2";
+const LEASE_EXPIRED: &str = "SELECT id FROM items WHERE sk = 'STATUS' AND status = 'processing'
+    AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
+/// Every SK of a dead letter starts with the prefix; `~` sorts after its digits.
+const DEAD_LETTERS: &str = "SELECT updated_at, retries, last_error FROM items
+    WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk";
+
+/// Refuses a webhook no SQLite store keeps (never truncated): before anything is opened
+/// or queued, so a busy database does not turn the answer into a wait.
+pub fn check_size(webhook: &Webhook) -> Result<(), StoreError> {
+    if webhook.payload.len() > CaptureLimits::HARD_MAX_BODY_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "the payload is {} bytes; a webhook holds at most {}",
+            webhook.payload.len(),
+            CaptureLimits::HARD_MAX_BODY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the webhook and its `received` status, unless the id exists: then nothing is
+/// written and the stored status is the answer. Run it inside a write transaction.
+pub fn capture(db: &mut impl Connection, webhook: &Webhook) -> Result<Captured, StoreError> {
+    check_size(webhook)?;
+    let item = WebhookItem::new(webhook, None);
+    let inserted = db.execute(
+        INSERT_WEBHOOK,
+        vec![
+            text(&item.pk),
+            text(&item.sk),
+            text(&item.id),
+            text(&item.origin),
+            text(&item.event_type),
+            optional(item.created),
+            Value::Integer(item.received_at),
+            text(&item.idempotency_key),
+            Value::Text(item.headers),
+            Value::Blob(item.payload),
+        ],
+    )?;
+    if inserted.changes == 0 {
+        let existing = status(db, &webhook.id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("{} is stored without a status", webhook.id))
+        })?;
+        return Ok(Captured::Duplicate(existing));
+    }
+    let status = Status::received(webhook.received_at);
+    let keys = [text(&item.pk), text(STATUS_SK), text(&webhook.id)];
+    db.execute(
+        INSERT_STATUS,
+        keys.into_iter().chain(status_values(&status)).collect(),
+    )?;
+    Ok(Captured::Stored(status))
+}
+
+pub fn webhook(db: &mut impl Connection, id: &str) -> Result<Option<Webhook>, StoreError> {
+    let answer = db.execute(SELECT_WEBHOOK, vec![text(&pk(id)), text(WEBHOOK_SK)])?;
+    let Some(row) = answer.rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut columns = Columns(row.into_iter());
+    let item = WebhookItem {
+        pk: columns.text()?,
+        sk: columns.text()?,
+        id: columns.text()?,
+        origin: columns.text()?,
+        event_type: columns.text()?,
+        created: columns.optional_integer()?,
+        received_at: columns.integer()?,
+        idempotency_key: columns.text()?,
+        headers: columns.text()?,
+        payload: columns.blob()?,
+        expires_at: None,
+    };
+    item.into_webhook()
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, StoreError> {
+    let answer = db.execute(SELECT_STATUS, vec![text(&pk(id)), text(STATUS_SK)])?;
+    let Some(row) = answer.rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut columns = Columns(row.into_iter());
+    Ok(Some(Status {
+        state: columns.state()?,
+        retries: columns.unsigned()?,
+        version: columns.unsigned()?,
+        updated_at: columns.integer()?,
+        lease_until: columns.optional_integer()?,
+        next_attempt_at: columns.optional_integer()?,
+        last_error: columns.optional_text()?,
+    }))
+}
+
+/// Writes `transition` if the stored status still has `expected_version`, with its dead
+/// letter; `false` if another writer got there first. With a dead letter, run it inside a
+/// write transaction, so both are written or neither.
+pub fn swap_status(
+    db: &mut impl Connection,
+    id: &str,
+    expected_version: u64,
+    transition: &Transition,
+) -> Result<bool, StoreError> {
+    let expected = [text(&pk(id)), text(STATUS_SK), version(expected_version)];
+    let swapped = db.execute(
+        SWAP_STATUS,
+        status_values(&transition.status)
+            .into_iter()
+            .chain(expected)
+            .collect(),
+    )?;
+    if swapped.changes != 1 {
+        return Ok(false);
+    }
+    if let Some(letter) = &transition.dead_letter {
+        db.execute(
+            INSERT_DEAD_LETTER,
+            vec![
+                text(&pk(id)),
+                text(&dead_letter_sk(letter.at)),
+                text(id),
+                Value::Integer(letter.attempts.into()),
+                Value::Integer(letter.at),
+                text(&letter.reason),
+            ],
+        )?;
+    }
+    Ok(true)
+}
+
+/// The most recently changed webhooks, only those in `state` if given.
+pub fn list(
+    db: &mut impl Connection,
+    state: Option<State>,
+    limit: usize,
+) -> Result<Vec<StatusView>, StoreError> {
+    let state = state.map_or(Value::Null, |s| text(s.as_str()));
+    let answer = db.execute(LIST, vec![state, Value::Integer(limit_of(limit))])?;
+    read_rows(answer, |columns| {
+        Ok(StatusView {
+            id: columns.text()?,
+            origin: columns.text()?,
+            event_type: columns.text()?,
+            received_at: columns.integer()?,
+            status: columns.state()?,
+            retries: columns.unsigned()?,
+            last_error: columns.optional_text()?,
+            updated_at: columns.integer()?,
+            next_attempt_at: columns.optional_integer()?,
+        })
+    })
+}
+
+/// Ids whose next attempt is due at `now`, then those whose lease has expired.
+pub fn due(db: &mut impl Connection, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::new();
+    for query in [DUE, LEASE_EXPIRED] {
+        let answer = db.execute(
+            query,
+            vec![Value::Integer(now), Value::Integer(limit_of(limit))],
+        )?;
+        for row in answer.rows {
+            ids.push(Columns(row.into_iter()).text()?);
+        }
+    }
+    ids.truncate(limit);
+    Ok(ids)
+}
+
+/// Every time the webhook needed an operator, oldest first.
+pub fn dead_letters(db: &mut impl Connection, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+    let upper = format!("{DEAD_LETTER_SK_PREFIX}~");
+    let answer = db.execute(
+        DEAD_LETTERS,
+        vec![
+            text(&pk(id)),
+            text(DEAD_LETTER_SK_PREFIX),
+            Value::Text(upper),
+        ],
+    )?;
+    read_rows(answer, |columns| {
+        Ok(DeadLetter {
+            at: columns.integer()?,
+            attempts: columns.unsigned()?,
+            reason: columns.text()?,
+        })
+    })
+}
+
+/// Every row of `answer`, each read by `read` in column order.
+fn read_rows<T>(
+    answer: Answer,
+    read: impl Fn(&mut Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    answer
+        .rows
+        .into_iter()
+        .map(|row| read(&mut Columns(row.into_iter())))
+        .collect()
+}
+
+/// The values of one row, taken in column order.
+struct Columns(std::vec::IntoIter<Value>);
+
+impl Columns {
+    fn next(&mut self) -> Result<Value, StoreError> {
+        self.0
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("a row is missing a column".into()))
+    }
+
+    fn text(&mut self) -> Result<String, StoreError> {
+        match self.next()? {
+            Value::Text(text) => Ok(text),
+            other => Err(unexpected("text", &other)),
+        }
+    }
+
+    fn optional_text(&mut self) -> Result<Option<String>, StoreError> {
+        match self.next()? {
+            Value::Text(text) => Ok(Some(text)),
+            Value::Null => Ok(None),
+            other => Err(unexpected("text or null", &other)),
+        }
+    }
+
+    fn integer(&mut self) -> Result<i64, StoreError> {
+        match self.next()? {
+            Value::Integer(n) => Ok(n),
+            other => Err(unexpected("integer", &other)),
+        }
+    }
+
+    fn unsigned<T: TryFrom<i64>>(&mut self) -> Result<T, StoreError> {
+        let n = self.integer()?;
+        T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{n} is out of range")))
+    }
+
+    fn optional_integer(&mut self) -> Result<Option<i64>, StoreError> {
+        match self.next()? {
+            Value::Integer(n) => Ok(Some(n)),
+            Value::Null => Ok(None),
+            other => Err(unexpected("integer or null", &other)),
+        }
+    }
+
+    fn blob(&mut self) -> Result<Vec<u8>, StoreError> {
+        match self.next()? {
+            Value::Blob(bytes) => Ok(bytes),
+            other => Err(unexpected("blob", &other)),
+        }
+    }
+
+    fn state(&mut self) -> Result<State, StoreError> {
+        self.text()?.parse().map_err(StoreError::Corrupt)
+    }
+}
+
+/// `status, retries, version, updated_at, lease_until, next_attempt_at, last_error`, the
+/// order of [`SELECT_STATUS`].
+fn status_values(status: &Status) -> [Value; 7] {
+    [
+        text(status.state.as_str()),
+        Value::Integer(status.retries.into()),
+        version(status.version),
+        Value::Integer(status.updated_at),
+        optional(status.lease_until),
+        optional(status.next_attempt_at),
+        optional_text(status.last_error.as_deref()),
+    ]
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
+fn optional(value: Option<i64>) -> Value {
+    value.map_or(Value::Null, Value::Integer)
+}
+
+fn optional_text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, text)
+}
+
+/// Versions are u64 in the model and INTEGER (i64) in SQLite; they never get near 2^63.
+fn version(version: u64) -> Value {
+    Value::Integer(version as i64)
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn unexpected(wanted: &str, got: &Value) -> StoreError {
+    StoreError::Corrupt(format!("expected {wanted}, found {got:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The statements run on real SQLite in the native store's tests (inbox-stores), which
+    // go through these functions; Spin's component runs them in tests/spin.rs.
+
+    #[test]
+    fn the_schema_runs_one_statement_at_a_time() {
+        let statements: Vec<_> = schema_statements().collect();
+        assert_eq!(statements.len(), 4);
+        assert!(statements[0].contains("CREATE TABLE IF NOT EXISTS items"));
+        assert!(statements.iter().all(|s| !s.trim().is_empty()));
+    }
+}
