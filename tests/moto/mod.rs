@@ -597,8 +597,10 @@ impl Drop for LambdaFunction {
     }
 }
 
-/// An API Gateway HTTP API (payload v2) event for `method path` with `headers` and `body`.
+/// An API Gateway HTTP API (payload v2) event for `method path` (with its query, if any)
+/// with `headers` and `body`.
 pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     use base64::Engine;
     let headers: serde_json::Map<String, Value> = headers
         .iter()
@@ -608,7 +610,7 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012",

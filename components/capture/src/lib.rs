@@ -251,7 +251,7 @@ impl Response {
         let body = response.body().expect("a new response has a body");
         ResponseOutparam::set(out, Ok(response));
         let stream = body.write().expect("a new body has a stream");
-        if let Err(error) = stream.blocking_write_and_flush(&self.body) {
+        if let Err(error) = http::write_all(&stream, &self.body) {
             eprintln!("capture: the response could not be written: {error:?}");
         }
         drop(stream);

@@ -8,7 +8,19 @@ use crate::wasi::http::types::{
     Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
     Scheme,
 };
-use crate::wasi::io::streams::StreamError;
+use crate::wasi::io::streams::{OutputStream, StreamError};
+
+/// The most `blocking-write-and-flush` takes in one call (wasi:io/streams).
+const MAX_WRITE: usize = 4096;
+
+/// Writes all of `bytes` to `stream`, in pieces a WASI output stream accepts: one call with
+/// more than 4,096 bytes fails, and the body is cut off.
+pub fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError> {
+    for chunk in bytes.chunks(MAX_WRITE) {
+        stream.blocking_write_and_flush(chunk)?;
+    }
+    Ok(())
+}
 
 /// A request to send; `authority` is `host[:port]`.
 pub struct Request<'a> {
@@ -79,11 +91,7 @@ pub fn send(request: &Request<'_>, keep_body: usize) -> Result<Response, String>
     let pending = outgoing_handler::handle(outgoing, options).map_err(|e| format!("{e:?}"))?;
 
     let stream = body.write().map_err(|()| "no request stream".to_owned())?;
-    for chunk in request.body.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| format!("writing the body: {e:?}"))?;
-    }
+    write_all(&stream, request.body).map_err(|e| format!("writing the body: {e:?}"))?;
     drop(stream);
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
 
