@@ -90,3 +90,45 @@ fn sigterm_lets_the_attempts_in_flight_finish_before_the_host_exits() {
         "{states:?}"
     );
 }
+
+#[test]
+fn a_webhook_whose_every_attempt_kills_the_host_needs_an_operator_after_exactly_its_budget() {
+    // Attempts take 1.8 s of a 2 s deadline (the lease runs 3 s): the kill, as soon as an
+    // attempt is seen to start, always lands mid-attempt.
+    let settings = [
+        ("INBOX_DEMO_DELAY_MS", "1800"),
+        ("INBOX_PROCESSOR_TIMEOUT_MS", "2000"),
+        ("INBOX_MAX_RETRIES", "2"),
+    ];
+    let mut inbox = Inbox::start(&settings);
+    let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-crash-loop"));
+    assert_eq!(code, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let state_of = |inbox: &Inbox| {
+        let states = inbox.states();
+        let (_, state, retries) = states.iter().find(|(i, _, _)| *i == id).unwrap().clone();
+        (state, retries)
+    };
+    for attempt in 1..=3 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while state_of(&inbox) != ("processing".to_owned(), attempt) {
+            assert!(
+                Instant::now() < deadline,
+                "attempt {attempt} never started: {:?}\n{}",
+                state_of(&inbox),
+                inbox.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The host dies mid-attempt (kill -9, OOM, a Lambda timeout).
+        inbox = inbox.restart(&[]);
+    }
+    let view = inbox.wait_for(&id, "operator_required", Duration::from_secs(15));
+    assert_eq!(view["retries"], 3, "exactly the budget: {view}");
+    let (ok, status) = inbox.cli(&["status", &id]);
+    assert!(ok, "{status}");
+    assert!(status.contains("never finished"), "{status}");
+    // It is not taken again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(state_of(&inbox), ("operator_required".to_owned(), 3));
+}

@@ -141,7 +141,9 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     let id = delivery.id.as_str();
     let received = store.status(id).await.unwrap().unwrap();
 
-    let claimed = received.claim(received.updated_at, 60_000).unwrap();
+    let claimed = received
+        .claim(received.updated_at, 60_000, &RetryPolicy::default())
+        .unwrap();
     let claim = Transition {
         status: claimed.clone(),
         dead_letter: None,
@@ -224,7 +226,7 @@ async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
     let received = store.status(id).await.unwrap().unwrap();
     let t0 = received.updated_at;
 
-    let first = received.claim(t0, 1_000).unwrap();
+    let first = received.claim(t0, 1_000, &RetryPolicy::default()).unwrap();
     let swap = |status: &Status| Transition {
         status: status.clone(),
         dead_letter: None,
@@ -236,14 +238,20 @@ async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
             .unwrap()
     );
     // While the lease runs, nobody else may take it, and it is not due.
-    assert!(first.claim(t0 + 500, 1_000).is_err());
+    assert!(
+        first
+            .claim(t0 + 500, 1_000, &RetryPolicy::default())
+            .is_err()
+    );
     assert!(store.due(t0 + 500, 10).await.unwrap().is_empty());
     // Once it has expired (the first attempt crashed), it is due and can be retaken.
     assert_eq!(
         store.due(t0 + 1_000, 10).await.unwrap(),
         vec![id.to_owned()]
     );
-    let second = first.claim(t0 + 1_000, 1_000).unwrap();
+    let second = first
+        .claim(t0 + 1_000, 1_000, &RetryPolicy::default())
+        .unwrap();
     assert!(
         store
             .swap_status(id, first.version, &swap(&second))
@@ -312,7 +320,9 @@ async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
         ids.push(delivery.id);
     }
     let status = store.status(&ids[0]).await.unwrap().unwrap();
-    let claimed = status.claim(status.updated_at + 10, 1_000).unwrap();
+    let claimed = status
+        .claim(status.updated_at + 10, 1_000, &RetryPolicy::default())
+        .unwrap();
     let claim = Transition {
         status: claimed,
         dead_letter: None,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use inbox_core::State;
 use inbox_core::clock::now_ms;
-use inbox_core::lifecycle::Transition;
+use inbox_core::lifecycle::{RetryPolicy, Transition};
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::DynamoStore;
 use moto::{LambdaFunction, Moto, StreamReader};
@@ -90,7 +90,9 @@ fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
 async fn take(aws: &Aws, id: &str, lease_ms: u64) {
     let status = aws.store.status(id).await.unwrap().unwrap();
     let claim = Transition {
-        status: status.claim(now_ms(), lease_ms).unwrap(),
+        status: status
+            .claim(now_ms(), lease_ms, &RetryPolicy::default())
+            .unwrap(),
         dead_letter: None,
     };
     assert!(

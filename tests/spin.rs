@@ -356,7 +356,9 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
 
     // Dead-lettered by the native side, replayed through the component, with the same
     // conditional update.
-    let claimed = status.claim(status.updated_at, 60_000).unwrap();
+    let claimed = status
+        .claim(status.updated_at, 60_000, &RetryPolicy::default())
+        .unwrap();
     let claim = Transition {
         status: claimed.clone(),
         dead_letter: None,

@@ -5,7 +5,7 @@
 //! queue's message on Lambda.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use inbox_core::clock::now_ms;
@@ -23,15 +23,24 @@ pub trait Processor: Send + Sync {
     async fn process(&self, webhook: &Webhook, attempt: u32) -> Outcome;
 }
 
-/// What follows a transition, before it is recorded, so that a recorded state always has
-/// its follow-up (on Lambda: a recorded `failed` its retry message, a recorded
-/// `operator_required` its dead-queue notice). If it fails, nothing is recorded: the lease
-/// expires and the webhook is taken again.
+/// What follows a transition: nothing locally; on Lambda, before it is recorded, a failed
+/// attempt's retry message (so a recorded `failed` always has one: if the record is lost,
+/// the message finds nothing to do), and once it is recorded, the dead queue's notice (so
+/// only a webhook that is dead gets one).
 #[async_trait]
 pub trait FollowUp: Send + Sync {
+    /// If it fails, nothing is recorded: the lease expires and the webhook is taken again.
     async fn before_recording(
         &self,
         webhook: &Webhook,
+        transition: &Transition,
+    ) -> anyhow::Result<()>;
+
+    /// `webhook` is `None` when its item is gone.
+    async fn after_recording(
+        &self,
+        id: &str,
+        webhook: Option<&Webhook>,
         transition: &Transition,
     ) -> anyhow::Result<()>;
 }
@@ -44,7 +53,21 @@ impl FollowUp for NoFollowUp {
     async fn before_recording(&self, _: &Webhook, _: &Transition) -> anyhow::Result<()> {
         Ok(())
     }
+
+    async fn after_recording(
+        &self,
+        _: &str,
+        _: Option<&Webhook>,
+        _: &Transition,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
+
+/// How many times a record (or a notice after it) is tried when the store (or the queue)
+/// is unavailable, and the first wait between tries (four times longer each time).
+const TRIES: u32 = 3;
+const FIRST_WAIT: Duration = Duration::from_millis(100);
 
 /// How an attempt went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +103,8 @@ pub struct Attempts<'a> {
 impl Attempts<'_> {
     /// Takes `id` if it is due, processes it and records the outcome. `webhook` is the
     /// webhook when the caller has it already (a stream image, a queue message); without
-    /// it, it is read once taken.
+    /// it, it is read once taken. A webhook due with its budget spent (its last attempt
+    /// never finished) is dead-lettered instead of taken again.
     pub async fn run(
         &self,
         id: &str,
@@ -89,8 +113,18 @@ impl Attempts<'_> {
         let Some(status) = self.store.status(id).await? else {
             return Ok(Attempted::Missing);
         };
+        let policy = &self.settings.policy;
+        if let Some(dead) = status.abandon(now_ms(), policy) {
+            let webhook = match webhook {
+                Some(webhook) => Some(Cow::Borrowed(webhook)),
+                None => self.store.webhook(id).await?.map(Cow::Owned),
+            };
+            return self
+                .record_dead_end(id, status.version, webhook.as_deref(), dead)
+                .await;
+        }
         let lease_ms = self.settings.lease.as_millis() as u64;
-        let Ok(claimed) = status.claim(now_ms(), lease_ms) else {
+        let Ok(claimed) = status.claim(now_ms(), lease_ms, policy) else {
             tracing::debug!(id, state = %status.state, "not taken");
             return Ok(Attempted::NotTaken(status));
         };
@@ -104,25 +138,26 @@ impl Attempts<'_> {
         }
         let webhook = match webhook {
             Some(webhook) => Cow::Borrowed(webhook),
-            None => Cow::Owned(self.store.webhook(id).await?.ok_or_else(|| {
-                StoreError::Corrupt(format!("webhook {id} has a status but no item"))
-            })?),
+            None => match self.store.webhook(id).await? {
+                Some(webhook) => Cow::Owned(webhook),
+                None => {
+                    let reason = "its webhook item is missing: nothing can process it".to_owned();
+                    let dead = claimed.give_up(now_ms(), reason);
+                    return self.record_dead_end(id, claimed.version, None, dead).await;
+                }
+            },
         };
 
         let started = Instant::now();
         let outcome = self.processor.process(&webhook, claimed.retries).await;
         let transition = claimed
-            .finish(&outcome, &self.settings.policy, now_ms())
+            .finish(&outcome, policy, now_ms())
             .expect("a claimed status is processing");
         self.follow_up
             .before_recording(&webhook, &transition)
             .await
             .map_err(AttemptError::FollowUp)?;
-        if !self
-            .store
-            .swap_status(id, claimed.version, &transition)
-            .await?
-        {
+        if !self.record(id, claimed.version, &transition).await? {
             tracing::warn!(
                 id,
                 "the lease expired before the outcome was recorded; the attempt is discarded"
@@ -130,7 +165,90 @@ impl Attempts<'_> {
             return Ok(Attempted::Discarded);
         }
         log_attempt(&webhook, &claimed, &outcome, &transition, started);
+        self.notify(id, Some(&webhook), &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
+    }
+
+    /// Records a webhook that cannot be processed again as needing an operator.
+    async fn record_dead_end(
+        &self,
+        id: &str,
+        expected_version: u64,
+        webhook: Option<&Webhook>,
+        dead: Transition,
+    ) -> Result<Attempted, AttemptError> {
+        if !self.record(id, expected_version, &dead).await? {
+            return Ok(Attempted::TakenByAnother);
+        }
+        tracing::error!(
+            id,
+            reason = dead.status.last_error.as_deref().unwrap_or(""),
+            "dead-lettered: an operator is required"
+        );
+        self.notify(id, webhook, &dead).await;
+        Ok(Attempted::Recorded(dead.status.state))
+    }
+
+    /// Writes `transition` over `expected_version`, trying again while the store is
+    /// unavailable. A try whose answer was lost may have been written: a lost
+    /// compare-and-swap after it is checked against what is stored.
+    async fn record(
+        &self,
+        id: &str,
+        expected_version: u64,
+        transition: &Transition,
+    ) -> Result<bool, StoreError> {
+        let mut wait = FIRST_WAIT;
+        for tried in 1..=TRIES {
+            match self
+                .store
+                .swap_status(id, expected_version, transition)
+                .await
+            {
+                Ok(true) => return Ok(true),
+                Ok(false) if tried > 1 => {
+                    let stored = self.store.status(id).await?;
+                    return Ok(stored.as_ref() == Some(&transition.status));
+                }
+                Ok(false) => return Ok(false),
+                Err(StoreError::Unavailable(reason)) if tried < TRIES => {
+                    tracing::warn!(id, reason, "recording failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        unreachable!("the last try returns")
+    }
+
+    /// What follows a recorded transition, tried a few times: the record stands either way.
+    async fn notify(&self, id: &str, webhook: Option<&Webhook>, transition: &Transition) {
+        let mut wait = FIRST_WAIT;
+        for tried in 1..=TRIES {
+            match self
+                .follow_up
+                .after_recording(id, webhook, transition)
+                .await
+            {
+                Ok(()) => return,
+                Err(error) if tried < TRIES => {
+                    tracing::warn!(
+                        id,
+                        error = format!("{error:#}"),
+                        "the follow-up failed; trying again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+                Err(error) => tracing::error!(
+                    id,
+                    state = %transition.status.state,
+                    error = format!("{error:#}"),
+                    "recorded, but what follows it could not be sent"
+                ),
+            }
+        }
     }
 }
 
@@ -164,10 +282,12 @@ fn log_attempt(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
-    use inbox_core::lifecycle::RetryPolicy;
+    use inbox_core::lifecycle::{DeadLetter, RetryPolicy};
+    use inbox_core::model::StatusView;
+    use inbox_stores::Captured;
     use inbox_stores::sqlite::SqliteStore;
 
     use super::*;
@@ -241,10 +361,11 @@ mod tests {
         }
     }
 
-    /// Notes every transition it is shown, and can refuse them.
+    /// Notes every transition it is shown, before or after it is recorded, and can refuse
+    /// them.
     #[derive(Default)]
     struct Recorder {
-        seen: Mutex<Vec<State>>,
+        seen: Mutex<Vec<(&'static str, State)>>,
         refuse: bool,
     }
 
@@ -255,10 +376,26 @@ mod tests {
             _: &Webhook,
             transition: &Transition,
         ) -> anyhow::Result<()> {
-            self.seen.lock().unwrap().push(transition.status.state);
+            self.seen
+                .lock()
+                .unwrap()
+                .push(("before", transition.status.state));
             if self.refuse {
                 anyhow::bail!("the queue is down");
             }
+            Ok(())
+        }
+
+        async fn after_recording(
+            &self,
+            _: &str,
+            _: Option<&Webhook>,
+            transition: &Transition,
+        ) -> anyhow::Result<()> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(("after", transition.status.state));
             Ok(())
         }
     }
@@ -274,6 +411,19 @@ mod tests {
             reason: "503".into(),
             delay_ms: None,
         }
+    }
+
+    /// Makes the stored status of `id` look as `change` says, as another writer would.
+    async fn rewrite(store: &SqliteStore, id: &str, change: impl FnOnce(&mut Status)) {
+        let status = store.status(id).await.unwrap().unwrap();
+        let mut changed = status.clone();
+        change(&mut changed);
+        changed.version += 1;
+        let write = Transition {
+            status: changed,
+            dead_letter: None,
+        };
+        assert!(store.swap_status(id, status.version, &write).await.unwrap());
     }
 
     #[tokio::test]
@@ -300,20 +450,7 @@ mod tests {
         assert_eq!(*processor.seen.lock().unwrap(), [1]);
 
         // Once due, the last attempt of the budget dead-letters it.
-        let failed = store.status(&hook.id).await.unwrap().unwrap();
-        let mut due = failed.clone();
-        due.next_attempt_at = Some(0);
-        due.version += 1;
-        let make_due = Transition {
-            status: due,
-            dead_letter: None,
-        };
-        assert!(
-            store
-                .swap_status(&hook.id, failed.version, &make_due)
-                .await
-                .unwrap()
-        );
+        rewrite(&store, &hook.id, |s| s.next_attempt_at = Some(0)).await;
         assert_eq!(
             attempts.run(&hook.id, Some(&hook)).await.unwrap(),
             Attempted::Recorded(State::OperatorRequired)
@@ -321,12 +458,83 @@ mod tests {
         assert_eq!(*processor.seen.lock().unwrap(), [1, 2]);
         assert_eq!(
             *follow_up.seen.lock().unwrap(),
-            [State::Failed, State::OperatorRequired]
+            [
+                ("before", State::Failed),
+                ("after", State::Failed),
+                ("before", State::OperatorRequired),
+                ("after", State::OperatorRequired)
+            ]
         );
         assert_eq!(store.dead_letters(&hook.id).await.unwrap().len(), 1);
         assert_eq!(
             attempts.run("no-such-id", None).await.unwrap(),
             Attempted::Missing
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_never_finished_is_not_retaken_past_the_budget() {
+        let (_dir, store) = store();
+        let hook = webhook("crashed");
+        store.capture(&hook).await.unwrap();
+        // Both attempts of the budget were taken and their hosts died: the lease expired.
+        rewrite(&store, &hook.id, |s| {
+            s.state = State::Processing;
+            s.retries = 2;
+            s.lease_until = Some(now_ms() - 1);
+            s.next_attempt_at = None;
+        })
+        .await;
+        let processor = Scripted::new(Vec::new());
+        let follow_up = Recorder::default();
+        let settings = settings();
+        let attempts = Attempts {
+            store: store.as_ref(),
+            processor: &processor,
+            follow_up: &follow_up,
+            settings: &settings,
+        };
+        assert_eq!(
+            attempts.run(&hook.id, None).await.unwrap(),
+            Attempted::Recorded(State::OperatorRequired)
+        );
+        assert!(processor.seen.lock().unwrap().is_empty(), "not run again");
+        let dead = store.status(&hook.id).await.unwrap().unwrap();
+        assert_eq!((dead.state, dead.retries), (State::OperatorRequired, 2));
+        let letters = store.dead_letters(&hook.id).await.unwrap();
+        assert!(letters[0].reason.contains("never finished"), "{letters:?}");
+        assert_eq!(
+            *follow_up.seen.lock().unwrap(),
+            [("after", State::OperatorRequired)],
+            "the notice follows the record"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_status_without_its_webhook_is_dead_lettered_not_retaken() {
+        let (dir, store) = store();
+        let hook = webhook("orphan");
+        store.capture(&hook).await.unwrap();
+        rusqlite::Connection::open(dir.path().join("inbox.db"))
+            .unwrap()
+            .execute("DELETE FROM items WHERE sk = 'WEBHOOK'", [])
+            .unwrap();
+        let processor = Scripted::new(Vec::new());
+        let settings = settings();
+        let attempts = Attempts {
+            store: store.as_ref(),
+            processor: &processor,
+            follow_up: &NoFollowUp,
+            settings: &settings,
+        };
+        assert_eq!(
+            attempts.run(&hook.id, None).await.unwrap(),
+            Attempted::Recorded(State::OperatorRequired)
+        );
+        let letters = store.dead_letters(&hook.id).await.unwrap();
+        assert!(
+            letters[0].reason.contains("webhook item is missing"),
+            "{letters:?}"
         );
     }
 
@@ -358,12 +566,15 @@ mod tests {
 
         let other = webhook("c");
         store.capture(&other).await.unwrap();
-        let mut overtaken = Scripted::new(vec![Outcome::Completed]);
+        let mut overtaken = Scripted::new(vec![Outcome::Reject {
+            reason: "no".into(),
+        }]);
         overtaken.meanwhile = Some(store.clone());
+        let follow_up = Recorder::default();
         let attempts = Attempts {
             store: store.as_ref(),
             processor: &overtaken,
-            follow_up: &NoFollowUp,
+            follow_up: &follow_up,
             settings: &settings,
         };
         assert_eq!(
@@ -374,5 +585,98 @@ mod tests {
             store.status(&other.id).await.unwrap().unwrap().state,
             State::Processing
         );
+        assert_eq!(
+            *follow_up.seen.lock().unwrap(),
+            [("before", State::OperatorRequired)],
+            "no dead-queue notice for an outcome that was not recorded"
+        );
+    }
+
+    /// A store whose first status writes fail as if it were unreachable; `after_writing`
+    /// fails them after the write went through (the answer lost on the way back).
+    struct Flaky {
+        inner: Arc<SqliteStore>,
+        failures: AtomicU32,
+        after_writing: bool,
+    }
+
+    #[async_trait]
+    impl WebhookStore for Flaky {
+        async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
+            self.inner.capture(webhook).await
+        }
+        async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+            self.inner.webhook(id).await
+        }
+        async fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
+            self.inner.status(id).await
+        }
+        async fn swap_status(
+            &self,
+            id: &str,
+            expected_version: u64,
+            transition: &Transition,
+        ) -> Result<bool, StoreError> {
+            let recording = transition.status.state != State::Processing;
+            if recording && self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                if self.after_writing {
+                    self.inner
+                        .swap_status(id, expected_version, transition)
+                        .await?;
+                }
+                return Err(StoreError::Unavailable("the network blinked".into()));
+            }
+            self.inner
+                .swap_status(id, expected_version, transition)
+                .await
+        }
+        async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+            self.inner.due(now, limit).await
+        }
+        async fn list(
+            &self,
+            state: Option<State>,
+            limit: usize,
+        ) -> Result<Vec<StatusView>, StoreError> {
+            self.inner.list(state, limit).await
+        }
+        async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+            self.inner.dead_letters(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_the_store_could_not_take_is_tried_again() {
+        for after_writing in [false, true] {
+            let (_dir, store) = store();
+            let hook = webhook("flaky");
+            store.capture(&hook).await.unwrap();
+            let flaky = Flaky {
+                inner: store.clone(),
+                failures: AtomicU32::new(2),
+                after_writing,
+            };
+            let processor = Scripted::new(vec![Outcome::Completed]);
+            let settings = settings();
+            let attempts = Attempts {
+                store: &flaky,
+                processor: &processor,
+                follow_up: &NoFollowUp,
+                settings: &settings,
+            };
+            assert_eq!(
+                attempts.run(&hook.id, None).await.unwrap(),
+                Attempted::Recorded(State::Completed),
+                "written {}",
+                if after_writing {
+                    "before the answer was lost"
+                } else {
+                    "on a later try"
+                }
+            );
+            let status = store.status(&hook.id).await.unwrap().unwrap();
+            assert_eq!((status.state, status.retries), (State::Completed, 1));
+        }
     }
 }

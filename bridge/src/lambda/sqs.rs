@@ -176,15 +176,25 @@ impl Queues {
     }
 
     /// Tells the operator, through the dead queue, that `webhook` needs them.
-    pub async fn dead(&self, webhook: &Webhook, reason: &str) -> Result<()> {
+    /// `webhook` travels with the notice when it is there (its item may be gone).
+    pub async fn dead(&self, id: &str, webhook: Option<&Webhook>, reason: &str) -> Result<()> {
+        let reason = Some(reason.to_owned());
+        let message = match webhook {
+            Some(webhook) => Message::new(webhook, reason),
+            None => Message {
+                id: id.to_owned(),
+                webhook: None,
+                reason,
+            },
+        };
         self.client
             .send_message()
             .queue_url(&self.dead_url)
-            .message_body(Message::new(webhook, Some(reason.to_owned())).encode())
+            .message_body(message.encode())
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
-            .with_context(|| format!("cannot send {} to the dead queue", webhook.id))?;
+            .with_context(|| format!("cannot send {id} to the dead queue"))?;
         Ok(())
     }
 
@@ -241,25 +251,36 @@ impl Queues {
     }
 }
 
-/// What follows a failed attempt on Lambda: its retry on the failed queue (delayed by the
-/// backoff), or the operator's notice on the dead queue, sent before the outcome is recorded.
+/// What follows an attempt on Lambda: a failed one's retry on the failed queue (delayed
+/// by the backoff), sent before the outcome is recorded; a dead one's notice on the dead
+/// queue, sent once it is recorded, so the alarm fires only for a webhook that is dead.
+/// (The window left: a host that dies between the record and the notice leaves a dead
+/// webhook without its notice; `inbox list --status operator_required` still shows it.)
 #[async_trait]
 impl FollowUp for Queues {
     async fn before_recording(&self, webhook: &Webhook, transition: &Transition) -> Result<()> {
         let status = &transition.status;
-        match status.state {
-            State::Failed => {
-                let now = now_ms();
-                let due = status.next_attempt_at.unwrap_or(now);
-                let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
-                self.retry(webhook, wait).await
-            }
-            State::OperatorRequired => {
-                self.dead(webhook, status.last_error.as_deref().unwrap_or(""))
-                    .await
-            }
-            _ => Ok(()),
+        if status.state != State::Failed {
+            return Ok(());
         }
+        let now = now_ms();
+        let due = status.next_attempt_at.unwrap_or(now);
+        let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
+        self.retry(webhook, wait).await
+    }
+
+    async fn after_recording(
+        &self,
+        id: &str,
+        webhook: Option<&Webhook>,
+        transition: &Transition,
+    ) -> Result<()> {
+        let status = &transition.status;
+        if status.state != State::OperatorRequired {
+            return Ok(());
+        }
+        self.dead(id, webhook, status.last_error.as_deref().unwrap_or(""))
+            .await
     }
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use inbox_core::config::{Config, ConfigError};
-use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal};
+use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused};
 use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK};
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
@@ -202,10 +202,10 @@ impl WebhookStore for DynamoStore {
                 self.transact(items).await
             }
         };
-        match result {
+        match result.map_err(|refused| dynamodb::swap_refused(&refused)) {
             Ok(()) => Ok(true),
-            Err(refused) if dynamodb::swap_lost(&refused) => Ok(false),
-            Err(refused) => Err(refused.unavailable()),
+            Err(SwapRefused::Lost) => Ok(false),
+            Err(SwapRefused::Failed(error)) => Err(error),
         }
     }
 

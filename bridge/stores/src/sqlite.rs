@@ -391,7 +391,9 @@ mod tests {
         let received = store.status(&hook.id).await.unwrap().unwrap();
 
         let claim = |status: &Status| Transition {
-            status: status.claim(1_000, 60_000).unwrap(),
+            status: status
+                .claim(1_000, 60_000, &RetryPolicy::default())
+                .unwrap(),
             dead_letter: None,
         };
         assert!(
@@ -458,7 +460,9 @@ mod tests {
         assert_eq!(store.due(1_000, 10).await.unwrap(), vec![hook.id.clone()]);
 
         let received = store.status(&hook.id).await.unwrap().unwrap();
-        let claimed = received.claim(1_000, 60_000).unwrap();
+        let claimed = received
+            .claim(1_000, 60_000, &RetryPolicy::default())
+            .unwrap();
         let claim = Transition {
             status: claimed.clone(),
             dead_letter: None,

@@ -74,12 +74,24 @@ pub struct RetryPolicy {
     pub max_delay_ms: u64,
 }
 
+/// The seed's: a first run and two retries, backing off from a second to at most an hour.
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base_delay_ms: 1_000,
+            max_delay_ms: 3_600_000,
+        }
+    }
+}
+
 impl RetryPolicy {
     pub fn from_config(config: &dyn Config) -> Result<Self, ConfigError> {
+        let default = RetryPolicy::default();
         Ok(RetryPolicy {
-            max_retries: parsed(config, "max_retries", 2)?,
-            base_delay_ms: parsed(config, "retry_base_delay_ms", 1_000)?,
-            max_delay_ms: parsed(config, "retry_max_delay_ms", 3_600_000)?,
+            max_retries: parsed(config, "max_retries", default.max_retries)?,
+            base_delay_ms: parsed(config, "retry_base_delay_ms", default.base_delay_ms)?,
+            max_delay_ms: parsed(config, "retry_max_delay_ms", default.max_delay_ms)?,
         })
     }
 
@@ -119,9 +131,20 @@ impl Status {
         }
     }
 
+    /// Whether it has had every attempt its budget allows.
+    pub fn budget_spent(&self, policy: &RetryPolicy) -> bool {
+        self.retries >= policy.max_attempts()
+    }
+
     /// Takes the webhook for an attempt: `processing`, one more attempt, leased until
-    /// `now + lease_ms`. An expired lease (a crashed attempt) is retaken the same way.
-    pub fn claim(&self, now: i64, lease_ms: u64) -> Result<Status, TransitionError> {
+    /// `now + lease_ms`. An expired lease (a crashed attempt) is retaken the same way, as
+    /// long as the budget allows another attempt; past it, see [`Status::abandon`].
+    pub fn claim(
+        &self,
+        now: i64,
+        lease_ms: u64,
+        policy: &RetryPolicy,
+    ) -> Result<Status, TransitionError> {
         if !self.is_claimable(now) {
             let reason = match self.state {
                 State::Processing => "another attempt holds the lease".to_owned(),
@@ -129,6 +152,9 @@ impl Status {
                 State::Completed | State::OperatorRequired => "it is finished".to_owned(),
             };
             return Err(self.refuse("claim", reason));
+        }
+        if self.budget_spent(policy) {
+            return Err(self.refuse("claim", format!("its {} attempts are spent", self.retries)));
         }
         Ok(Status {
             state: State::Processing,
@@ -139,6 +165,45 @@ impl Status {
             next_attempt_at: None,
             last_error: self.last_error.clone(),
         })
+    }
+
+    /// A webhook due for another attempt with its budget spent: its last attempt never
+    /// finished (the host was killed, ran out of memory or of time before recording it), so
+    /// it needs an operator rather than one attempt more. `None` while it is not due, or
+    /// the budget allows another attempt.
+    pub fn abandon(&self, now: i64, policy: &RetryPolicy) -> Option<Transition> {
+        (self.is_claimable(now) && self.budget_spent(policy)).then(|| {
+            self.give_up(
+                now,
+                format!(
+                    "retries exhausted after {} attempts: the last one never finished (its host stopped or ran out of time)",
+                    self.retries
+                ),
+            )
+        })
+    }
+
+    /// Sends it to an operator, with a dead letter saying why: for a webhook that cannot be
+    /// processed whatever its budget (its webhook item is gone), or one [`abandon`]ed.
+    ///
+    /// [`abandon`]: Status::abandon
+    pub fn give_up(&self, now: i64, reason: String) -> Transition {
+        Transition {
+            status: Status {
+                state: State::OperatorRequired,
+                version: self.version + 1,
+                updated_at: now,
+                lease_until: None,
+                next_attempt_at: None,
+                last_error: Some(reason.clone()),
+                ..self.clone()
+            },
+            dead_letter: Some(DeadLetter {
+                at: now,
+                attempts: self.retries,
+                reason,
+            }),
+        }
     }
 
     /// Records how the attempt that claimed this status ended.
@@ -158,18 +223,7 @@ impl Status {
             next_attempt_at: None,
             ..self.clone()
         };
-        let dead = |reason: String| Transition {
-            status: Status {
-                state: State::OperatorRequired,
-                last_error: Some(reason.clone()),
-                ..base.clone()
-            },
-            dead_letter: Some(DeadLetter {
-                at: now,
-                attempts: self.retries,
-                reason,
-            }),
-        };
+        let dead = |reason: String| self.give_up(now, reason);
         Ok(match outcome {
             Outcome::Completed => Transition {
                 status: Status {
@@ -291,7 +345,7 @@ mod tests {
     #[test]
     fn happy_path_counts_one_attempt() {
         let received = Status::received(0);
-        let processing = received.claim(10, LEASE).unwrap();
+        let processing = received.claim(10, LEASE, &policy()).unwrap();
         assert_eq!(processing.state, State::Processing);
         assert_eq!(processing.retries, 1);
         assert_eq!(processing.version, 2);
@@ -302,7 +356,7 @@ mod tests {
         assert_eq!(done.status.state, State::Completed);
         assert_eq!(done.status.version, 3);
         assert_eq!(done.dead_letter, None);
-        assert!(done.status.claim(30, LEASE).is_err());
+        assert!(done.status.claim(30, LEASE, &policy()).is_err());
     }
 
     #[test]
@@ -310,17 +364,20 @@ mod tests {
         let mut status = Status::received(0);
         let mut now = 0;
         for attempt in 1..=2 {
-            status = status.claim(now, LEASE).unwrap();
+            status = status.claim(now, LEASE, &policy()).unwrap();
             assert_eq!(status.retries, attempt);
             let next = status.finish(&retry("boom"), &policy(), now).unwrap();
             assert_eq!(next.status.state, State::Failed);
             let due = next.status.next_attempt_at.unwrap();
             assert_eq!(due - now, 1_000 << (attempt - 1));
-            assert!(next.status.claim(due - 1, LEASE).is_err(), "not due yet");
+            assert!(
+                next.status.claim(due - 1, LEASE, &policy()).is_err(),
+                "not due yet"
+            );
             now = due;
             status = next.status;
         }
-        let last = status.claim(now, LEASE).unwrap();
+        let last = status.claim(now, LEASE, &policy()).unwrap();
         assert_eq!(last.retries, 3);
         let dead = last.finish(&retry("boom"), &policy(), now).unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
@@ -332,12 +389,16 @@ mod tests {
             "{}",
             letter.reason
         );
-        assert!(dead.status.claim(now + 1_000_000, LEASE).is_err());
+        assert!(
+            dead.status
+                .claim(now + 1_000_000, LEASE, &policy())
+                .is_err()
+        );
     }
 
     #[test]
     fn rejection_is_permanent_at_once() {
-        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let dead = processing
             .finish(
                 &Outcome::Reject {
@@ -356,7 +417,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_but_capped() {
-        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let asked = |delay_ms| {
             let outcome = Outcome::Retry {
                 reason: "429".into(),
@@ -376,12 +437,12 @@ mod tests {
 
     #[test]
     fn an_expired_lease_is_retaken_and_the_stale_holder_cannot_record() {
-        let first = Status::received(0).claim(0, LEASE).unwrap();
+        let first = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         assert!(
-            first.claim(LEASE as i64 - 1, LEASE).is_err(),
+            first.claim(LEASE as i64 - 1, LEASE, &policy()).is_err(),
             "lease still held"
         );
-        let second = first.claim(LEASE as i64, LEASE).unwrap();
+        let second = first.claim(LEASE as i64, LEASE, &policy()).unwrap();
         assert_eq!(second.retries, 2);
         // The stale holder computes from its own copy: the version it would swap from is
         // no longer the stored one, so a store's compare-and-swap refuses it.
@@ -392,8 +453,40 @@ mod tests {
     }
 
     #[test]
+    fn attempts_that_never_finish_spend_the_budget_then_need_an_operator() {
+        // Every attempt's host dies: the lease expires and the webhook is taken again,
+        // until the budget is spent.
+        let mut status = Status::received(0);
+        let mut now = 0;
+        for attempt in 1..=policy().max_attempts() {
+            assert_eq!(status.abandon(now, &policy()), None);
+            status = status.claim(now, LEASE, &policy()).unwrap();
+            assert_eq!(status.retries, attempt);
+            now += LEASE as i64;
+        }
+        let refused = status.claim(now, LEASE, &policy()).unwrap_err();
+        assert!(refused.reason.contains("3 attempts are spent"), "{refused}");
+        assert_eq!(
+            status.abandon(now - 1, &policy()),
+            None,
+            "the last attempt may still finish"
+        );
+        let dead = status.abandon(now, &policy()).unwrap();
+        assert_eq!(dead.status.state, State::OperatorRequired);
+        assert_eq!(dead.status.retries, 3, "exactly the budget");
+        assert_eq!(dead.status.lease_until, None);
+        let letter = dead.dead_letter.unwrap();
+        assert_eq!(letter.attempts, 3);
+        assert!(
+            letter.reason.contains("never finished"),
+            "{}",
+            letter.reason
+        );
+    }
+
+    #[test]
     fn replay_gives_a_fresh_budget_only_to_dead_webhooks() {
-        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let dead = processing
             .finish(
                 &Outcome::Reject {
@@ -428,7 +521,7 @@ mod tests {
 
     #[test]
     fn requeue_sends_a_stuck_webhook_round_again_with_its_attempts_kept() {
-        let processing = Status::received(0).claim(0, LEASE).unwrap();
+        let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let retry = Outcome::Retry {
             reason: "503".into(),
             delay_ms: None,

@@ -22,7 +22,7 @@ use inbox_core::Status;
 use inbox_core::capture::MAX_LIST;
 use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, secrets};
-use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, json, settings};
+use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused, json, settings};
 use inbox_core::item::{STATUS_SK, WEBHOOK_SK};
 use inbox_core::store::{Resend, StoreError};
 use inbox_guest::config::WasiConfig;
@@ -78,8 +78,10 @@ impl Guest for DynamoStore {
                 dynamodb::status_update(&id, resend.expected_version, &resend.transition.status);
             let swapped = match table.call("UpdateItem", &json::update(&table.name, &update)) {
                 Ok(_) => true,
-                Err(refusal) if dynamodb::swap_lost(&refusal) => false,
-                Err(refusal) => return Err(refusal.unavailable()),
+                Err(refusal) => match dynamodb::swap_refused(&refusal) {
+                    SwapRefused::Lost => false,
+                    SwapRefused::Failed(error) => return Err(error),
+                },
             };
             resend.outcome(&id, swapped)
         };

@@ -321,15 +321,44 @@ pub fn dead_letter_item(id: &str, letter: &DeadLetter, retention_secs: Option<u6
     ))
 }
 
-/// Whether a refused status change lost the compare-and-swap (another writer changed the
-/// status first), as opposed to failing: the update's own condition, alone or as the first
-/// item of the transaction with its dead letter.
-pub fn swap_lost(refusal: &Refusal) -> bool {
-    refusal.kind == "ConditionalCheckFailedException"
-        || refusal
-            .reasons
-            .first()
-            .is_some_and(|r| r == "ConditionalCheckFailed")
+/// What a refused status change means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapRefused {
+    /// Another writer changed the status first: the compare-and-swap is lost.
+    Lost,
+    Failed(StoreError),
+}
+
+/// Reads every cancellation reason of a status change (the update's own condition, alone
+/// or as the first item of the transaction with its dead letter, then the dead letter's).
+pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
+    let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
+    if refusal.kind == "ConditionalCheckFailedException"
+        || reason(0) == Some("ConditionalCheckFailed")
+    {
+        return SwapRefused::Lost;
+    }
+    if reason(1) == Some("ConditionalCheckFailed") {
+        return SwapRefused::Failed(StoreError::Corrupt(format!(
+            "a dead letter is already recorded at this time: {}",
+            refusal.message
+        )));
+    }
+    let transient = [
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    ];
+    if let Some(code) = refusal
+        .reasons
+        .iter()
+        .find(|r| transient.contains(&r.as_str()))
+    {
+        return SwapRefused::Failed(StoreError::Unavailable(format!(
+            "DynamoDB: the status change met {code}; it can be tried again"
+        )));
+    }
+    SwapRefused::Failed(refusal.unavailable())
 }
 
 /// A scan of the items whose `SK` is one of a few, reading [`SUMMARY_ATTRIBUTES`] only
@@ -493,11 +522,14 @@ pub mod json {
 mod tests {
     use super::*;
     use crate::item::tests::webhook;
+    use crate::lifecycle::RetryPolicy;
     use crate::model::State;
 
     #[test]
     fn a_status_update_sets_what_is_there_removes_what_is_not_and_checks_the_version() {
-        let claimed = Status::received(7).claim(8, 1_000).unwrap();
+        let claimed = Status::received(7)
+            .claim(8, 1_000, &RetryPolicy::default())
+            .unwrap();
         let update = status_update("57f0", 1, &claimed);
         assert_eq!(update.condition, "#expected = :expected");
         assert_eq!(
@@ -529,7 +561,9 @@ mod tests {
         let mut other = webhook();
         other.id = "9abc".into();
         let older = Status::received(10);
-        let newer = Status::received(20).claim(30, 1_000).unwrap();
+        let newer = Status::received(20)
+            .claim(30, 1_000, &RetryPolicy::default())
+            .unwrap();
         let items = vec![
             to_item(&StatusItem::new("57f0", &older, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
@@ -586,8 +620,21 @@ mod tests {
             capture_refused(&race, CAPTURE_ATTEMPTS - 1),
             CaptureRefused::Failed(StoreError::Unavailable(_))
         ));
-        assert!(swap_lost(&duplicate), "the status update's own condition");
-        assert!(!swap_lost(&cancelled(&["None", "ConditionalCheckFailed"])));
+        assert_eq!(
+            swap_refused(&duplicate),
+            SwapRefused::Lost,
+            "the update's condition"
+        );
+        assert!(matches!(
+            swap_refused(&cancelled(&["None", "ConditionalCheckFailed"])),
+            SwapRefused::Failed(StoreError::Corrupt(_))
+        ));
+        let SwapRefused::Failed(StoreError::Unavailable(transient)) =
+            swap_refused(&cancelled(&["None", "TransactionConflict"]))
+        else {
+            panic!("a conflict on the dead letter is transient");
+        };
+        assert!(transient.contains("TransactionConflict"), "{transient}");
         let answer = serde_json::json!({
             "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
             "Message": "Transaction cancelled",
@@ -604,7 +651,9 @@ mod tests {
     fn due_is_what_is_claimable_longest_waiting_first() {
         let fresh = Status::received(50);
         let older = Status::received(10);
-        let leased = Status::received(0).claim(0, 1_000).unwrap();
+        let leased = Status::received(0)
+            .claim(0, 1_000, &RetryPolicy::default())
+            .unwrap();
         let items = vec![
             to_item(&StatusItem::new("fresh", &fresh, None)),
             to_item(&StatusItem::new("older", &older, None)),

@@ -212,6 +212,7 @@ impl DeadLetterItem {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::lifecycle::RetryPolicy;
 
     #[test]
     fn keys_follow_the_seed() {
@@ -273,7 +274,9 @@ pub(crate) mod tests {
             WebhookItem::new(&webhook, None).into_webhook().unwrap(),
             webhook
         );
-        let status = Status::received(7).claim(8, 1_000).unwrap();
+        let status = Status::received(7)
+            .claim(8, 1_000, &RetryPolicy::default())
+            .unwrap();
         assert_eq!(
             StatusItem::new("57f0", &status, Some(1)).into_status(),
             status
