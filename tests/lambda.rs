@@ -778,3 +778,66 @@ async fn an_operator_requeues_a_stuck_webhook_but_never_a_live_or_finished_one()
     let (ok, output) = operator(&aws, &["requeue", &ids[0], "--table", &aws.table]);
     assert!(!ok && output.contains("it is finished"), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_that_lost_its_lease_sends_no_dead_queue_notice() {
+    let aws = aws().await;
+    // The first attempt is the last (no retries) and fails: it would dead-letter.
+    let env = function_env(
+        &aws,
+        &[
+            ("INBOX_DEMO_FAILURE_RATE", "1.0"),
+            ("INBOX_MAX_RETRIES", "0"),
+            ("INBOX_DEMO_DELAY_MS", "1500"),
+            ("INBOX_PROCESSOR_TIMEOUT_MS", "5000"),
+        ],
+    );
+    let function = LambdaFunction::start(&["lambda"], &env);
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let id = captured(&function, "hash-lost-lease");
+    let records = read_mapped(&mut stream).await;
+    let event = moto::stream_event(records);
+    let base_url = function.base_url.clone();
+    let invocation = std::thread::spawn(move || {
+        support::request_raw(
+            &base_url,
+            "POST",
+            "/2015-03-31/functions/_/invocations",
+            &[("content-type", "application/json")],
+            event.to_string().as_bytes(),
+        )
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while aws.store.status(&id).await.unwrap().unwrap().state != State::Processing {
+        assert!(std::time::Instant::now() < deadline, "{}", function.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another attempt takes the webhook over (as after an expired lease) mid-attempt.
+    let held = aws.store.status(&id).await.unwrap().unwrap();
+    let mut taken = held.clone();
+    taken.version += 1;
+    let take_over = Transition {
+        status: taken.clone(),
+        dead_letter: None,
+    };
+    assert!(
+        aws.store
+            .swap_status(&id, held.version, &take_over)
+            .await
+            .unwrap()
+    );
+    let (code, answer) = invocation.join().unwrap();
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        function.log().contains("the attempt is discarded"),
+        "{}",
+        function.log()
+    );
+    assert_eq!(aws.store.status(&id).await.unwrap().unwrap(), taken);
+    assert!(
+        moto::peek_raw(&aws.sqs, &aws.queues.dead_url)
+            .await
+            .is_empty(),
+        "no notice for an outcome that was not recorded"
+    );
+}
