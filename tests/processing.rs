@@ -160,8 +160,8 @@ fn misbehaving(how: &str, extra: &[(&str, &str)]) -> (Inbox, serde_json::Value) 
     let processor = component("misbehaving_processor");
     let mut env = vec![
         ("INBOX_PROCESSOR_WASM", processor.to_str().unwrap()),
-        ("INBOX_MISBEHAVIOUR", how),
-        ("INBOX_MISBEHAVE_ATTEMPTS", "1"),
+        ("INBOX_PROCESSOR_MISBEHAVIOUR", how),
+        ("INBOX_PROCESSOR_MISBEHAVE_ATTEMPTS", "1"),
     ];
     env.extend_from_slice(extra);
     let inbox = Inbox::start(&env);
@@ -204,6 +204,51 @@ fn a_processor_that_hoards_memory_hits_its_limit() {
         status["last_error"].as_str().unwrap().contains("trap"),
         "{status}"
     );
+}
+
+#[test]
+fn a_processor_sees_its_own_settings_and_no_secret_of_the_inbox() {
+    let processor = component("misbehaving_processor");
+    let inbox = Inbox::start(&[
+        ("INBOX_PROCESSOR_WASM", processor.to_str().unwrap()),
+        ("INBOX_PROCESSOR_MISBEHAVIOUR", "list-config"),
+        ("INBOX_PROCESSOR_API_KEY", "the processor's own"),
+        ("INBOX_GITHUB_SECRET", "github-secret"),
+        ("INBOX_SOURCES", "acme:standard-webhooks"),
+        ("INBOX_ACME_SECRET", "whsec_c2VjcmV0"),
+        ("INBOX_FORWARD_URL", "http://127.0.0.1:9/hook"),
+    ]);
+    let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-list-config"));
+    assert_eq!(code, 202, "{answer}");
+    // It answers with what it can see, as a rejection, so the reason keeps it.
+    let status = inbox.wait_for(
+        answer["id"].as_str().unwrap(),
+        "operator_required",
+        PATIENCE,
+    );
+    let seen = status["last_error"].as_str().unwrap();
+    assert!(
+        seen.contains("processor_api_key=the processor's own"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("processor_misbehaviour=list-config"),
+        "{seen}"
+    );
+    assert!(seen.contains("forward_url="), "{seen}");
+    for secret in [
+        BIGCOMMERCE_SECRET,
+        STRIPE_SECRET,
+        ADMIN_TOKEN,
+        "github-secret",
+        "whsec_c2VjcmV0",
+        "acme:standard-webhooks",
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "the processor read {secret}: {seen}"
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use inbox_core::scope::Reader;
 use inbox_stores::WebhookStore;
 use wasmtime::Engine;
 use wasmtime_wasi_http::WasiHttpView;
@@ -17,16 +18,18 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::compose;
 use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
 use crate::outgoing::SelfApp;
 use crate::state::HostState;
+use crate::{compose, config};
 
 pub struct CaptureHost {
     engine: Engine,
     pre: ProxyPre<HostState>,
+    /// Capture's own settings; a composed store component's.
     config: Arc<BTreeMap<String, String>>,
+    store_config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn WebhookStore>,
     /// Spin's default database, when capture stores through a store component.
     sqlite: Option<Arc<PathBuf>>,
@@ -45,7 +48,7 @@ enum SelfRequests {
 
 impl CaptureHost {
     /// Compiles and links the capture component at `path`; with `store_component`, the two
-    /// composed into one, as Spin runs them.
+    /// composed into one, as Spin runs them. Each sees only its own part of `config`.
     pub fn load(
         engine: &Engine,
         path: &Path,
@@ -74,6 +77,7 @@ impl CaptureHost {
         let mut linker = engine::linker(engine)?;
         if store_component.is_some() {
             engine::add_spin_sqlite(&mut linker)?;
+            config::add_store_config(&mut linker)?;
         }
         let pre = linker
             .instantiate_pre(&component)
@@ -83,7 +87,8 @@ impl CaptureHost {
         Ok(Arc::new(CaptureHost {
             engine: engine.clone(),
             pre,
-            config,
+            config: Arc::new(Reader::Capture.visible(&config)),
+            store_config: Arc::new(Reader::Store.visible(&config)),
             store,
             sqlite: store_component.map(|with| Arc::new(with.sqlite.clone())),
             deadline: limits.capture_deadline,
@@ -119,6 +124,7 @@ impl CaptureHost {
         });
         let state = HostState::new("capture", self.config.clone(), self.max_memory_bytes)
             .with_store(self.store.clone())
+            .with_store_config(self.store_config.clone())
             .with_sqlite(self.sqlite.clone())
             .with_self_app(self_app);
         let mut store = engine::store(&self.engine, state, self.deadline);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use inbox_core::scope::Reader;
 use inbox_core::{Webhook, lifecycle};
 use wasmtime::Engine;
 use wasmtime::component::InstancePre;
@@ -27,6 +28,7 @@ pub struct ProcessorHost {
 }
 
 impl ProcessorHost {
+    /// Compiles and links the processor at `path`; it sees only its part of `config`.
     pub fn load(
         engine: &Engine,
         path: &Path,
@@ -46,7 +48,7 @@ impl ProcessorHost {
             engine: engine.clone(),
             pre,
             indices,
-            config,
+            config: Arc::new(Reader::Processor.visible(&config)),
             deadline: limits.processor_deadline,
             max_memory_bytes: limits.max_memory_bytes,
         })

@@ -22,7 +22,10 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
+    /// The component's own settings (`inbox_core::scope`).
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    /// A composed store component's own settings.
+    pub(crate) store_config: Arc<BTreeMap<String, String>>,
     /// The inbox's store (`webhooks:inbox/store`), for a capture component.
     pub(crate) store: Option<Arc<dyn WebhookStore>>,
     /// Spin's default database (`spin:sqlite`), for a store component.
@@ -47,6 +50,7 @@ impl HostState {
                 .trap_on_grow_failure(true)
                 .build(),
             config,
+            store_config: Arc::default(),
             store: None,
             sqlite: None,
             outgoing: OutgoingHooks { self_app: None },
@@ -61,6 +65,12 @@ impl HostState {
     /// Gives the instances `spin:sqlite` on the database at `path`.
     pub fn with_sqlite(mut self, path: Option<Arc<PathBuf>>) -> Self {
         self.sqlite = path;
+        self
+    }
+
+    /// The settings a composed store component reads.
+    pub fn with_store_config(mut self, config: Arc<BTreeMap<String, String>>) -> Self {
+        self.store_config = config;
         self
     }
 

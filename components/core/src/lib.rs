@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod problem;
 pub mod provider;
+pub mod scope;
 pub mod store;
 mod wit_conversions;
 

@@ -25,3 +25,11 @@ pub fn get(key: &str) -> Option<String> {
         }
     }
 }
+
+/// Every setting the component can read.
+pub fn all() -> Vec<(String, String)> {
+    store::get_all().unwrap_or_else(|error| {
+        eprintln!("the settings could not be listed: {error:?}");
+        Vec::new()
+    })
+}

@@ -85,6 +85,9 @@ impl Scheme {
     }
 }
 
+/// The settings a source may have, each under `<origin>_<setting>` ([`Source::key`]).
+pub const SOURCE_SETTINGS: [&str; 3] = ["secret", "token", "token_header"];
+
 /// An origin deliveries arrive on (`/api/webhooks/{origin}`), and the scheme it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {

@@ -1,7 +1,8 @@
-//! A processor that misbehaves on purpose, chosen by config key `misbehaviour`:
-//! `trap` panics (a wasm trap), `loop` spins forever, `memory` allocates without end.
-//! Once the webhook's `attempt` exceeds `misbehave_attempts` (if set) it completes, so
-//! tests can show that a host recovers.
+//! A processor that misbehaves on purpose, chosen by config key `processor_misbehaviour`:
+//! `trap` panics (a wasm trap), `loop` spins forever, `memory` allocates without end,
+//! `list-config` rejects the webhook with every setting it can read (`key=value, ...`).
+//! Once the webhook's `attempt` exceeds `processor_misbehave_attempts` (if set) it
+//! completes, so tests can show that a host recovers.
 
 mod bindings {
     inbox_guest::with_shared_interfaces!("processor", "../../../wit");
@@ -17,11 +18,11 @@ bindings::export!(Misbehaving with_types_in bindings);
 
 impl Guest for Misbehaving {
     fn process(_webhook: Webhook, attempt: u32) -> Outcome {
-        let limit = config("misbehave_attempts").and_then(|v| v.parse::<u32>().ok());
+        let limit = config("processor_misbehave_attempts").and_then(|v| v.parse::<u32>().ok());
         if limit.is_some_and(|limit| attempt > limit) {
             return Outcome::Completed;
         }
-        match config("misbehaviour").as_deref() {
+        match config("processor_misbehaviour").as_deref() {
             Some("trap") => panic!("misbehaving processor: trapping on purpose"),
             Some("loop") => {
                 let mut n: u64 = 0;
@@ -35,6 +36,13 @@ impl Guest for Misbehaving {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            Some("list-config") => {
+                let seen: Vec<String> = inbox_guest::config::all()
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect();
+                Outcome::Reject(seen.join(", "))
             }
             _ => Outcome::Completed,
         }
