@@ -57,7 +57,7 @@ async fn fill_sqlite(inbox: &Inbox) {
         .into_iter()
         .map(|webhook| {
             let store = store.clone();
-            tokio::spawn(async move { store.capture(&webhook).await.unwrap() })
+            tokio::spawn(async move { store.capture(&webhook, false).await.unwrap() })
         })
         .collect();
     for write in writes {
@@ -96,7 +96,7 @@ async fn fill_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
     let items: Vec<_> = all()
         .iter()
         .flat_map(|webhook| {
-            inbox_core::item::dynamodb::capture(webhook, None)
+            inbox_core::item::dynamodb::capture(webhook, None, false)
                 .unwrap()
                 .items
         })

@@ -67,7 +67,7 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
     let (store, client) = store().await;
     let original = webhook("evt_1", br#"{"id":"evt_1","amount":100}"#.to_vec());
 
-    let captured = store.capture(&original).await.unwrap();
+    let captured = store.capture(&original, false).await.unwrap();
     assert_eq!(
         captured,
         Captured::Stored(Status::received(original.received_at))
@@ -99,10 +99,13 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
     // A redelivery (even with other bytes) is acknowledged, never overwrites.
     let mut redelivery = original.clone();
     redelivery.payload = br#"{"id":"evt_1","amount":999}"#.to_vec();
-    let again = store.capture(&redelivery).await.unwrap();
+    let again = store.capture(&redelivery, false).await.unwrap();
     assert_eq!(
         again,
-        Captured::Duplicate(Status::received(original.received_at))
+        Captured::Duplicate {
+            id: original.id.clone(),
+            status: Status::received(original.received_at)
+        }
     );
     assert_eq!(items(&client, &store, &original.id).await.len(), 2);
     assert_eq!(store.webhook(&original.id).await.unwrap(), Some(original));
@@ -116,15 +119,18 @@ async fn concurrent_captures_of_one_webhook_store_it_once() {
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (store, delivery) = (store.clone(), delivery.clone());
-        racers.spawn(async move { store.capture(&delivery).await });
+        racers.spawn(async move { store.capture(&delivery, false).await });
     }
     let mut stored = 0;
     let mut duplicates = 0;
     while let Some(result) = racers.join_next().await {
         match result.unwrap().unwrap() {
             Captured::Stored(_) => stored += 1,
-            Captured::Duplicate(status) => {
-                assert_eq!(status.state, State::Received);
+            Captured::Duplicate { id, status } => {
+                assert_eq!(
+                    (id.as_str(), status.state),
+                    (delivery.id.as_str(), State::Received)
+                );
                 duplicates += 1;
             }
         }
@@ -137,7 +143,7 @@ async fn concurrent_captures_of_one_webhook_store_it_once() {
 async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     let (store, client) = store().await;
     let delivery = webhook("evt_cas", b"{}".to_vec());
-    store.capture(&delivery).await.unwrap();
+    store.capture(&delivery, false).await.unwrap();
     let id = delivery.id.as_str();
     let received = store.status(id).await.unwrap().unwrap();
 
@@ -221,7 +227,7 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
 async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
     let (store, _) = store().await;
     let delivery = webhook("evt_lease", b"{}".to_vec());
-    store.capture(&delivery).await.unwrap();
+    store.capture(&delivery, false).await.unwrap();
     let id = delivery.id.as_str();
     let received = store.status(id).await.unwrap().unwrap();
     let t0 = received.updated_at;
@@ -286,7 +292,7 @@ async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
     let (store, client) = store().await;
     // Refused by the store's own count, before any request: just over 400 KB.
     let huge = webhook("evt_huge", vec![b'x'; 399_800]);
-    match store.capture(&huge).await {
+    match store.capture(&huge, false).await {
         Err(StoreError::TooLarge(message)) => assert!(message.contains("400000"), "{message}"),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -294,7 +300,7 @@ async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
     // What fits is stored whole.
     let large = webhook("evt_large", vec![b'y'; 399_000]);
     assert!(matches!(
-        store.capture(&large).await.unwrap(),
+        store.capture(&large, false).await.unwrap(),
         Captured::Stored(_)
     ));
     assert_eq!(
@@ -316,7 +322,7 @@ async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
     for n in 0..3 {
         let mut delivery = webhook(&format!("evt_list_{n}"), b"{}".to_vec());
         delivery.received_at += n;
-        store.capture(&delivery).await.unwrap();
+        store.capture(&delivery, false).await.unwrap();
         ids.push(delivery.id);
     }
     let status = store.status(&ids[0]).await.unwrap().unwrap();
@@ -342,4 +348,55 @@ async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
     let received = store.list(Some(State::Received), 1).await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].id, ids[2]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays_race() {
+    let (store, client) = store().await;
+    let store = Arc::new(store);
+    let body = br#"{"action":"opened","issue":{"number":7}}"#.to_vec();
+    let first = webhook("delivery-1", body.clone());
+    assert!(matches!(
+        store.capture(&first, true).await.unwrap(),
+        Captured::Stored(_)
+    ));
+    // The same body under other delivery ids (new webhook ids): none is stored.
+    let mut racers = tokio::task::JoinSet::new();
+    for n in 2..10 {
+        let (store, replay) = (
+            store.clone(),
+            webhook(&format!("delivery-{n}"), body.clone()),
+        );
+        racers.spawn(async move { (replay.id.clone(), store.capture(&replay, true).await) });
+    }
+    while let Some(raced) = racers.join_next().await {
+        let (replay_id, captured) = raced.unwrap();
+        match captured.unwrap() {
+            Captured::Duplicate { id, .. } => assert_eq!(id, first.id),
+            stored => panic!("a replay was stored: {stored:?}"),
+        }
+        assert!(items(&client, &store, &replay_id).await.is_empty());
+        assert_eq!(store.status(&replay_id).await.unwrap(), None);
+    }
+    // The digest lives under its own key, as long as the webhook.
+    let pk = inbox_core::item::body_pk(&first.origin, &body);
+    let digest = client
+        .get_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S(pk))
+        .key("SK", AttributeValue::S("BODY".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(digest["id"].as_s().unwrap(), &first.id);
+    let webhook_item = &items(&client, &store, &first.id).await[1];
+    assert_eq!(digest["expires_at"], webhook_item["expires_at"]);
+    // Without the guard the same body is a new webhook.
+    let unguarded = webhook("delivery-99", body);
+    assert!(matches!(
+        store.capture(&unguarded, false).await.unwrap(),
+        Captured::Stored(_)
+    ));
 }

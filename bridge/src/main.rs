@@ -405,7 +405,7 @@ impl Loaded {
         let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
         let settings = Settings::from_config(&config)?;
         CaptureLimits::from_config(&config)?;
-        inbox_core::provider::Source::named(&config)?;
+        inbox_core::provider::Source::check_all(&config)?;
         inbox_core::forward::Demo::from_config(&config)?;
         if let Some(url) = config.get("forward_url") {
             inbox_core::forward::Target::parse(url)?;

@@ -35,17 +35,22 @@ impl wit_store::Host for HostState {
     async fn capture(
         &mut self,
         webhook: wit::Webhook,
+        refuse_replayed_body: bool,
     ) -> Result<wit_store::CaptureOutcome, wit_store::StoreError> {
         let captured = self
             .webhook_store()?
-            .capture(&webhook_from_wit(webhook))
+            .capture(&webhook_from_wit(webhook), refuse_replayed_body)
             .await;
         match captured.map_err(failed)? {
             Captured::Stored(status) => {
                 Ok(wit_store::CaptureOutcome::Stored(status_to_wit(&status)))
             }
-            Captured::Duplicate(status) => {
-                Ok(wit_store::CaptureOutcome::Duplicate(status_to_wit(&status)))
+            Captured::Duplicate { id, status } => {
+                let status = status_to_wit(&status);
+                Ok(wit_store::CaptureOutcome::Duplicate(wit_store::Existing {
+                    id,
+                    status,
+                }))
             }
         }
     }

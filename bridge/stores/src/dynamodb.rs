@@ -71,11 +71,19 @@ impl DynamoStore {
         sk: &str,
         consistent: bool,
     ) -> Result<Option<serde_dynamo::Item>, StoreError> {
+        self.get_key(dynamodb::key(id, sk), consistent).await
+    }
+
+    async fn get_key(
+        &self,
+        key: serde_dynamo::Item,
+        consistent: bool,
+    ) -> Result<Option<serde_dynamo::Item>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(dynamodb::key(id, sk).into()))
+            .set_key(Some(key.into()))
             .consistent_read(consistent)
             .send()
             .await
@@ -108,6 +116,17 @@ impl DynamoStore {
         }
     }
 
+    /// A capture's answer when the webhook `id` is already stored.
+    async fn existing(&self, id: &str) -> Result<Captured, StoreError> {
+        let status = self.status(id).await?.ok_or_else(|| {
+            StoreError::Unavailable(format!("{id} exists but its status cannot be read yet"))
+        })?;
+        Ok(Captured::Duplicate {
+            id: id.to_owned(),
+            status,
+        })
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Refusal> {
         self.client
             .transact_write_items()
@@ -121,13 +140,17 @@ impl DynamoStore {
 
 #[async_trait]
 impl WebhookStore for DynamoStore {
-    async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
-        let plan = dynamodb::capture(webhook, self.retention_secs())?;
-        let [webhook_item, status_item] = plan.items.clone();
-        let items = vec![
-            self.put(webhook_item.into())?,
-            self.put(status_item.into())?,
-        ];
+    async fn capture(
+        &self,
+        webhook: &Webhook,
+        refuse_replayed_body: bool,
+    ) -> Result<Captured, StoreError> {
+        let plan = dynamodb::capture(webhook, self.retention_secs(), refuse_replayed_body)?;
+        let items = plan
+            .items
+            .iter()
+            .map(|item| self.put(item.clone().into()))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut attempt = 0;
         loop {
             let refused = match self.transact(items.clone()).await {
@@ -135,14 +158,16 @@ impl WebhookStore for DynamoStore {
                 Err(refused) => refused,
             };
             match dynamodb::capture_refused(&refused, attempt) {
-                CaptureRefused::Duplicate => {
-                    let existing = self.status(&webhook.id).await?.ok_or_else(|| {
-                        StoreError::Unavailable(format!(
-                            "{} exists but its status cannot be read yet",
-                            webhook.id
-                        ))
+                CaptureRefused::Duplicate => return self.existing(&webhook.id).await,
+                CaptureRefused::BodySeen => {
+                    let key = plan
+                        .body
+                        .clone()
+                        .expect("only a guarded capture sees a body");
+                    let body = self.get_key(key, true).await?.ok_or_else(|| {
+                        StoreError::Unavailable("a body digest cannot be read yet".into())
                     })?;
-                    return Ok(Captured::Duplicate(existing));
+                    return self.existing(&dynamodb::read_body(body)?).await;
                 }
                 CaptureRefused::TryAgainAfter(wait) => tokio::time::sleep(wait).await,
                 CaptureRefused::Failed(error) => return Err(error),

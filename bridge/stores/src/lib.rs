@@ -16,8 +16,13 @@ use inbox_core::{State, Status, Webhook};
 /// Where webhooks and their statuses are kept (named so beside wasmtime's `Store`).
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
-    /// Writes the webhook and its `received` status atomically, unless the id exists.
-    async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError>;
+    /// Writes the webhook and its `received` status atomically, unless the id exists (or,
+    /// with `refuse_replayed_body`, the origin delivered the same body before).
+    async fn capture(
+        &self,
+        webhook: &Webhook,
+        refuse_replayed_body: bool,
+    ) -> Result<Captured, StoreError>;
     async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
     async fn status(&self, id: &str) -> Result<Option<Status>, StoreError>;
     /// Writes `transition` if the stored status still has `expected_version`; `false` if

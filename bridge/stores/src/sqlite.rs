@@ -33,7 +33,10 @@ pub struct SqliteStore {
 }
 
 enum WriteOp {
-    Capture(Webhook),
+    Capture {
+        webhook: Webhook,
+        refuse_replayed_body: bool,
+    },
     Swap {
         id: String,
         expected_version: u64,
@@ -111,9 +114,17 @@ impl SqliteStore {
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
-    async fn capture(&self, webhook: &Webhook) -> Result<Captured, StoreError> {
+    async fn capture(
+        &self,
+        webhook: &Webhook,
+        refuse_replayed_body: bool,
+    ) -> Result<Captured, StoreError> {
         sqlite::check_size(webhook)?;
-        match self.write(WriteOp::Capture(webhook.clone())).await? {
+        let op = WriteOp::Capture {
+            webhook: webhook.clone(),
+            refuse_replayed_body,
+        };
+        match self.write(op).await? {
             Written::Captured(captured) => Ok(captured),
             Written::Swapped(_) => unreachable!("a capture answers with a capture"),
         }
@@ -286,7 +297,10 @@ fn commit(
 
 fn apply(db: &mut Rusqlite<'_>, op: &WriteOp) -> Result<Written, StoreError> {
     match op {
-        WriteOp::Capture(webhook) => sqlite::capture(db, webhook).map(Written::Captured),
+        WriteOp::Capture {
+            webhook,
+            refuse_replayed_body,
+        } => sqlite::capture(db, webhook, *refuse_replayed_body).map(Written::Captured),
         WriteOp::Swap {
             id,
             expected_version,
@@ -340,7 +354,7 @@ mod tests {
         let (_dir, store) = open();
         let hook = webhook("a");
         assert_eq!(
-            store.capture(&hook).await.unwrap(),
+            store.capture(&hook, false).await.unwrap(),
             Captured::Stored(Status::received(1_000))
         );
         assert_eq!(store.webhook(&hook.id).await.unwrap(), Some(hook.clone()));
@@ -349,8 +363,11 @@ mod tests {
         redelivery.received_at = 2_000;
         redelivery.payload = b"{}".to_vec();
         assert_eq!(
-            store.capture(&redelivery).await.unwrap(),
-            Captured::Duplicate(Status::received(1_000))
+            store.capture(&redelivery, false).await.unwrap(),
+            Captured::Duplicate {
+                id: hook.id.clone(),
+                status: Status::received(1_000)
+            }
         );
         assert_eq!(
             store.webhook(&hook.id).await.unwrap(),
@@ -368,9 +385,12 @@ mod tests {
             .map(|i| {
                 let store = store.clone();
                 // Every key twice: one of each pair is stored, the other is a duplicate.
-                tokio::spawn(
-                    async move { store.capture(&webhook(&(i / 2).to_string())).await.unwrap() },
-                )
+                tokio::spawn(async move {
+                    store
+                        .capture(&webhook(&(i / 2).to_string()), false)
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         let mut stored = 0;
@@ -387,7 +407,7 @@ mod tests {
     async fn status_changes_are_compare_and_swap() {
         let (_dir, store) = open();
         let hook = webhook("cas");
-        store.capture(&hook).await.unwrap();
+        store.capture(&hook, false).await.unwrap();
         let received = store.status(&hook.id).await.unwrap().unwrap();
 
         let claim = |status: &Status| Transition {
@@ -455,7 +475,7 @@ mod tests {
     async fn due_follows_the_backoff() {
         let (_dir, store) = open();
         let hook = webhook("due");
-        store.capture(&hook).await.unwrap();
+        store.capture(&hook, false).await.unwrap();
         assert_eq!(store.due(999, 10).await.unwrap(), Vec::<String>::new());
         assert_eq!(store.due(1_000, 10).await.unwrap(), vec![hook.id.clone()]);
 
@@ -494,7 +514,7 @@ mod tests {
         let mut hook = webhook("big");
         hook.payload = vec![b' '; CaptureLimits::HARD_MAX_BODY_BYTES + 1];
         assert!(matches!(
-            store.capture(&hook).await,
+            store.capture(&hook, false).await,
             Err(StoreError::TooLarge(_))
         ));
         assert_eq!(store.webhook(&hook.id).await.unwrap(), None);

@@ -47,7 +47,7 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
             let intake = capture::intake(&origin, &WasiConfig)?;
             let body = read_body(&request, &headers, intake.limits.max_body_bytes)?;
             let webhook = intake.accept(&headers, &body, &WasiConfig, now_ms())?;
-            store_webhook(webhook)
+            store_webhook(webhook, intake.refuse_replayed_body)
         }
         Route::Status { id } => {
             capture::authorize_admin(&headers, &WasiConfig)?;
@@ -132,13 +132,12 @@ fn send_demo() -> Result<Response, Problem> {
 /// The authority Spin (and the native host) read as the app itself.
 const SELF_AUTHORITY: &str = "self.alt";
 
-fn store_webhook(webhook: Webhook) -> Result<Response, Problem> {
-    let id = webhook.id.clone();
-    let (code, status, duplicate) =
-        match store::capture(&webhook_to_wit(webhook)).map_err(store_problem)? {
-            store::CaptureOutcome::Stored(status) => (202, status, false),
-            store::CaptureOutcome::Duplicate(status) => (200, status, true),
-        };
+fn store_webhook(webhook: Webhook, refuse_replayed_body: bool) -> Result<Response, Problem> {
+    let stored = store::capture(&webhook_to_wit(webhook.clone()), refuse_replayed_body);
+    let (code, id, status, duplicate) = match stored.map_err(store_problem)? {
+        store::CaptureOutcome::Stored(status) => (202, webhook.id, status, false),
+        store::CaptureOutcome::Duplicate(existing) => (200, existing.id, existing.status, true),
+    };
     let state = state_from_wit(status.state);
     Ok(Response::json(
         code,

@@ -1,7 +1,7 @@
 //! What the capture endpoint decides, given a request: the route, whether the delivery is
 //! genuine and well formed, and the webhook to store. The component only moves bytes.
 
-use crate::config::{CaptureLimits, Config, describe};
+use crate::config::{CaptureLimits, Config, ConfigError, describe};
 use crate::model::{State, Webhook};
 use crate::provider::{Headers, Source};
 use crate::{Problem, id};
@@ -20,16 +20,21 @@ pub const MAX_LIST: u32 = 1_000;
 /// Every configuration key the capture path reads, for the built-in sources (a named
 /// source in `sources` adds its own `<name>_secret`, ...). Hosts declare these: spin.toml's
 /// variables are checked against this list.
-pub const CONFIG_KEYS: [&str; 11] = [
+pub const CONFIG_KEYS: [&str; 16] = [
     "admin_token",
+    "bigcommerce_replay_guard",
     "bigcommerce_secret",
     "bigcommerce_token",
     "bigcommerce_token_header",
+    "github_replay_guard",
     "github_secret",
     "max_body_bytes",
+    "shopify_replay_guard",
     "shopify_secret",
     "sources",
+    "standard_webhooks_replay_guard",
     "standard_webhooks_secret",
+    "stripe_replay_guard",
     "stripe_secret",
     "timestamp_tolerance_s",
 ];
@@ -198,14 +203,24 @@ pub fn source(origin: &str, config: &dyn Config) -> Result<Source, Problem> {
 pub struct Intake {
     pub source: Source,
     pub limits: CaptureLimits,
+    /// Whether the store refuses a body this source delivered before.
+    pub refuse_replayed_body: bool,
 }
 
 /// The intake of `origin`: 404 for an unknown origin, 503 for a misconfigured inbox.
 pub fn intake(origin: &str, config: &dyn Config) -> Result<Intake, Problem> {
+    let misconfigured =
+        |e: ConfigError| Problem::unavailable(format!("the inbox is misconfigured: {e}"));
     let source = source(origin, config)?;
-    let limits = CaptureLimits::from_config(config)
-        .map_err(|e| Problem::unavailable(format!("the inbox is misconfigured: {e}")))?;
-    Ok(Intake { source, limits })
+    let limits = CaptureLimits::from_config(config).map_err(misconfigured)?;
+    let refuse_replayed_body = source
+        .refuses_replayed_body(config)
+        .map_err(misconfigured)?;
+    Ok(Intake {
+        source,
+        limits,
+        refuse_replayed_body,
+    })
 }
 
 impl Intake {
@@ -219,7 +234,7 @@ impl Intake {
         config: &dyn Config,
         now_ms: i64,
     ) -> Result<Webhook, Problem> {
-        let Intake { source, limits } = self;
+        let Intake { source, limits, .. } = self;
         if body.len() > limits.max_body_bytes {
             return Err(body_too_large(limits.max_body_bytes));
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::capture::CONFIG_KEYS;
 use crate::config::Config;
 use crate::item::dynamodb::settings as dynamodb;
-use crate::provider::{SOURCE_SETTINGS, Scheme, Source};
+use crate::provider::{SOURCE_SETTINGS, Source};
 
 /// Who reads the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,16 +45,14 @@ impl Reader {
 
 /// A setting of a built-in or named source: `github_secret`, `acme_replay_guard`.
 fn is_source_setting(key: &str, config: &dyn Config) -> bool {
-    let builtin = Scheme::ALL.iter().map(|scheme| Source {
-        origin: scheme.name().to_owned(),
-        scheme: *scheme,
-    });
-    let named = Source::named(config).unwrap_or_default();
-    builtin.chain(named).any(|source| {
-        SOURCE_SETTINGS
-            .iter()
-            .any(|setting| source.key(setting) == key)
-    })
+    Source::all(config)
+        .unwrap_or_default()
+        .iter()
+        .any(|source| {
+            SOURCE_SETTINGS
+                .iter()
+                .any(|setting| source.key(setting) == key)
+        })
 }
 
 #[cfg(test)]

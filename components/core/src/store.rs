@@ -10,8 +10,9 @@ use crate::model::Status;
 pub enum Captured {
     /// The webhook and its `received` status were committed together.
     Stored(Status),
-    /// It was already there; nothing was written.
-    Duplicate(Status),
+    /// Nothing was written: the webhook `id` is stored with `status` (this one, or, when
+    /// replayed bodies are refused, the first webhook of its origin with the same body).
+    Duplicate { id: String, status: Status },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

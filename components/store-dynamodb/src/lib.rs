@@ -16,7 +16,9 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError as WitError};
+use bindings::exports::webhooks::inbox::store::{
+    CaptureOutcome, Existing, Guest, StoreError as WitError,
+};
 use bindings::webhooks::inbox::types as wit;
 use inbox_core::Status;
 use inbox_core::capture::MAX_LIST;
@@ -39,14 +41,17 @@ struct DynamoStore;
 bindings::export!(DynamoStore with_types_in bindings);
 
 impl Guest for DynamoStore {
-    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, WitError> {
-        capture(&webhook_from_wit(webhook)).map_err(store_error_to_wit)
+    fn capture(
+        webhook: wit::Webhook,
+        refuse_replayed_body: bool,
+    ) -> Result<CaptureOutcome, WitError> {
+        capture(&webhook_from_wit(webhook), refuse_replayed_body).map_err(store_error_to_wit)
     }
 
     fn get_webhook(id: String) -> Result<Option<wit::Webhook>, WitError> {
         let get = || {
             // Immutable once written: an eventually consistent read is enough.
-            let item = Table::from_config()?.get(&id, WEBHOOK_SK, false)?;
+            let item = Table::from_config()?.get(&dynamodb::key(&id, WEBHOOK_SK), false)?;
             item.map(dynamodb::read_webhook).transpose()
         };
         Ok(get().map_err(store_error_to_wit)?.map(webhook_to_wit))
@@ -91,9 +96,12 @@ impl Guest for DynamoStore {
     }
 }
 
-fn capture(webhook: &inbox_core::Webhook) -> Result<CaptureOutcome, StoreError> {
+fn capture(
+    webhook: &inbox_core::Webhook,
+    refuse_replayed_body: bool,
+) -> Result<CaptureOutcome, StoreError> {
     let table = Table::from_config()?;
-    let plan = dynamodb::capture(webhook, table.retention_secs)?;
+    let plan = dynamodb::capture(webhook, table.retention_secs, refuse_replayed_body)?;
     let request = json::capture(&table.name, &plan);
     let mut attempt = 0;
     loop {
@@ -102,11 +110,16 @@ fn capture(webhook: &inbox_core::Webhook) -> Result<CaptureOutcome, StoreError> 
             Err(refusal) => refusal,
         };
         match dynamodb::capture_refused(&refusal, attempt) {
-            CaptureRefused::Duplicate => {
-                let existing = table.status(&webhook.id)?.ok_or_else(|| {
-                    StoreError::Unavailable(format!("{} exists but has no status yet", webhook.id))
+            CaptureRefused::Duplicate => return table.existing(&webhook.id),
+            CaptureRefused::BodySeen => {
+                let key = plan
+                    .body
+                    .as_ref()
+                    .expect("only a guarded capture sees a body");
+                let body = table.get(key, true)?.ok_or_else(|| {
+                    StoreError::Unavailable("a body digest cannot be read yet".into())
                 })?;
-                return Ok(CaptureOutcome::Duplicate(status_to_wit(&existing)));
+                return table.existing(&dynamodb::read_body(body)?);
             }
             CaptureRefused::TryAgainAfter(wait) => std::thread::sleep(wait),
             CaptureRefused::Failed(error) => return Err(error),
@@ -171,17 +184,28 @@ impl Table {
         })
     }
 
-    fn get(&self, id: &str, sk: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
+    fn get(&self, key: &Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let answer = self
-            .call("GetItem", &json::get(&self.name, id, sk, consistent))
+            .call("GetItem", &json::get(&self.name, key, consistent))
             .map_err(|refusal| refusal.unavailable())?;
         json::item(answer)
     }
 
     fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
-        self.get(id, STATUS_SK, true)?
+        self.get(&dynamodb::key(id, STATUS_SK), true)?
             .map(dynamodb::read_status)
             .transpose()
+    }
+
+    /// A capture's answer when the webhook `id` is already stored.
+    fn existing(&self, id: &str) -> Result<CaptureOutcome, StoreError> {
+        let status = self
+            .status(id)?
+            .ok_or_else(|| StoreError::Unavailable(format!("{id} exists but has no status yet")))?;
+        Ok(CaptureOutcome::Duplicate(Existing {
+            id: id.to_owned(),
+            status: status_to_wit(&status),
+        }))
     }
 
     /// Every item the scan finds, page after page.

@@ -13,7 +13,9 @@ mod bindings {
     });
 }
 
-use bindings::exports::webhooks::inbox::store::{CaptureOutcome, Guest, StoreError as WitError};
+use bindings::exports::webhooks::inbox::store::{
+    CaptureOutcome, Existing, Guest, StoreError as WitError,
+};
 use bindings::spin::sqlite::sqlite::{self as spin, Value as SpinValue};
 use bindings::webhooks::inbox::types as wit;
 use inbox_core::capture::MAX_LIST;
@@ -29,14 +31,20 @@ struct SqliteStore;
 bindings::export!(SqliteStore with_types_in bindings);
 
 impl Guest for SqliteStore {
-    fn capture(webhook: wit::Webhook) -> Result<CaptureOutcome, WitError> {
+    fn capture(
+        webhook: wit::Webhook,
+        refuse_replayed_body: bool,
+    ) -> Result<CaptureOutcome, WitError> {
         let webhook = webhook_from_wit(webhook);
         sqlite::check_size(&webhook).map_err(store_error_to_wit)?;
         let mut db = Db::open()?;
-        let captured = db.transaction(|db| sqlite::capture(db, &webhook))?;
+        let captured = db.transaction(|db| sqlite::capture(db, &webhook, refuse_replayed_body))?;
         Ok(match captured {
             Captured::Stored(status) => CaptureOutcome::Stored(status_to_wit(&status)),
-            Captured::Duplicate(status) => CaptureOutcome::Duplicate(status_to_wit(&status)),
+            Captured::Duplicate { id, status } => CaptureOutcome::Duplicate(Existing {
+                id,
+                status: status_to_wit(&status),
+            }),
         })
     }
 

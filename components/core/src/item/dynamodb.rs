@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_dynamo::{AttributeValue, Item};
 
-use super::{DeadLetterItem, STATUS_SK, StatusItem, WebhookItem, pk};
+use super::{BodyItem, DeadLetterItem, STATUS_SK, StatusItem, WebhookItem, pk};
 use crate::lifecycle::DeadLetter;
 use crate::model::{Status, Webhook};
 use crate::store::StoreError;
@@ -60,10 +60,7 @@ pub fn to_item(value: &impl serde::Serialize) -> Item {
 }
 
 pub fn key(id: &str, sk: &str) -> Item {
-    Item::from(HashMap::from([
-        ("PK".to_owned(), AttributeValue::S(pk(id))),
-        ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
-    ]))
+    key_of(&pk(id), sk)
 }
 
 /// When an item written at `at_ms` may go (DynamoDB's TTL wants unix seconds).
@@ -236,16 +233,22 @@ fn read<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A capture: the `WEBHOOK` and `STATUS` items, each put under [`NOT_EXISTS`] in one
-/// transaction, and the status it stores.
+/// A capture: the `WEBHOOK` and `STATUS` items (and with the replay guard the `BODY` item),
+/// each put under [`NOT_EXISTS`] in one transaction, and the status it stores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
-    pub items: [Item; 2],
+    pub items: Vec<Item>,
     pub status: Status,
+    /// The key of the body's digest, when replayed bodies are refused.
+    pub body: Option<Item>,
 }
 
 /// Plans the capture of `webhook`, refusing an item DynamoDB would refuse (never truncated).
-pub fn capture(webhook: &Webhook, retention_secs: Option<u64>) -> Result<Capture, StoreError> {
+pub fn capture(
+    webhook: &Webhook,
+    retention_secs: Option<u64>,
+    refuse_replayed_body: bool,
+) -> Result<Capture, StoreError> {
     let expires_at = expires_at(webhook.received_at, retention_secs);
     let webhook_item = to_item(&WebhookItem::new(webhook, expires_at));
     let size = item_size(&webhook_item);
@@ -256,10 +259,31 @@ pub fn capture(webhook: &Webhook, retention_secs: Option<u64>) -> Result<Capture
     }
     let status = Status::received(webhook.received_at);
     let status_item = to_item(&StatusItem::new(&webhook.id, &status, expires_at));
+    let mut items = vec![webhook_item, status_item];
+    let mut body = None;
+    if refuse_replayed_body {
+        let item = BodyItem::new(webhook, expires_at);
+        body = Some(key_of(&item.pk, &item.sk));
+        items.push(to_item(&item));
+    }
     Ok(Capture {
-        items: [webhook_item, status_item],
+        items,
         status,
+        body,
     })
+}
+
+/// The key of an item, from its `PK` and `SK`.
+pub fn key_of(pk: &str, sk: &str) -> Item {
+    Item::from(HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
+    ]))
+}
+
+/// The first webhook a `BODY` item (read back by [`Capture::body`]) was captured as.
+pub fn read_body(item: Item) -> Result<String, StoreError> {
+    read::<BodyItem>(item).map(|body| body.id)
 }
 
 /// How many times a capture's transaction is sent before its refusal is the answer.
@@ -292,17 +316,25 @@ impl Refusal {
 pub enum CaptureRefused {
     /// The id exists: nothing was written; the stored status is the answer.
     Duplicate,
-    /// Two captures of one id at once cancelled each other: send it again after this
-    /// long, and the loser then finds the winner's items.
+    /// The origin delivered this body before: nothing was written; the first webhook (its
+    /// `BODY` item names it) is the answer.
+    BodySeen,
+    /// Two captures at once cancelled each other: send it again after this long, and the
+    /// loser then finds the winner's items.
     TryAgainAfter(Duration),
     Failed(StoreError),
 }
 
+/// Reads the cancellation reasons in the order of [`Capture::items`]: the webhook's, the
+/// status's, the body's.
 pub fn capture_refused(refusal: &Refusal, attempt: u32) -> CaptureRefused {
-    let reason = |code: &str| refusal.reasons.iter().any(|r| r == code);
-    if reason("ConditionalCheckFailed") {
+    let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
+    let any = |code: &str| refusal.reasons.iter().any(|r| r == code);
+    if reason(0) == Some("ConditionalCheckFailed") || reason(1) == Some("ConditionalCheckFailed") {
         CaptureRefused::Duplicate
-    } else if reason("TransactionConflict") && attempt + 1 < CAPTURE_ATTEMPTS {
+    } else if reason(2) == Some("ConditionalCheckFailed") {
+        CaptureRefused::BodySeen
+    } else if any("TransactionConflict") && attempt + 1 < CAPTURE_ATTEMPTS {
         CaptureRefused::TryAgainAfter(Duration::from_millis(20 << attempt))
     } else if refusal.kind == "ValidationException" && refusal.message.contains("size") {
         CaptureRefused::Failed(StoreError::TooLarge(refusal.message.clone()))
@@ -427,7 +459,7 @@ pub fn due(
 pub mod json {
     use serde_json::{Value, json};
 
-    use super::{Capture, Item, NOT_EXISTS, Refusal, Scan, StatusUpdate, key};
+    use super::{Capture, Item, NOT_EXISTS, Refusal, Scan, StatusUpdate};
     use crate::store::StoreError;
 
     /// `TransactWriteItems`.
@@ -437,8 +469,8 @@ pub mod json {
     }
 
     /// `GetItem`.
-    pub fn get(table: &str, id: &str, sk: &str, consistent: bool) -> Value {
-        json!({ "TableName": table, "Key": key(id, sk), "ConsistentRead": consistent })
+    pub fn get(table: &str, key: &Item, consistent: bool) -> Value {
+        json!({ "TableName": table, "Key": key, "ConsistentRead": consistent })
     }
 
     /// `UpdateItem`.
@@ -583,7 +615,7 @@ mod tests {
 
     #[test]
     fn a_capture_is_two_guarded_puts_and_an_item_too_large_is_refused() {
-        let plan = capture(&webhook(), Some(86_400)).unwrap();
+        let plan = capture(&webhook(), Some(86_400), true).unwrap();
         assert_eq!(plan.status, Status::received(1_700_000_000_123));
         assert_eq!(plan.items[0]["SK"], AttributeValue::S("WEBHOOK".into()));
         assert_eq!(plan.items[1]["SK"], AttributeValue::S("STATUS".into()));
@@ -598,7 +630,10 @@ mod tests {
         );
         let mut big = webhook();
         big.payload = vec![b'x'; MAX_ITEM_BYTES];
-        assert!(matches!(capture(&big, None), Err(StoreError::TooLarge(_))));
+        assert!(matches!(
+            capture(&big, None, false),
+            Err(StoreError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -611,6 +646,8 @@ mod tests {
         };
         let duplicate = cancelled(&["ConditionalCheckFailed", "None"]);
         assert_eq!(capture_refused(&duplicate, 0), CaptureRefused::Duplicate);
+        let replayed = cancelled(&["None", "None", "ConditionalCheckFailed"]);
+        assert_eq!(capture_refused(&replayed, 0), CaptureRefused::BodySeen);
         let race = cancelled(&["TransactionConflict", "None"]);
         assert_eq!(
             capture_refused(&race, 1),

@@ -5,6 +5,7 @@
 //! | Webhook        | `WH#<id>` | `WEBHOOK`          | the immutable delivery                   |
 //! | Webhook Status | `WH#<id>` | `STATUS`           | state, retries, version, lease, due time |
 //! | Dead letter    | `WH#<id>` | `DEAD#<unix ms>`   | why it needed an operator                |
+//! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
 //!
 //! On DynamoDB every item, dead letters included, lives as long as the retention
 //! (`retention_days`, the TTL on `expires_at`); SQLite stores keep them. The records below are the items as attributes:
@@ -18,6 +19,7 @@ pub mod dynamodb;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::lifecycle::DeadLetter;
 use crate::model::{State, Status, Webhook};
@@ -25,6 +27,7 @@ use crate::model::{State, Status, Webhook};
 pub const WEBHOOK_SK: &str = "WEBHOOK";
 pub const STATUS_SK: &str = "STATUS";
 pub const DEAD_LETTER_SK_PREFIX: &str = "DEAD#";
+pub const BODY_SK: &str = "BODY";
 
 pub fn pk(id: &str) -> String {
     format!("WH#{id}")
@@ -32,6 +35,12 @@ pub fn pk(id: &str) -> String {
 
 pub fn dead_letter_sk(at: i64) -> String {
     format!("{DEAD_LETTER_SK_PREFIX}{at:013}")
+}
+
+/// The key of a body's digest on an origin, for the replay guard: the same signed body
+/// on the same origin has the same key, whatever the delivery's id header says.
+pub fn body_pk(origin: &str, payload: &[u8]) -> String {
+    format!("BODY#{origin}#{}", hex::encode(Sha256::digest(payload)))
 }
 
 /// The id inside a `PK`, if it is one of ours.
@@ -104,6 +113,31 @@ pub struct DeadLetterItem {
     pub last_error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+}
+
+/// A `BODY` item: a body already captured on an origin, and the webhook it was captured as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// The first webhook with this body.
+    pub id: String,
+    /// Kept as long as that webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl BodyItem {
+    pub fn new(webhook: &Webhook, expires_at: Option<i64>) -> BodyItem {
+        BodyItem {
+            pk: body_pk(&webhook.origin, &webhook.payload),
+            sk: BODY_SK.to_owned(),
+            id: webhook.id.clone(),
+            expires_at,
+        }
+    }
 }
 
 /// An item that does not hold what its keys say it holds.

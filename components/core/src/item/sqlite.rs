@@ -6,7 +6,10 @@
 //! The table carries the items of the layout as columns of the same names (SQLite compares
 //! column names without case), so one database file is shared by every SQLite store.
 
-use super::{DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, dead_letter_sk, pk};
+use super::{
+    BODY_SK, BodyItem, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, dead_letter_sk,
+    pk,
+};
 use crate::config::CaptureLimits;
 use crate::lifecycle::{DeadLetter, Transition};
 use crate::model::{State, Status, StatusView, Webhook};
@@ -25,7 +28,8 @@ CREATE TABLE IF NOT EXISTS items (
     idempotency_key TEXT,
     headers         TEXT,
     payload         BLOB,
-    -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why)
+    -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
+    -- and BODY#: id = the first webhook with this body)
     status          TEXT,
     retries         INTEGER,
     version         INTEGER,
@@ -84,6 +88,10 @@ const INSERT_WEBHOOK: &str = "INSERT INTO items
 const INSERT_STATUS: &str = "INSERT INTO items
     (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// A body seen before keeps its first webhook; only a body not seen is inserted.
+const INSERT_BODY: &str =
+    "INSERT INTO items (pk, sk, id) VALUES (?1, ?2, ?3) ON CONFLICT (pk, sk) DO NOTHING";
+const SELECT_BODY: &str = "SELECT id FROM items WHERE pk = ?1 AND sk = ?2";
 const SELECT_WEBHOOK: &str = "SELECT pk, sk, id, origin, type, created, received_at,
     idempotency_key, headers, payload FROM items WHERE pk = ?1 AND sk = ?2";
 const SELECT_STATUS: &str = "SELECT status, retries, version, updated_at, lease_until,
@@ -122,9 +130,28 @@ pub fn check_size(webhook: &Webhook) -> Result<(), StoreError> {
 }
 
 /// Writes the webhook and its `received` status, unless the id exists: then nothing is
-/// written and the stored status is the answer. Run it inside a write transaction.
-pub fn capture(db: &mut impl Connection, webhook: &Webhook) -> Result<Captured, StoreError> {
+/// written and the stored status is the answer. With `refuse_replayed_body`, a body the
+/// origin already delivered is a duplicate of that first webhook. Run it inside a write
+/// transaction (which makes the check and the writes one step).
+pub fn capture(
+    db: &mut impl Connection,
+    webhook: &Webhook,
+    refuse_replayed_body: bool,
+) -> Result<Captured, StoreError> {
     check_size(webhook)?;
+    let body = BodyItem::new(webhook, None);
+    if refuse_replayed_body {
+        let seen = db.execute(SELECT_BODY, vec![text(&body.pk), text(BODY_SK)])?;
+        if let Some(row) = seen.rows.into_iter().next() {
+            let first = Columns(row.into_iter()).text()?;
+            if first != webhook.id {
+                let status = status(db, &first)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("{first} is stored without a status"))
+                })?;
+                return Ok(Captured::Duplicate { id: first, status });
+            }
+        }
+    }
     let item = WebhookItem::new(webhook, None);
     let inserted = db.execute(
         INSERT_WEBHOOK,
@@ -145,7 +172,10 @@ pub fn capture(db: &mut impl Connection, webhook: &Webhook) -> Result<Captured, 
         let existing = status(db, &webhook.id)?.ok_or_else(|| {
             StoreError::Corrupt(format!("{} is stored without a status", webhook.id))
         })?;
-        return Ok(Captured::Duplicate(existing));
+        return Ok(Captured::Duplicate {
+            id: webhook.id.clone(),
+            status: existing,
+        });
     }
     let status = Status::received(webhook.received_at);
     let keys = [text(&item.pk), text(STATUS_SK), text(&webhook.id)];
@@ -153,6 +183,12 @@ pub fn capture(db: &mut impl Connection, webhook: &Webhook) -> Result<Captured, 
         INSERT_STATUS,
         keys.into_iter().chain(status_values(&status)).collect(),
     )?;
+    if refuse_replayed_body {
+        db.execute(
+            INSERT_BODY,
+            vec![text(&body.pk), text(BODY_SK), text(&body.id)],
+        )?;
+    }
     Ok(Captured::Stored(status))
 }
 

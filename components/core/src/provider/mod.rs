@@ -52,6 +52,14 @@ impl Scheme {
         Scheme::ALL.into_iter().find(|scheme| scheme.name() == name)
     }
 
+    /// Whether a delivery can be sent again as a new event by whoever saw it once: the
+    /// signature covers the body only, and neither the id header nor a timestamp is signed
+    /// (GitHub's `X-GitHub-Delivery`, Shopify's `X-Shopify-Event-Id`). Stripe and Standard
+    /// Webhooks sign their id and a timestamp; BigCommerce's id is the body's own `hash`.
+    pub fn replayable(self) -> bool {
+        matches!(self, Scheme::GitHub | Scheme::Shopify)
+    }
+
     /// The request headers worth keeping with the webhook: never credentials.
     pub fn stored_headers(self) -> &'static [&'static str] {
         match self {
@@ -86,7 +94,7 @@ impl Scheme {
 }
 
 /// The settings a source may have, each under `<origin>_<setting>` ([`Source::key`]).
-pub const SOURCE_SETTINGS: [&str; 3] = ["secret", "token", "token_header"];
+pub const SOURCE_SETTINGS: [&str; 4] = ["secret", "token", "token_header", "replay_guard"];
 
 /// An origin deliveries arrive on (`/api/webhooks/{origin}`), and the scheme it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +124,24 @@ impl Source {
         Ok(Source::named(config)?
             .into_iter()
             .find(|source| source.origin == origin))
+    }
+
+    /// Every source, built-in and named, with its settings checked: what a host refuses to
+    /// start on.
+    pub fn check_all(config: &dyn Config) -> Result<(), ConfigError> {
+        for source in Source::all(config)? {
+            source.refuses_replayed_body(config)?;
+        }
+        Ok(())
+    }
+
+    /// The built-in sources (each scheme on its own name) and the named ones.
+    pub fn all(config: &dyn Config) -> Result<Vec<Source>, ConfigError> {
+        let builtin = Scheme::ALL.iter().map(|scheme| Source {
+            origin: scheme.name().to_owned(),
+            scheme: *scheme,
+        });
+        Ok(builtin.chain(Source::named(config)?).collect())
     }
 
     /// The sources configured in `sources`, checked.
@@ -158,6 +184,22 @@ impl Source {
             });
         }
         Ok(sources)
+    }
+
+    /// Whether a body this source delivered before is refused as a replay (answered as the
+    /// duplicate of the first webhook): `<origin>_replay_guard` (`on` or `off`), on by
+    /// default where a delivery can be replayed ([`Scheme::replayable`]).
+    pub fn refuses_replayed_body(&self, config: &dyn Config) -> Result<bool, ConfigError> {
+        let key = self.key("replay_guard");
+        match config.get(&key).as_deref().map(str::trim) {
+            None | Some("") => Ok(self.scheme.replayable()),
+            Some("on" | "true") => Ok(true),
+            Some("off" | "false") => Ok(false),
+            Some(other) => Err(ConfigError(format!(
+                "{} = {other:?} must be on or off",
+                describe(&key)
+            ))),
+        }
     }
 
     /// The config key of one of this source's settings: `standard_webhooks_secret`.
