@@ -18,7 +18,7 @@ use inbox_core::config::{CaptureLimits, parsed};
 use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost, StoreComponent};
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::{self, DynamoStore};
-use inbox_stores::sqlite::SqliteStore;
+use inbox_stores::sqlite::{DEFAULT_MAX_QUEUED_WRITES, SqliteStore};
 use tokio::sync::{Notify, watch};
 
 /// A webhook inbox: verify, store durably, process with retries and a dead-letter queue.
@@ -140,7 +140,9 @@ impl Db {
                 Ok((Arc::new(store), Arc::new(Notify::new())))
             }
             None => {
-                let sqlite = SqliteStore::open(&self.db)
+                let config = inbox_core::config::from_env(std::env::vars());
+                let queued = parsed(&config, "max_queued_writes", DEFAULT_MAX_QUEUED_WRITES)?;
+                let sqlite = SqliteStore::open_bounded(&self.db, queued)
                     .with_context(|| format!("cannot open {}", self.db.display()))?;
                 let written = sqlite.written();
                 Ok((Arc::new(sqlite), written))
@@ -251,6 +253,7 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let (store, wake) = db.open().await?;
             let host = Loaded::prepare(components.paths(Some(&db))?)?;
+            let http_limits = serve::HttpLimits::from_config(host.config.as_ref())?;
             let capture = host.capture(store.clone())?;
             let processor = host.processor()?;
             let listener = tokio::net::TcpListener::bind(listen)
@@ -273,6 +276,7 @@ async fn run(command: Command) -> Result<()> {
             let mut server = tokio::spawn(serve::serve(
                 capture,
                 listener,
+                http_limits,
                 async move {
                     let _ = http_stopped.wait_for(|stop| *stop).await;
                 },

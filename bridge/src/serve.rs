@@ -1,56 +1,140 @@
 //! The HTTP server of `inbox serve`: HTTP/1.1 connections on a listener, each request
-//! served by the capture component, and a graceful stop.
+//! served by the capture component, and a graceful stop. What a slow or flooding client
+//! can hold is bounded: the headers and the body each have a deadline, an idle connection
+//! is closed, the connections and the capture instances at once are limited, and a store
+//! that cannot keep up makes capture answer `503` rather than queue without end.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use hyper_util::rt::TokioIo;
+use anyhow::Result;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use inbox_core::Problem;
+use inbox_core::config::{Config, ConfigError, parsed};
 use inbox_host::CaptureHost;
-use inbox_host::capture::internal_error;
+use inbox_host::capture::{
+    BodyError, HyperOutgoingBody, internal_error, problem_response, ran_out_of_time,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// For a request's headers, from its first byte (or the connection's start).
+    pub header_timeout: Duration,
+    /// For a request's body, from its headers.
+    pub body_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections at once; more are answered `503` and closed.
+    pub max_connections: usize,
+    /// Capture instances at once; a request waits its body deadline for one, then `503`.
+    pub max_requests: usize,
+}
+
+impl HttpLimits {
+    pub fn from_config(config: &dyn Config) -> Result<HttpLimits, ConfigError> {
+        let ms = |key, default| parsed(config, key, default).map(Duration::from_millis);
+        let limits = HttpLimits {
+            header_timeout: ms("header_timeout_ms", 10_000)?,
+            body_timeout: ms("body_timeout_ms", 10_000)?,
+            idle_timeout: ms("idle_timeout_ms", 60_000)?,
+            max_connections: parsed(config, "max_connections", 1_024)?,
+            max_requests: parsed(config, "max_concurrent_requests", 64)?,
+        };
+        if limits.header_timeout > Duration::from_secs(30) || limits.header_timeout.is_zero() {
+            return Err(ConfigError(
+                "INBOX_HEADER_TIMEOUT_MS must be between 1 and 30000".into(),
+            ));
+        }
+        // A stalled body is the body deadline's to answer (408), not the idle one's.
+        if limits.idle_timeout <= limits.body_timeout {
+            return Err(ConfigError(
+                "INBOX_IDLE_TIMEOUT_MS must be longer than INBOX_BODY_TIMEOUT_MS".into(),
+            ));
+        }
+        if limits.max_connections == 0 || limits.max_requests == 0 {
+            return Err(ConfigError(
+                "INBOX_MAX_CONNECTIONS and INBOX_MAX_CONCURRENT_REQUESTS must be positive".into(),
+            ));
+        }
+        Ok(limits)
+    }
+}
+
+/// What a connection over the limit is told before it is closed.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
+content-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Serves connections on `listener` until `stop` completes; then stops accepting and lets
 /// the open connections finish their requests (for at most `grace`).
 pub async fn serve(
     capture: Arc<CaptureHost>,
     listener: tokio::net::TcpListener,
+    limits: HttpLimits,
     stop: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) -> Result<()> {
     let connections = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let requests = Arc::new(Semaphore::new(limits.max_requests));
+    let limits = Arc::new(limits);
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted.context("accepting a connection")?,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, say: the listener is fine, the moment is not.
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             () = &mut stop => break,
         };
-        let capture = capture.clone();
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let refuse = stream.write_all(TOO_MANY_CONNECTIONS);
+                let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
+            });
+            continue;
+        };
+        let (capture, requests, limits_for_requests) =
+            (capture.clone(), requests.clone(), limits.clone());
         let service = hyper::service::service_fn(move |request| {
-            let capture = capture.clone();
+            let (capture, requests, limits) = (
+                capture.clone(),
+                requests.clone(),
+                limits_for_requests.clone(),
+            );
             async move {
-                let method = request.method().clone();
-                let path = request.uri().path().to_owned();
-                let started = std::time::Instant::now();
-                let response = match capture.handle(request).await {
-                    Ok(response) => response,
-                    Err(error) => {
-                        tracing::error!(error = format!("{error:#}"), %method, %path, "request failed");
-                        internal_error()
-                    }
-                };
-                tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::convert::Infallible>(
+                    answer(&capture, &requests, &limits, request).await,
+                )
             }
         });
+        let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
         let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(io, service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -64,4 +148,181 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// One request through the capture component, within the limits.
+async fn answer(
+    capture: &Arc<CaptureHost>,
+    requests: &Arc<Semaphore>,
+    limits: &HttpLimits,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<HyperOutgoingBody> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let permit = tokio::time::timeout(limits.body_timeout, requests.clone().acquire_owned()).await;
+    let Ok(Ok(_permit)) = permit else {
+        tracing::warn!(%method, %path, "no capture instance free in time");
+        return problem_response(&Problem::unavailable("the inbox is busy; retry later"));
+    };
+    let complete = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| TimedBody {
+        body,
+        deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+        complete: complete.clone(),
+        timed_out: timed_out.clone(),
+    });
+    let response = match capture.handle(request).await {
+        _ if timed_out.load(Ordering::Relaxed) => body_too_slow(limits.body_timeout),
+        Ok(response) => response,
+        Err(error) if ran_out_of_time(&error) && !complete.load(Ordering::Relaxed) => {
+            body_too_slow(limits.body_timeout)
+        }
+        Err(error) if ran_out_of_time(&error) => {
+            tracing::error!(error = format!("{error:#}"), %method, %path, "request ran out of time");
+            problem_response(&Problem::unavailable(
+                "the inbox could not answer in time; retry later",
+            ))
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), %method, %path, "request failed");
+            internal_error()
+        }
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+fn body_too_slow(deadline: Duration) -> http::Response<HyperOutgoingBody> {
+    problem_response(&Problem::new(
+        408,
+        "Request Timeout",
+        format!(
+            "the body did not arrive within {} ms (INBOX_BODY_TIMEOUT_MS)",
+            deadline.as_millis()
+        ),
+    ))
+}
+
+/// A request body that must arrive whole before its deadline; it notes whether it did.
+struct TimedBody<B> {
+    body: B,
+    deadline: Pin<Box<Sleep>>,
+    complete: Arc<AtomicBool>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl<B> Body for TimedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BodyError>,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.complete.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
+            Poll::Pending => {
+                ready!(this.deadline.as_mut().poll(cx));
+                this.timed_out.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection closed once nothing has been read or written on it for `timeout`: an idle
+/// keep-alive connection, or a client that stopped reading its answer.
+struct Idle<S> {
+    inner: S,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<S> Idle<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Idle {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+
+    fn active(&mut self) {
+        self.deadline.as_mut().reset(Instant::now() + self.timeout);
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn idle_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the connection was idle too long",
+    )
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.active();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, bytes) {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

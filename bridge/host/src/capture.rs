@@ -13,10 +13,11 @@ use http_body_util::BodyExt;
 use inbox_core::scope::Reader;
 use inbox_stores::WebhookStore;
 use wasmtime::Engine;
+pub use wasmtime_wasi_http::Error as BodyError;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
@@ -147,11 +148,7 @@ impl CaptureHost {
             };
             tokio::time::timeout(deadline, run)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(wasmtime::Error::msg(format!(
-                        "the capture component exceeded its {deadline:?} deadline"
-                    )))
-                })
+                .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(deadline))))
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
@@ -175,20 +172,42 @@ impl CaptureHost {
     }
 }
 
-/// The answer when the capture component could not answer at all (it trapped, overran its
-/// deadline, or never set a response): a 500 problem, so the provider retries.
+/// A capture instance that ran past its deadline (waiting on a slow body, or a slow store).
+#[derive(Debug, thiserror::Error)]
+#[error("the capture component exceeded its {0:?} deadline")]
+pub struct DeadlineExceeded(pub Duration);
+
+/// Whether a capture failed by running out of time: past its deadline while waiting, or
+/// interrupted by it while running.
+pub fn ran_out_of_time(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<DeadlineExceeded>()
+            || cause
+                .downcast_ref::<wasmtime::Trap>()
+                .is_some_and(|trap| *trap == wasmtime::Trap::Interrupt)
+    })
+}
+
+/// The answer when the capture component could not answer at all (it trapped or never set
+/// a response): a 500 problem, so the provider retries.
 pub fn internal_error() -> http::Response<HyperOutgoingBody> {
-    let problem = inbox_core::Problem::new(
+    problem_response(&inbox_core::Problem::new(
         500,
         "Internal Server Error",
         "the request could not be handled",
-    );
+    ))
+}
+
+/// A problem answered by the host itself; a 503 says when to come back.
+pub fn problem_response(problem: &inbox_core::Problem) -> http::Response<HyperOutgoingBody> {
     let body = http_body_util::Full::new(Bytes::from(problem.to_json()))
         .map_err(|never| match never {})
         .boxed_unsync();
-    http::Response::builder()
-        .status(500)
-        .header("content-type", inbox_core::Problem::CONTENT_TYPE)
-        .body(body)
-        .expect("a static response is valid")
+    let mut response = http::Response::builder()
+        .status(problem.status)
+        .header("content-type", inbox_core::Problem::CONTENT_TYPE);
+    if problem.status == 503 {
+        response = response.header("retry-after", "5");
+    }
+    response.body(body).expect("a problem is a valid response")
 }

@@ -23,11 +23,14 @@ use super::{Captured, StoreError, WebhookStore};
 
 /// The most writes one commit carries.
 const MAX_BATCH: usize = 512;
+/// Writes waiting for the writer, at most: past it, a write is refused at once (the store
+/// is busy, and capture answers 503) rather than queued without end.
+pub const DEFAULT_MAX_QUEUED_WRITES: usize = 4_096;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: mpsc::Sender<Write>,
+    writer: mpsc::SyncSender<Write>,
     readers: Mutex<Vec<Connection>>,
     written: Arc<Notify>,
 }
@@ -57,13 +60,18 @@ struct Write {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open_bounded(path, DEFAULT_MAX_QUEUED_WRITES)
+    }
+
+    /// Opens the database at `path`, refusing writes while `max_queued_writes` wait.
+    pub fn open_bounded(path: &Path, max_queued_writes: usize) -> anyhow::Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let conn = open_connection(path)?;
         conn.execute_batch(sqlite::SCHEMA)?;
         let written = Arc::new(Notify::new());
-        let (writer, queue) = mpsc::channel();
+        let (writer, queue) = mpsc::sync_channel(max_queued_writes);
         let notify = written.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -84,8 +92,16 @@ impl SqliteStore {
     async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(Write { op, reply })
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+            .try_send(Write { op, reply })
+            .map_err(|error| match error {
+                mpsc::TrySendError::Full(_) => StoreError::Unavailable(
+                    "the store is busy: too many writes are waiting (INBOX_MAX_QUEUED_WRITES)"
+                        .into(),
+                ),
+                mpsc::TrySendError::Disconnected(_) => {
+                    StoreError::Unavailable("the SQLite writer has stopped".into())
+                }
+            })?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
