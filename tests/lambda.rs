@@ -841,3 +841,88 @@ async fn an_attempt_that_lost_its_lease_sends_no_dead_queue_notice() {
         "no notice for an outcome that was not recorded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_queues_them() {
+    let aws = aws().await;
+    let env = function_env(
+        &aws,
+        &[
+            ("INBOX_DEMO_FAILURE_RATE", "0"),
+            ("INBOX_SWEEP_GRACE_MS", "2000"),
+        ],
+    );
+    let function = LambdaFunction::start(&["lambda"], &env);
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let done = captured(&function, "hash-done");
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    // Stuck: the stream mapping gave up on its record; and one whose attempt died.
+    let received = captured(&function, "hash-stuck-received");
+    let crashed = captured(&function, "hash-stuck-crashed");
+    take(&aws, &crashed, 1).await;
+    // Not stuck: an attempt under way.
+    let live = captured(&function, "hash-live");
+    take(&aws, &live, 600_000).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // Not stuck yet: due within the grace period, the stream will deliver it.
+    let fresh = captured(&function, "hash-fresh");
+    assert_eq!(read_mapped(&mut stream).await.len(), 4, "given up on");
+
+    // Only the webhooks in flight are in the index.
+    let dynamodb = Moto::shared().dynamodb().await;
+    let indexed = dynamodb
+        .scan()
+        .table_name(&aws.table)
+        .index_name("due")
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = indexed
+        .items()
+        .iter()
+        .map(|item| item["id"].as_s().unwrap().clone())
+        .collect();
+    ids.sort();
+    let mut in_flight = vec![
+        received.clone(),
+        crashed.clone(),
+        live.clone(),
+        fresh.clone(),
+    ];
+    in_flight.sort();
+    assert_eq!(ids, in_flight, "{done} is finished");
+    // The list of the webhooks in flight reads the index, most recently changed first.
+    let listed = |state| {
+        let store = &aws.store;
+        async move {
+            let views = store.list(Some(state), 10).await.unwrap();
+            views.into_iter().map(|v| v.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(State::Received).await,
+        [fresh.clone(), received.clone()]
+    );
+    assert_eq!(
+        listed(State::Processing).await,
+        [live.clone(), crashed.clone()]
+    );
+
+    let answer = function.invoke(&moto::scheduled_event());
+    assert_eq!(answer, json!({ "queued": 2 }), "{}", function.log());
+    let mut handled = 0;
+    while handled < 2 {
+        let count = deliver_failed_queue(&function, &aws).await;
+        assert!(count > 0, "the sweep's messages: {}", function.log());
+        handled += count;
+    }
+    let state = |id: String| {
+        let store = &aws.store;
+        async move { store.status(&id).await.unwrap().unwrap() }
+    };
+    assert_eq!(state(received).await.state, State::Completed);
+    let retaken = state(crashed).await;
+    assert_eq!((retaken.state, retaken.retries), (State::Completed, 2));
+    assert_eq!(state(live).await.state, State::Processing);
+    assert_eq!(state(fresh).await.state, State::Received);
+}

@@ -2,12 +2,18 @@
 //! venv `scripts/test` installs), and a broken copy of it does not, so the check is real.
 //! What the linters do not know is checked as the services read it: the HTTP API's routes
 //! as API Gateway matches them, the stream filter as Lambda applies it, the queue's
-//! concurrency bound.
+//! concurrency bound, the functions' memory and timeout against the attempts they run,
+//! and the `due` index against the one the stores query.
 
 mod sam;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
+
+use inbox_bridge::settings::Settings;
+use inbox_core::item::dynamodb::due_index;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -214,4 +220,107 @@ fn retries_have_a_bounded_concurrency_set_by_a_parameter() {
     assert!(declared["MaxValue"].as_i64().is_some_and(|max| max <= 1000));
     let streams = sam::events(&template, "DynamoDB");
     assert!(streams[0].2["ParallelizationFactor"].as_str().is_some());
+}
+
+/// The environment a function of the template runs with: the globals, then its own; a
+/// `!Ref` to a parameter as its default.
+fn function_config(template: &yaml_rust2::Yaml, function: &str) -> BTreeMap<String, String> {
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let own = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+    let vars = [globals, own]
+        .into_iter()
+        .filter_map(|vars| vars.as_hash())
+        .flatten()
+        .map(|(name, value)| {
+            let scalar = |value: &yaml_rust2::Yaml| match value {
+                yaml_rust2::Yaml::String(s) => s.clone(),
+                yaml_rust2::Yaml::Integer(i) => i.to_string(),
+                other => panic!("{name:?} is {other:?}, not a string"),
+            };
+            let parameter = &template["Parameters"][scalar(value).as_str()];
+            let value = if parameter.is_badvalue() {
+                scalar(value)
+            } else {
+                scalar(&parameter["Default"])
+            };
+            (name.as_str().unwrap().to_owned(), value)
+        });
+    inbox_core::config::from_env(vars)
+}
+
+#[test]
+fn every_function_is_sized_for_its_attempts() {
+    let template = sam::parse(&sam::template_text());
+    let globals = &template["Globals"]["Function"];
+    let memory_mb = globals["MemorySize"].as_i64().unwrap() as usize;
+    let timeout = Duration::from_secs(globals["Timeout"].as_i64().unwrap() as u64);
+    let mut checked = 0;
+    for kind in ["DynamoDB", "SQS"] {
+        for (function, _, properties) in sam::events(&template, kind) {
+            let resource = &template["Resources"][function.as_str()]["Properties"];
+            assert!(
+                resource["MemorySize"].is_badvalue() && resource["Timeout"].is_badvalue(),
+                "{function} sizes itself: check it here"
+            );
+            let settings = Settings::from_config(&function_config(&template, &function)).unwrap();
+            let batch = properties["BatchSize"].as_i64().unwrap() as usize;
+            settings.fits_memory(memory_mb << 20).unwrap();
+            settings.fits_time(batch, timeout).unwrap();
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2);
+}
+
+#[test]
+fn the_due_index_is_the_one_the_stores_query() {
+    let template = sam::parse(&sam::template_text());
+    let table = &template["Resources"]["WebhooksTable"]["Properties"];
+    let indexes = table["GlobalSecondaryIndexes"].as_vec().unwrap();
+    let index = indexes
+        .iter()
+        .find(|i| i["IndexName"].as_str() == Some(due_index::NAME))
+        .expect("the due index");
+    let keys: Vec<(&str, &str)> = index["KeySchema"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (due_index::PARTITION_KEY, "HASH"),
+            (due_index::SORT_KEY, "RANGE")
+        ]
+    );
+    let types: BTreeMap<&str, &str> = table["AttributeDefinitions"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap(),
+                a["AttributeType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(types[due_index::PARTITION_KEY], "S");
+    assert_eq!(types[due_index::SORT_KEY], "N");
+    assert_eq!(
+        index["Projection"]["ProjectionType"].as_str(),
+        Some("INCLUDE")
+    );
+    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(projected, due_index::ATTRIBUTES);
 }

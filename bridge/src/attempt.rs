@@ -302,7 +302,10 @@ mod tests {
             processor_timeout: Duration::from_secs(1),
             lease: Duration::from_secs(2),
             concurrency: 1,
+            component_memory_bytes: 64 << 20,
             poll_interval: Duration::from_millis(10),
+            sweep_grace: Duration::ZERO,
+            sweep_limit: 10,
         }
     }
 

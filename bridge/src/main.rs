@@ -320,6 +320,14 @@ async fn run(command: Command) -> Result<()> {
                 queues.failed_queue_url,
                 queues.dead_queue_url,
             );
+            // Lambda tells the function its memory (in MB); an overcommitted function is
+            // killed mid-batch when its attempts grow, so say so at once.
+            let memory_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok();
+            if let Some(mb) = memory_mb.and_then(|mb| mb.parse::<usize>().ok())
+                && let Err(problem) = host.settings.fits_memory(mb << 20)
+            {
+                tracing::warn!(problem, "the function is too small for its settings");
+            }
             tracing::info!(table, "serving Lambda events");
             let handler = Handler::new(capture, processor, store, queues, host.settings);
             lambda::run(handler).await.map_err(|e| anyhow!(e))
@@ -417,7 +425,7 @@ impl Loaded {
         let limits = Limits {
             capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
             processor_deadline: settings.processor_timeout,
-            max_memory_bytes: parsed(&config, "max_component_memory_bytes", 64 << 20)?,
+            max_memory_bytes: settings.component_memory_bytes,
         };
         Ok(Loaded {
             config: Arc::new(config),

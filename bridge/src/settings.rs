@@ -1,5 +1,6 @@
 //! How processing is paced: the retry policy, an attempt's deadline and lease, how many at
-//! once, how often the local worker looks. Read once from the configuration.
+//! once, how often the local worker looks, what the sweep on AWS picks up. Read once from
+//! the configuration.
 
 use std::time::Duration;
 
@@ -13,7 +14,14 @@ pub struct Settings {
     /// Longer than the processor's deadline, so a live attempt is never retaken.
     pub lease: Duration,
     pub concurrency: usize,
+    /// The memory a component instance may grow to.
+    pub component_memory_bytes: usize,
     pub poll_interval: Duration,
+    /// How long past due a webhook waits before the scheduled sweep on AWS queues it: what
+    /// the stream and the failed queue deliver in time is left to them.
+    pub sweep_grace: Duration,
+    /// The most webhooks one sweep queues.
+    pub sweep_limit: usize,
 }
 
 impl Settings {
@@ -30,7 +38,89 @@ impl Settings {
             processor_timeout: Duration::from_millis(timeout_ms),
             lease: Duration::from_millis(timeout_ms + (timeout_ms / 5).max(1_000)),
             concurrency,
+            component_memory_bytes: parsed(config, "max_component_memory_bytes", 64 << 20)?,
             poll_interval: Duration::from_millis(parsed(config, "worker_poll_ms", 200)?),
+            sweep_grace: Duration::from_millis(parsed(config, "sweep_grace_ms", 900_000)?),
+            sweep_limit: parsed(config, "sweep_limit", 1_000)?,
         })
+    }
+}
+
+/// What the host itself needs beside its component instances: the binary, wasmtime's
+/// compiled components, the SDK clients, request and response buffers.
+pub const HOST_MEMORY_BYTES: usize = 128 << 20;
+
+impl Settings {
+    /// Whether `concurrency` instances at their memory limit, and the host, fit in a
+    /// function of `function_bytes`.
+    pub fn fits_memory(&self, function_bytes: usize) -> Result<(), String> {
+        let needed = self
+            .concurrency
+            .saturating_mul(self.component_memory_bytes)
+            .saturating_add(HOST_MEMORY_BYTES);
+        if needed <= function_bytes {
+            return Ok(());
+        }
+        Err(format!(
+            "{} attempts at once of up to {} MiB each, and {} MiB for the host, need {} MiB; the function has {} MiB (lower INBOX_WORKER_CONCURRENCY or INBOX_MAX_COMPONENT_MEMORY_BYTES, or give it more memory)",
+            self.concurrency,
+            self.component_memory_bytes >> 20,
+            HOST_MEMORY_BYTES >> 20,
+            needed >> 20,
+            function_bytes >> 20
+        ))
+    }
+
+    /// Whether a batch of `batch_size` records, `concurrency` at a time, each attempt held
+    /// at most its lease, ends within a function `timeout`: otherwise Lambda stops the
+    /// function mid-batch and the attempts left run again from their expired leases.
+    pub fn fits_time(&self, batch_size: usize, timeout: Duration) -> Result<(), String> {
+        let waves = batch_size.div_ceil(self.concurrency) as u32;
+        let needed = self.lease.saturating_mul(waves);
+        if needed <= timeout {
+            return Ok(());
+        }
+        Err(format!(
+            "a batch of {batch_size} is {waves} waves of {} attempts, each held up to {:?}: {:?}, more than the function's timeout of {:?} (lower INBOX_PROCESSOR_TIMEOUT_MS or the batch size, or raise INBOX_WORKER_CONCURRENCY or the timeout)",
+            self.concurrency, self.lease, needed, timeout
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let config: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn instances_and_the_host_must_fit_in_the_function() {
+        let five = settings(&[("worker_concurrency", "5")]);
+        assert_eq!(five.fits_memory(512 << 20), Ok(()));
+        let eight = settings(&[("worker_concurrency", "8")]);
+        let problem = eight.fits_memory(512 << 20).unwrap_err();
+        assert!(problem.contains("need 640 MiB"), "{problem}");
+    }
+
+    #[test]
+    fn a_batch_must_end_within_the_timeout() {
+        let s = settings(&[
+            ("worker_concurrency", "5"),
+            ("processor_timeout_ms", "20000"),
+        ]);
+        assert_eq!(s.lease, Duration::from_secs(24));
+        assert_eq!(s.fits_time(10, Duration::from_secs(60)), Ok(()));
+        assert!(
+            s.fits_time(11, Duration::from_secs(60)).is_err(),
+            "three waves"
+        );
     }
 }

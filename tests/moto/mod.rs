@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
+use inbox_core::item::dynamodb::due_index;
 use serde_json::{Value, json};
 
 pub const REGION: &str = "us-east-1";
@@ -148,15 +150,17 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// The table of template.yaml: PK/SK strings, a NEW_IMAGE stream, TTL on `expires_at`.
+/// The table of template.yaml: PK/SK strings, the sparse `due` index, a NEW_IMAGE
+/// stream, TTL on `expires_at`.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    let attribute = |name: &str| {
+    let typed = |name: &str, kind| {
         AttributeDefinition::builder()
             .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(kind)
             .build()
             .unwrap()
     };
+    let attribute = |name: &str| typed(name, ScalarAttributeType::S);
     let key = |name: &str, kind| {
         KeySchemaElement::builder()
             .attribute_name(name)
@@ -172,6 +176,24 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
         .attribute_definitions(attribute("SK"))
         .key_schema(key("PK", KeyType::Hash))
         .key_schema(key("SK", KeyType::Range))
+        .attribute_definitions(attribute(due_index::PARTITION_KEY))
+        .attribute_definitions(typed(due_index::SORT_KEY, ScalarAttributeType::N))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(due_index::NAME)
+                .key_schema(key(due_index::PARTITION_KEY, KeyType::Hash))
+                .key_schema(key(due_index::SORT_KEY, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            due_index::ATTRIBUTES.map(String::from).to_vec(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -395,6 +417,21 @@ impl StreamReader {
 
 pub fn stream_event(records: Vec<Value>) -> Value {
     json!({ "Records": records })
+}
+
+/// What an EventBridge schedule (`Type: Schedule` in template.yaml) invokes a function with.
+pub fn scheduled_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-29T00:00:00Z",
+        "region": REGION,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"],
+        "detail": {}
+    })
 }
 
 /// Up to ten messages from `url` as a Lambda SQS event, and their receipt handles by

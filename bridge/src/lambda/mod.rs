@@ -5,7 +5,9 @@
 //! - DynamoDB Stream: the `INSERT` of a `WEBHOOK` item (a new webhook, carried in the
 //!   image), or a `MODIFY` of a `STATUS` item back to `received` (a replay or a requeue)
 //!   -> processing;
-//! - SQS, the Failed Webhooks Queue -> processing again.
+//! - SQS, the Failed Webhooks Queue -> processing again;
+//! - an EventBridge schedule -> the sweep: webhooks long past due that nothing will wake
+//!   (the stream mapping or the failed queue gave up on them) are put on the failed queue.
 //!
 //! Processing is the attempt every host runs (`crate::attempt`), with the queues as what
 //! follows a failed attempt: its message is sent *before* the outcome is recorded, so a
@@ -55,11 +57,15 @@ pub enum Shape {
     Http,
     Stream,
     Queue,
+    Schedule,
 }
 
 pub fn shape(event: &Value) -> Result<Shape> {
     if event.pointer("/requestContext/http").is_some() {
         return Ok(Shape::Http);
+    }
+    if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
+        return Ok(Shape::Schedule);
     }
     match event
         .pointer("/Records/0/eventSource")
@@ -69,7 +75,7 @@ pub fn shape(event: &Value) -> Result<Shape> {
         Some("aws:sqs") => Ok(Shape::Queue),
         _ if event.get("Records").is_some_and(|r| r == &json!([])) => Ok(Shape::Queue),
         _ => bail!(
-            "not an event this function serves: expected an API Gateway HTTP API (v2), DynamoDB Stream or SQS event"
+            "not an event this function serves: expected an API Gateway HTTP API (v2), DynamoDB Stream, SQS or scheduled event"
         ),
     }
 }
@@ -110,7 +116,27 @@ impl Handler {
             Shape::Http => self.http(serde_json::from_value(event)?).await,
             Shape::Stream => self.stream(serde_json::from_value(event)?).await?,
             Shape::Queue => self.queue(serde_json::from_value(event)?).await?,
+            Shape::Schedule => self.sweep().await?,
         })
+    }
+
+    /// Queues the webhooks due longer than the grace period: a webhook in flight is always
+    /// due at some time (its next attempt, or the end of its lease), and the stream or the
+    /// failed queue takes it then; one still due well after that has nothing left to wake
+    /// it. The `due` index finds them without reading the table. A webhook queued twice
+    /// (swept again before its message is handled) is taken once: the second message finds
+    /// nothing to do.
+    async fn sweep(&self) -> Result<Value> {
+        let grace = i64::try_from(self.settings.sweep_grace.as_millis()).unwrap_or(i64::MAX);
+        let due = self
+            .store
+            .due(now_ms().saturating_sub(grace), self.settings.sweep_limit)
+            .await?;
+        if !due.is_empty() {
+            tracing::warn!(count = due.len(), ids = ?due, "webhooks past due with nothing to wake them; queued");
+        }
+        self.queues.wake(&due).await?;
+        Ok(json!({ "queued": due.len() }))
     }
 
     /// An API Gateway request, through the capture component.
@@ -241,4 +267,28 @@ async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec
         }
     }
     Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_told_apart_by_their_shape() {
+        let scheduled = json!({
+            "version": "0", "id": "53dc4d37", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": "2026-11-29T00:00:00Z",
+            "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"],
+            "detail": {}
+        });
+        assert_eq!(shape(&scheduled).unwrap(), Shape::Schedule);
+        let sqs = json!({ "Records": [{ "eventSource": "aws:sqs", "body": "{}" }] });
+        assert_eq!(shape(&sqs).unwrap(), Shape::Queue);
+        let stream = json!({ "Records": [{ "eventSource": "aws:dynamodb" }] });
+        assert_eq!(shape(&stream).unwrap(), Shape::Stream);
+        let http = json!({ "requestContext": { "http": { "method": "POST" } } });
+        assert_eq!(shape(&http).unwrap(), Shape::Http);
+        let other = json!({ "source": "aws.s3", "detail-type": "Object Created" });
+        assert!(shape(&other).is_err());
+    }
 }

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use inbox_core::config::{Config, ConfigError};
-use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused};
+use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused, due_index};
 use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK};
 use inbox_core::lifecycle::{DeadLetter, Transition};
 use inbox_core::model::StatusView;
@@ -101,8 +101,8 @@ impl DynamoStore {
                 .scan()
                 .table_name(&self.table)
                 .filter_expression(&scan.filter)
-                .projection_expression(&scan.projection)
-                .set_expression_attribute_names(Some(scan.names.clone()))
+                .projection_expression(&scan.projection.expression)
+                .set_expression_attribute_names(Some(scan.projection.names.clone()))
                 .set_expression_attribute_values(Some(scan.values.clone().into()))
                 .set_exclusive_start_key(start)
                 .send()
@@ -114,6 +114,107 @@ impl DynamoStore {
                 return Ok(items);
             }
         }
+    }
+
+    /// The status items of one partition of the `due` index, page after page, the longest
+    /// waiting first; at most `limit`.
+    async fn query_due(
+        &self,
+        query: &due_index::Query,
+        limit: usize,
+    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(due_index::NAME)
+                .key_condition_expression(&query.key_condition)
+                .set_expression_attribute_names(Some(query.names.clone()))
+                .set_expression_attribute_values(Some(query.values.clone().into()))
+                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(page.items.unwrap_or_default().into_iter().map(Into::into));
+            start = page.last_evaluated_key;
+            if start.is_none() || items.len() >= limit {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Every partition of the `due` index, at most `limit` items from each: together they
+    /// hold the `limit` longest waiting.
+    async fn in_flight(
+        &self,
+        up_to: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
+        let mut items = Vec::new();
+        for query in due_index::queries(up_to) {
+            items.extend(self.query_due(&query, limit).await?);
+        }
+        Ok(items)
+    }
+
+    /// The items at `keys`, [`dynamodb::BATCH_GET_KEYS`] a call; a key not stored is left out.
+    async fn batch_get(
+        &self,
+        keys: Vec<serde_dynamo::Item>,
+        projection: &dynamodb::Projection,
+    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut rounds = 0;
+        let mut backoff = Duration::from_millis(50);
+        let mut left: Vec<Item> = keys.into_iter().map(Into::into).collect();
+        while !left.is_empty() {
+            let rest = left.split_off(left.len().min(dynamodb::BATCH_GET_KEYS));
+            let batch = KeysAndAttributes::builder()
+                .set_keys(Some(left))
+                .projection_expression(&projection.expression)
+                .set_expression_attribute_names(Some(projection.names.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let mut responses = output.responses.unwrap_or_default();
+            items.extend(
+                responses
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into),
+            );
+            // Keys DynamoDB had no capacity for come back unprocessed: read them again, after a pause.
+            left = output
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table)
+                .map(|unprocessed| unprocessed.keys)
+                .unwrap_or_default();
+            if !left.is_empty() {
+                rounds += 1;
+                if rounds > dynamodb::BATCH_GET_ROUNDS {
+                    return Err(StoreError::Unavailable(
+                        "DynamoDB keeps leaving keys of a batch read unprocessed".into(),
+                    ));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            left.extend(rest);
+        }
+        Ok(items)
     }
 
     /// A capture's answer when the webhook `id` is already stored.
@@ -235,7 +336,7 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let items = self.scan(&dynamodb::summary_scan(&[STATUS_SK])).await?;
+        let items = self.in_flight(Some(now), limit).await?;
         let (ids, unreadable) = dynamodb::due(items, now, limit);
         for error in unreadable {
             tracing::warn!(%error, "skipping an unreadable status item");
@@ -248,10 +349,25 @@ impl WebhookStore for DynamoStore {
         state: Option<State>,
         limit: usize,
     ) -> Result<Vec<StatusView>, StoreError> {
-        let items = self
-            .scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))
-            .await?;
-        dynamodb::summaries(items, state, limit).map_err(|e| StoreError::Corrupt(e.to_string()))
+        let corrupt = |e: item::ItemError| StoreError::Corrupt(e.to_string());
+        let items = match state {
+            // The webhooks in flight are few, however many the table keeps: read the index.
+            Some(state) if state.in_flight() => {
+                let statuses = self.in_flight(None, usize::MAX).await?;
+                let (mut items, keys) =
+                    due_index::latest(statuses, state, limit).map_err(corrupt)?;
+                items.extend(
+                    self.batch_get(keys, &dynamodb::summary_projection())
+                        .await?,
+                );
+                items
+            }
+            _ => {
+                self.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))
+                    .await?
+            }
+        };
+        dynamodb::summaries(items, state, limit).map_err(corrupt)
     }
 
     async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {

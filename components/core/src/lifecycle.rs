@@ -122,6 +122,18 @@ impl Status {
         }
     }
 
+    /// When it is next due for an attempt: a waiting webhook's next attempt, or when the
+    /// lease of the attempt under way runs out. `None` once it is finished.
+    pub fn due_at(&self) -> Option<i64> {
+        match self.state {
+            State::Received | State::Failed => {
+                Some(self.next_attempt_at.unwrap_or(self.updated_at))
+            }
+            State::Processing => Some(self.lease_until.unwrap_or(self.updated_at)),
+            State::Completed | State::OperatorRequired => None,
+        }
+    }
+
     /// Whether a worker may take it now.
     pub fn is_claimable(&self, now: i64) -> bool {
         match self.state {

@@ -36,6 +36,11 @@ impl State {
         State::OperatorRequired,
     ];
 
+    /// Waiting for an attempt, or held by one: not finished.
+    pub fn in_flight(self) -> bool {
+        matches!(self, State::Received | State::Processing | State::Failed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Received => "received",

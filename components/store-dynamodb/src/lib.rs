@@ -24,8 +24,10 @@ use inbox_core::Status;
 use inbox_core::capture::MAX_LIST;
 use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, secrets};
-use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused, json, settings};
-use inbox_core::item::{STATUS_SK, WEBHOOK_SK};
+use inbox_core::item::dynamodb::{
+    self, CaptureRefused, Refusal, SwapRefused, due_index, json, settings,
+};
+use inbox_core::item::{ItemError, STATUS_SK, WEBHOOK_SK};
 use inbox_core::store::{Resend, StoreError};
 use inbox_guest::config::WasiConfig;
 use inbox_guest::http;
@@ -66,10 +68,20 @@ impl Guest for DynamoStore {
     fn list_webhooks(state: Option<wit::State>, limit: u32) -> Result<Vec<wit::Summary>, WitError> {
         let list = || {
             let table = Table::from_config()?;
-            let items = table.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))?;
             let limit = limit.min(MAX_LIST) as usize;
-            dynamodb::summaries(items, state.map(state_from_wit), limit)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+            let state = state.map(state_from_wit);
+            let corrupt = |e: ItemError| StoreError::Corrupt(e.to_string());
+            let items = match state {
+                // The webhooks in flight are few, however many the table keeps: read the index.
+                Some(state) if state.in_flight() => {
+                    let (mut items, keys) =
+                        due_index::latest(table.in_flight()?, state, limit).map_err(corrupt)?;
+                    items.extend(table.batch_get(keys, &dynamodb::summary_projection())?);
+                    items
+                }
+                _ => table.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))?,
+            };
+            dynamodb::summaries(items, state, limit).map_err(corrupt)
         };
         let views = list().map_err(store_error_to_wit)?;
         Ok(views.into_iter().map(view_to_summary).collect())
@@ -223,6 +235,65 @@ impl Table {
                 None => return Ok(items),
             }
         }
+    }
+
+    /// Every status item of the `due` index, partition after partition, page after page.
+    fn in_flight(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for query in due_index::queries(None) {
+            let mut start = None;
+            loop {
+                let request = json::due_query(&self.name, &query, None, start.take());
+                let answer = self
+                    .call("Query", &request)
+                    .map_err(|refusal| refusal.unavailable())?;
+                let (page, next) = json::page(answer)?;
+                items.extend(page);
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// The items at `keys`, [`dynamodb::BATCH_GET_KEYS`] a call; a key not stored is left out.
+    fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: &dynamodb::Projection,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut left: Vec<Value> = keys
+            .iter()
+            .map(|key| serde_json::to_value(key).expect("a key serialises"))
+            .collect();
+        let mut rounds = 0;
+        let mut backoff = std::time::Duration::from_millis(50);
+        while !left.is_empty() {
+            let rest = left.split_off(left.len().min(dynamodb::BATCH_GET_KEYS));
+            let request = json::batch_get(&self.name, &left, projection);
+            let answer = self
+                .call("BatchGetItem", &request)
+                .map_err(|refusal| refusal.unavailable())?;
+            let (got, unprocessed) = json::batch_got(&self.name, answer)?;
+            items.extend(got);
+            // Keys DynamoDB had no capacity for come back unprocessed: read them again, after a pause.
+            if !unprocessed.is_empty() {
+                rounds += 1;
+                if rounds > dynamodb::BATCH_GET_ROUNDS {
+                    return Err(StoreError::Unavailable(
+                        "DynamoDB keeps leaving keys of a batch read unprocessed".into(),
+                    ));
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            }
+            left = unprocessed;
+            left.extend(rest);
+        }
+        Ok(items)
     }
 
     /// One DynamoDB API call, signed with SigV4.

@@ -53,7 +53,13 @@ pub mod settings {
 }
 
 /// The attributes of the status item that are absent when they do not apply.
-const OPTIONAL_STATUS_ATTRIBUTES: [&str; 3] = ["lease_until", "next_attempt_at", "last_error"];
+const OPTIONAL_STATUS_ATTRIBUTES: [&str; 5] = [
+    "lease_until",
+    "next_attempt_at",
+    "last_error",
+    "due_shard",
+    "due_at",
+];
 
 pub fn to_item(value: &impl serde::Serialize) -> Item {
     serde_dynamo::to_item(value).expect("the item records serialise")
@@ -394,22 +400,38 @@ pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
 }
 
 /// A scan of the items whose `SK` is one of a few, reading [`SUMMARY_ATTRIBUTES`] only
-/// (no payloads): what operators list, and what is due.
+/// (no payloads): what operators list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scan {
     pub filter: String,
-    pub projection: String,
-    pub names: HashMap<String, String>,
+    pub projection: Projection,
     pub values: Item,
 }
 
-pub fn summary_scan(sks: &[&str]) -> Scan {
-    let mut names = HashMap::from([("#sk".to_owned(), "SK".to_owned())]);
+/// A `ProjectionExpression` with the attribute names it stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub expression: String,
+    pub names: HashMap<String, String>,
+}
+
+/// [`SUMMARY_ATTRIBUTES`], as a projection.
+pub fn summary_projection() -> Projection {
+    let mut names = HashMap::new();
     let mut projected = Vec::new();
     for (i, name) in SUMMARY_ATTRIBUTES.iter().enumerate() {
         names.insert(format!("#p{i}"), (*name).to_owned());
         projected.push(format!("#p{i}"));
     }
+    Projection {
+        expression: projected.join(", "),
+        names,
+    }
+}
+
+pub fn summary_scan(sks: &[&str]) -> Scan {
+    let mut projection = summary_projection();
+    projection.names.insert("#sk".to_owned(), "SK".to_owned());
     let values: HashMap<_, _> = sks
         .iter()
         .enumerate()
@@ -418,14 +440,20 @@ pub fn summary_scan(sks: &[&str]) -> Scan {
     let placeholders: Vec<_> = (0..sks.len()).map(|i| format!(":sk{i}")).collect();
     Scan {
         filter: format!("#sk IN ({})", placeholders.join(", ")),
-        projection: projected.join(", "),
-        names,
+        projection,
         values: Item::from(values),
     }
 }
 
+/// `BatchGetItem` reads at most this many keys a call.
+pub const BATCH_GET_KEYS: usize = 100;
+
+/// How many times a batch read asks again for the keys DynamoDB left unprocessed (for want
+/// of capacity) before it gives up as unavailable.
+pub const BATCH_GET_ROUNDS: u32 = 8;
+
 /// The ids whose next attempt is due at `now`, or whose lease has expired, from the
-/// `STATUS` items of a scan, the longest waiting first; and the items that cannot be read,
+/// `STATUS` items of the [`due_index`], the longest waiting first; and the items that cannot be read,
 /// which are passed over (one bad item must not stop the rest from being processed).
 pub fn due(
     items: impl IntoIterator<Item = Item>,
@@ -444,9 +472,8 @@ pub fn due(
         };
         let id = item.id.clone();
         let status = item.into_status();
-        if status.is_claimable(now) {
-            let since = status.next_attempt_at.or(status.lease_until);
-            due.push((since.unwrap_or(status.updated_at), id));
+        if let (true, Some(since)) = (status.is_claimable(now), status.due_at()) {
+            due.push((since, id));
         }
     }
     due.sort();
@@ -454,12 +481,94 @@ pub fn due(
     (ids, unreadable)
 }
 
+/// The sparse global secondary index of the webhooks in flight: a `STATUS` item carries
+/// its keys (`due_shard`, `due_at`) only while the webhook waits for an attempt or an
+/// attempt holds it, so what is due is found by reading the webhooks in flight, not the
+/// table, however many finished ones it keeps.
+pub mod due_index {
+    use std::collections::HashMap;
+
+    use serde_dynamo::{AttributeValue, Item};
+
+    use super::{StatusItem, key, read};
+    use crate::item::{DUE_SHARDS, ItemError, WEBHOOK_SK, due_shard_key};
+    use crate::model::State;
+
+    pub const NAME: &str = "due";
+    pub const PARTITION_KEY: &str = "due_shard";
+    pub const SORT_KEY: &str = "due_at";
+    /// What it projects besides the keys: the whole status, so neither what is due nor
+    /// the list of the webhooks in flight reads the table for it.
+    pub const ATTRIBUTES: [&str; 8] = [
+        "id",
+        "status",
+        "retries",
+        "version",
+        "updated_at",
+        "lease_until",
+        "next_attempt_at",
+        "last_error",
+    ];
+
+    /// A `Query` of one partition of the index.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Query {
+        pub key_condition: String,
+        pub names: HashMap<String, String>,
+        pub values: Item,
+    }
+
+    /// One query per partition: the webhooks due by `up_to` (all in flight, with
+    /// `None`), the longest waiting first.
+    pub fn queries(up_to: Option<i64>) -> Vec<Query> {
+        (0..DUE_SHARDS)
+            .map(|shard| {
+                let mut names = HashMap::from([("#shard".to_owned(), PARTITION_KEY.to_owned())]);
+                let mut values =
+                    HashMap::from([(":shard".to_owned(), AttributeValue::S(due_shard_key(shard)))]);
+                let mut key_condition = "#shard = :shard".to_owned();
+                if let Some(up_to) = up_to {
+                    names.insert("#at".into(), SORT_KEY.into());
+                    values.insert(":up_to".into(), AttributeValue::N(up_to.to_string()));
+                    key_condition.push_str(" AND #at <= :up_to");
+                }
+                Query {
+                    key_condition,
+                    names,
+                    values: Item::from(values),
+                }
+            })
+            .collect()
+    }
+
+    /// Of the status items the index holds, those in `state`, the most recently changed
+    /// first (as [`super::summaries`] lists them), and the keys of their `WEBHOOK` items,
+    /// to read for the summaries.
+    pub fn latest(
+        items: impl IntoIterator<Item = Item>,
+        state: State,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Vec<Item>), ItemError> {
+        let mut kept = Vec::new();
+        for item in items {
+            let status: StatusItem = read(item.clone()).map_err(|e| ItemError(e.to_string()))?;
+            if status.status == state {
+                kept.push((status.updated_at, status.id, item));
+            }
+        }
+        kept.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        kept.truncate(limit);
+        let keys = kept.iter().map(|(_, id, _)| key(id, WEBHOOK_SK)).collect();
+        Ok((kept.into_iter().map(|(_, _, item)| item).collect(), keys))
+    }
+}
+
 /// The requests as bodies of DynamoDB's JSON API (`X-Amz-Target: DynamoDB_20120810.<op>`),
 /// and its answers read back: for a store that speaks HTTP itself.
 pub mod json {
     use serde_json::{Value, json};
 
-    use super::{Capture, Item, NOT_EXISTS, Refusal, Scan, StatusUpdate};
+    use super::{Capture, Item, NOT_EXISTS, Projection, Refusal, Scan, StatusUpdate, due_index};
     use crate::store::StoreError;
 
     /// `TransactWriteItems`.
@@ -490,14 +599,65 @@ pub mod json {
         let mut request = json!({
             "TableName": table,
             "FilterExpression": scan.filter,
-            "ProjectionExpression": scan.projection,
-            "ExpressionAttributeNames": scan.names,
+            "ProjectionExpression": scan.projection.expression,
+            "ExpressionAttributeNames": scan.projection.names,
             "ExpressionAttributeValues": scan.values,
         });
         if let Some(start) = start {
             request["ExclusiveStartKey"] = start;
         }
         request
+    }
+
+    /// `Query` of the `due` index, from `start`, at most `limit` items a page.
+    pub fn due_query(
+        table: &str,
+        query: &due_index::Query,
+        limit: Option<usize>,
+        start: Option<Value>,
+    ) -> Value {
+        let mut request = json!({
+            "TableName": table,
+            "IndexName": due_index::NAME,
+            "KeyConditionExpression": query.key_condition,
+            "ExpressionAttributeNames": query.names,
+            "ExpressionAttributeValues": query.values,
+        });
+        if let Some(limit) = limit {
+            request["Limit"] = json!(limit);
+        }
+        if let Some(start) = start {
+            request["ExclusiveStartKey"] = start;
+        }
+        request
+    }
+
+    /// `BatchGetItem` of up to [`super::BATCH_GET_KEYS`] keys, strongly consistent.
+    pub fn batch_get(table: &str, keys: &[Value], projection: &Projection) -> Value {
+        json!({
+            "RequestItems": { table: {
+                "Keys": keys,
+                "ProjectionExpression": projection.expression,
+                "ExpressionAttributeNames": projection.names,
+                "ConsistentRead": true,
+            }}
+        })
+    }
+
+    /// The items of a `BatchGetItem` answer, and the keys it left for another call.
+    pub fn batch_got(table: &str, answer: Value) -> Result<(Vec<Item>, Vec<Value>), StoreError> {
+        let items = answer["Responses"][table]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(read_item)
+            .collect::<Result<_, _>>()?;
+        let left = answer["UnprocessedKeys"][table]["Keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok((items, left))
     }
 
     /// The item of a `GetItem` answer.
@@ -553,6 +713,7 @@ pub mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::item::WEBHOOK_SK;
     use crate::item::tests::webhook;
     use crate::lifecycle::RetryPolicy;
     use crate::model::State;
@@ -581,7 +742,15 @@ mod tests {
             .collect();
         assert_eq!(
             set,
-            ["lease_until", "retries", "status", "updated_at", "version"]
+            [
+                "due_at",
+                "due_shard",
+                "lease_until",
+                "retries",
+                "status",
+                "updated_at",
+                "version"
+            ]
         );
         let removed: Vec<String> = remove.split(", ").map(name_of).collect();
         assert_eq!(removed, ["next_attempt_at", "last_error"]);
@@ -706,6 +875,97 @@ mod tests {
         );
         let scan = summary_scan(&[STATUS_SK]);
         assert_eq!(scan.filter, "#sk IN (:sk0)");
-        assert_eq!(scan.names["#sk"], "SK");
+        assert_eq!(scan.projection.names["#sk"], "SK");
+    }
+
+    #[test]
+    fn only_a_webhook_in_flight_is_in_the_due_index() {
+        let policy = RetryPolicy::default();
+        let received = Status::received(10);
+        let leased = received.claim(20, 1_000, &policy).unwrap();
+        let retry = crate::lifecycle::Outcome::Retry {
+            reason: "503".into(),
+            delay_ms: None,
+        };
+        let failed = leased.finish(&retry, &policy, 30).unwrap().status;
+        let completed = leased
+            .finish(&crate::lifecycle::Outcome::Completed, &policy, 30)
+            .unwrap()
+            .status;
+        let index_keys = |status: &Status| {
+            let item = to_item(&StatusItem::new("57f0", status, None));
+            (
+                item.get(due_index::PARTITION_KEY).cloned(),
+                item.get(due_index::SORT_KEY).cloned(),
+            )
+        };
+        let shard = Some(AttributeValue::S(crate::item::due_shard("57f0")));
+        let at = |ms: i64| Some(AttributeValue::N(ms.to_string()));
+        assert_eq!(index_keys(&received), (shard.clone(), at(10)));
+        assert_eq!(index_keys(&leased), (shard.clone(), at(1_020)));
+        assert_eq!(
+            index_keys(&failed),
+            (shard, at(failed.next_attempt_at.unwrap()))
+        );
+        assert_eq!(index_keys(&completed), (None, None));
+        let update = status_update("57f0", 2, &completed);
+        let removed = update.update.split_once(" REMOVE ").unwrap().1;
+        let removed: Vec<_> = removed
+            .split(", ")
+            .map(|r| update.names[r].as_str())
+            .collect();
+        assert!(removed.contains(&"due_shard") && removed.contains(&"due_at"));
+    }
+
+    #[test]
+    fn the_due_index_is_read_one_shard_at_a_time() {
+        let queries = due_index::queries(Some(1_000));
+        assert_eq!(queries.len(), crate::item::DUE_SHARDS as usize);
+        assert_eq!(
+            queries[3].key_condition,
+            "#shard = :shard AND #at <= :up_to"
+        );
+        assert_eq!(
+            queries[3].values[":shard"],
+            AttributeValue::S("DUE#3".into())
+        );
+        assert_eq!(
+            queries[3].values[":up_to"],
+            AttributeValue::N("1000".into())
+        );
+        assert_eq!(due_index::queries(None)[0].key_condition, "#shard = :shard");
+        let shards: std::collections::HashSet<_> = (0..200)
+            .map(|i| crate::item::due_shard(&format!("id-{i}")))
+            .collect();
+        assert_eq!(
+            shards.len(),
+            crate::item::DUE_SHARDS as usize,
+            "every shard used"
+        );
+        let request = json::due_query("t", &queries[0], Some(5), None);
+        assert_eq!(request["IndexName"], "due");
+        assert_eq!(request["Limit"], 5);
+    }
+
+    #[test]
+    fn the_latest_in_flight_are_the_most_recently_changed_in_that_state() {
+        let policy = RetryPolicy::default();
+        let items = vec![
+            to_item(&StatusItem::new("a", &Status::received(10), None)),
+            to_item(&StatusItem::new("b", &Status::received(30), None)),
+            to_item(&StatusItem::new(
+                "c",
+                &Status::received(40).claim(50, 1_000, &policy).unwrap(),
+                None,
+            )),
+            to_item(&StatusItem::new("d", &Status::received(20), None)),
+        ];
+        let (statuses, keys) = due_index::latest(items, State::Received, 2).unwrap();
+        let ids: Vec<_> = statuses.iter().map(|s| s["id"].clone()).collect();
+        assert_eq!(
+            ids,
+            [AttributeValue::S("b".into()), AttributeValue::S("d".into())]
+        );
+        assert_eq!(keys, [key("b", WEBHOOK_SK), key("d", WEBHOOK_SK)]);
     }
 }

@@ -43,6 +43,21 @@ pub fn body_pk(origin: &str, payload: &[u8]) -> String {
     format!("BODY#{origin}#{}", hex::encode(Sha256::digest(payload)))
 }
 
+/// How many partitions the `due` index spreads the webhooks in flight over, so a burst of
+/// captures does not write one hot partition; a query for what is due reads each.
+pub const DUE_SHARDS: u32 = 8;
+
+/// The `due` index partition of a webhook, from its id.
+pub fn due_shard(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    due_shard_key(u32::from(digest[0]) % DUE_SHARDS)
+}
+
+/// `DUE#<shard>`, for a shard in `0..DUE_SHARDS`.
+pub fn due_shard_key(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
 /// The id inside a `PK`, if it is one of ours.
 pub fn id_of_pk(pk: &str) -> Option<&str> {
     pk.strip_prefix("WH#")
@@ -93,6 +108,13 @@ pub struct StatusItem {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The keys of the sparse index of what is due (DynamoDB's `due` index): set while the
+    /// webhook waits for an attempt or an attempt holds it, absent once it is finished, so
+    /// the index holds only the webhooks in flight, however many the table keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_shard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
 }
 
 /// A `DEAD#<ms>` item: one time the webhook needed an operator. It reuses the status
@@ -205,6 +227,8 @@ impl StatusItem {
             next_attempt_at: status.next_attempt_at,
             last_error: status.last_error.clone(),
             expires_at,
+            due_shard: status.due_at().map(|_| due_shard(id)),
+            due_at: status.due_at(),
         }
     }
 
