@@ -222,6 +222,12 @@ fn main() -> Result<()> {
         }
     };
     init_tracing();
+    // A file grown past the process's size limit (RLIMIT_FSIZE, like a full disk) would
+    // kill the host by SIGXFSZ mid-transaction; ignored, the write fails with EFBIG and the
+    // store answers 503 until there is room again, as it does for a full disk.
+    // SAFETY: SIG_IGN installs no handler code, and nothing in the process relies on
+    // SIGXFSZ.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -232,9 +238,13 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INBOX_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
     });
+    // A log line that cannot be written (the disk under the log is full) is dropped: the
+    // subscriber's own report of it would go to the same stderr and panic the thread that
+    // logged, a request's task or the SQLite writer.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     // Lambda sends each line to CloudWatch, where JSON lines can be queried by field.
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     if on_lambda || std::env::var("INBOX_LOG_FORMAT").is_ok_and(|f| f == "json") {

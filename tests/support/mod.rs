@@ -66,6 +66,10 @@ impl Inbox {
         }
     }
 
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("inbox.db")
     }
@@ -79,7 +83,7 @@ impl Inbox {
 
     /// Asks the process to stop (SIGTERM), as a deployment would, and waits for it.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).unwrap();
+        let pid = self.pid();
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
         let deadline = Instant::now() + within;

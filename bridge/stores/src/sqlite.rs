@@ -75,7 +75,16 @@ impl SqliteStore {
         let notify = written.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(conn, queue, notify))?;
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| run_writer(conn, queue, notify));
+                if std::panic::catch_unwind(run).is_err() {
+                    // Without its writer the store could only answer 503 from now on while
+                    // the process looks alive: stop, so a supervisor starts a working one
+                    // (every acknowledged write is committed already).
+                    tracing::error!("the SQLite writer panicked; stopping the process");
+                    std::process::abort();
+                }
+            })?;
         Ok(SqliteStore {
             path: path.to_owned(),
             writer,
