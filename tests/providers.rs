@@ -3,53 +3,15 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
 
-fn signed_deliveries() -> Value {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/signed_deliveries.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("python3 is needed to sign the test deliveries: {e}"));
-    assert!(
-        output.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// An inbox configured with the fixture's secrets and sources.
-fn start_with(fixture: &Value) -> Inbox {
-    let env: Vec<(&str, &str)> = fixture["env"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
-    Inbox::start(&env)
-}
-
-fn headers_of(case: &Value) -> Vec<(&str, &str)> {
-    case["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|pair| (pair[0].as_str().unwrap(), pair[1].as_str().unwrap()))
-        .collect()
-}
-
 #[test]
 fn every_scheme_accepts_exactly_the_genuine_deliveries() {
     let fixture = signed_deliveries();
-    let inbox = start_with(&fixture);
+    let inbox = start_with(&fixture, &[]);
 
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() >= 70, "the fixture covers every scheme");
@@ -108,7 +70,7 @@ fn every_scheme_accepts_exactly_the_genuine_deliveries() {
 #[test]
 fn event_types_and_keys_come_from_each_provider() {
     let fixture = signed_deliveries();
-    let inbox = start_with(&fixture);
+    let inbox = start_with(&fixture, &[]);
     let expected_types = [
         ("bigcommerce", "store/order/created"),
         ("stripe", "payment_intent.succeeded"),

@@ -365,3 +365,42 @@ pub fn stripe_event(id: &str) -> Vec<u8> {
     }))
     .unwrap()
 }
+
+/// The deliveries of every scheme, signed by an independent implementation (Python's
+/// hmac): `{"env", "cases": [{name, origin, headers, body, expected}]}`.
+pub fn signed_deliveries() -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/signed_deliveries.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed to sign the test deliveries: {e}"));
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// An inbox configured with the fixture's secrets and sources, and `extra`.
+pub fn start_with(fixture: &Value, extra: &[(&str, &str)]) -> Inbox {
+    let mut env: Vec<(&str, &str)> = fixture["env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+        .collect();
+    env.extend_from_slice(extra);
+    Inbox::start(&env)
+}
+
+pub fn headers_of(case: &Value) -> Vec<(&str, &str)> {
+    case["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| (pair[0].as_str().unwrap(), pair[1].as_str().unwrap()))
+        .collect()
+}

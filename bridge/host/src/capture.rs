@@ -119,6 +119,9 @@ impl CaptureHost {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        if let Some(problem) = host_problem(&request) {
+            return Ok(problem_response(&problem));
+        }
         let self_app = (self_requests == SelfRequests::Allowed).then(|| {
             let host = self.clone();
             Arc::new(move |request| host.clone().capture_for_itself(request)) as SelfApp
@@ -198,6 +201,21 @@ pub fn internal_error() -> http::Response<HyperOutgoingBody> {
     ))
 }
 
+/// An HTTP/1.1 request needs exactly one Host header with a valid value, or `400` (RFC
+/// 9112, 3.2); wasi-http takes it as the request's authority, and refuses it otherwise.
+fn host_problem<B>(request: &http::Request<B>) -> Option<inbox_core::Problem> {
+    if request.uri().authority().is_some() {
+        return None;
+    }
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if host.to_str().is_ok() => None,
+        _ => Some(inbox_core::Problem::bad_request(
+            "a request needs exactly one Host header, of visible ASCII",
+        )),
+    }
+}
+
 /// A problem answered by the host itself; a 503 says when to come back.
 pub fn problem_response(problem: &inbox_core::Problem) -> http::Response<HyperOutgoingBody> {
     let body = http_body_util::Full::new(Bytes::from(problem.to_json()))
@@ -210,4 +228,32 @@ pub fn problem_response(problem: &inbox_core::Problem) -> http::Response<HyperOu
         response = response.header("retry-after", "5");
     }
     response.body(body).expect("a problem is a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_needs_one_valid_host() {
+        let request = |hosts: &[&[u8]]| {
+            let mut builder = http::Request::builder().uri("/api/webhooks/stripe");
+            for host in hosts {
+                builder = builder.header(
+                    http::header::HOST,
+                    http::HeaderValue::from_bytes(host).unwrap(),
+                );
+            }
+            builder.body(()).unwrap()
+        };
+        assert!(host_problem(&request(&[b"inbox.example"])).is_none());
+        for bad in [&[][..], &[b"a".as_slice(), b"b"], &[b"caf\xc3\xa9"]] {
+            assert_eq!(host_problem(&request(bad)).map(|p| p.status), Some(400));
+        }
+        let absolute = http::Request::builder()
+            .uri("http://inbox.example/api/webhooks/stripe")
+            .body(())
+            .unwrap();
+        assert!(host_problem(&absolute).is_none());
+    }
 }
