@@ -38,15 +38,7 @@ fn captured_within(inbox: &Inbox, hash: &str, patience: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let body = bigcommerce_event(hash);
-        let request = http(
-            "POST",
-            "/api/webhooks/bigcommerce",
-            &[
-                ("Content-Type", "application/json"),
-                ("Signature", &sign_bigcommerce(BIGCOMMERCE_SECRET, &body)),
-            ],
-            &body,
-        );
+        let request = bigcommerce_request(&body);
         if let Ok((202, _)) = send_raw(&inbox.url, &request) {
             return started.elapsed();
         }
@@ -153,15 +145,7 @@ fn a_store_that_cannot_keep_up_makes_capture_answer_503_and_nothing_acknowledged
             let url = inbox.url.clone();
             std::thread::spawn(move || {
                 let body = bigcommerce_event(&format!("hash-flood-{n}"));
-                let request = http(
-                    "POST",
-                    "/api/webhooks/bigcommerce",
-                    &[
-                        ("Content-Type", "application/json"),
-                        ("Signature", &sign_bigcommerce(BIGCOMMERCE_SECRET, &body)),
-                    ],
-                    &body,
-                );
+                let request = bigcommerce_request(&body);
                 send_raw(&url, &request).unwrap()
             })
         })
@@ -189,4 +173,68 @@ fn a_store_that_cannot_keep_up_makes_capture_answer_503_and_nothing_acknowledged
     let stored = inbox.states().len();
     assert_eq!(stored, 1 + acknowledged.len(), "{}", inbox.log());
     captured_within(&inbox, "hash-after", Duration::from_secs(5));
+}
+
+/// Raises this process's open file limit to `files` (within the hard limit), for tests
+/// that hold that many connections at once.
+fn allow_open_files(files: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    assert!(
+        limit.rlim_max >= files,
+        "this test needs {files} open files; the hard limit is {}",
+        limit.rlim_max
+    );
+    limit.rlim_cur = limit.rlim_cur.max(files);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+}
+
+#[test]
+fn a_burst_beyond_the_connection_limit_gets_every_answer() {
+    let clients = 1_000;
+    allow_open_files(2 * clients as u64 + 256);
+    let inbox = Inbox::start(&[("INBOX_MAX_CONNECTIONS", "64")]);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(clients));
+    let posts: Vec<_> = (0..clients)
+        .map(|n| {
+            let (url, start) = (inbox.url.clone(), start.clone());
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    // Bodies large enough to keep the host busy while the burst arrives.
+                    let event = bigcommerce_event(&format!("hash-burst-{n}"));
+                    let padding = format!("{{\"padding\":\"{}\",", "x".repeat(32 * 1024));
+                    let body = [padding.as_bytes(), &event[1..]].concat();
+                    let request = bigcommerce_request(&body);
+                    start.wait();
+                    send_raw(&url, &request)
+                })
+                .unwrap()
+        })
+        .collect();
+    let mut answers = std::collections::BTreeMap::new();
+    for post in posts {
+        let code = match post.join().unwrap() {
+            Ok((code, _)) => code.to_string(),
+            Err(error) => error,
+        };
+        *answers.entry(code).or_insert(0) += 1;
+    }
+    let acknowledged = answers.get("202").copied().unwrap_or(0);
+    let refused = answers.get("503").copied().unwrap_or(0);
+    assert_eq!(
+        acknowledged + refused,
+        clients,
+        "every client answered: {answers:?}"
+    );
+    assert!(refused > 0, "the limit was reached: {answers:?}");
+    assert_eq!(inbox.states().len(), acknowledged);
 }

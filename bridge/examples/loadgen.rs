@@ -3,7 +3,10 @@
 //! baseline through the same HTTP and wasm path without the store, deliveries to an unknown
 //! origin. Bounded in count; prints throughput and latency percentiles.
 //!
-//! `cargo run --release --example loadgen -- URL SECRET capture|baseline CONNECTIONS REQUESTS`
+//! `flood`: every connection opens at once and sends one delivery of the largest body the
+//! inbox accepts by default (256 KiB); a connection that gets no answer is counted by why.
+//!
+//! `cargo run --release --example loadgen -- URL SECRET capture|baseline|flood CONNECTIONS REQUESTS`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -26,11 +29,14 @@ fn main() {
     let connections: usize = connections.parse().expect("CONNECTIONS is a number");
     let requests: usize = requests.parse().expect("REQUESTS is a number");
     let origin = match scenario.as_str() {
-        "capture" => "bigcommerce",
+        "capture" | "flood" => "bigcommerce",
         "baseline" => "unknown-origin",
         other => panic!("unknown scenario {other}"),
     };
     let run_id = std::process::id();
+    if scenario == "flood" {
+        return flood(&address, secret, connections, run_id);
+    }
     // Signed before the clock starts: the generator measures the server, not itself.
     let batches: Vec<Vec<Vec<u8>>> = (0..connections)
         .map(|c| {
@@ -73,10 +79,81 @@ fn main() {
     );
 }
 
-fn request(address: &str, origin: &str, secret: &str, hash: &str) -> Vec<u8> {
-    let body = format!(
-        r#"{{"scope":"store/order/created","store_id":"1025646","data":{{"type":"order","id":250}},"hash":"{hash}","created_at":1561479335,"producer":"stores/abc123"}}"#
+/// The default `INBOX_MAX_BODY_BYTES`.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+fn flood(address: &str, secret: &str, connections: usize, run_id: u32) {
+    let requests: Vec<Vec<u8>> = (0..connections)
+        .map(|c| {
+            let hash = format!("{run_id}-flood-{c}");
+            request_of_size(address, "bigcommerce", secret, &hash, MAX_BODY_BYTES)
+        })
+        .collect();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(connections));
+    let started = Instant::now();
+    let workers: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let address = address.to_owned();
+            let start = start.clone();
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    start.wait();
+                    let sent = Instant::now();
+                    (send_one(&address, &request), sent.elapsed())
+                })
+                .expect("a thread per connection")
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut slowest = Duration::ZERO;
+    for worker in workers {
+        let (status, latency) = worker.join().expect("a connection thread failed");
+        *statuses.entry(status).or_insert(0) += 1;
+        slowest = slowest.max(latency);
+    }
+    println!(
+        "flood: {connections} connections at once, {MAX_BODY_BYTES} bytes each, answered in {:.2} s (slowest {slowest:?}); statuses {statuses:?}",
+        started.elapsed().as_secs_f64()
     );
+}
+
+/// One request on its own connection: its status, or why it got none.
+fn send_one(address: &str, request: &[u8]) -> String {
+    let stream = match TcpStream::connect(address) {
+        Ok(stream) => stream,
+        Err(error) => return format!("connect: {:?}", error.kind()),
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    // The server may answer (503) and close before it has read it all: then the write fails
+    // and the answer is still there to read.
+    let _ = writer.write_all(request);
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => "closed without an answer".into(),
+        Ok(_) => line.split(' ').nth(1).unwrap_or("garbled").to_owned(),
+        Err(error) => format!("read: {:?}", error.kind()),
+    }
+}
+
+fn request(address: &str, origin: &str, secret: &str, hash: &str) -> Vec<u8> {
+    request_of_size(address, origin, secret, hash, 0)
+}
+
+/// A signed delivery whose body is padded to `size` bytes (if it is shorter).
+fn request_of_size(address: &str, origin: &str, secret: &str, hash: &str, size: usize) -> Vec<u8> {
+    let head = format!(
+        r#"{{"scope":"store/order/created","store_id":"1025646","data":{{"type":"order","id":250}},"hash":"{hash}","created_at":1561479335,"producer":"stores/abc123""#
+    );
+    let padding = size.saturating_sub(head.len() + r#","padding":""}"#.len());
+    let body = if padding > 0 {
+        format!(r#"{head},"padding":"{}"}}"#, "x".repeat(padding))
+    } else {
+        format!("{head}}}")
+    };
     let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
         .expect("any key")
         .chain_update(body.as_bytes())

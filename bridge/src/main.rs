@@ -266,9 +266,8 @@ async fn run(command: Command) -> Result<()> {
             let http_limits = serve::HttpLimits::from_config(host.config.as_ref())?;
             let capture = host.capture(store.clone())?;
             let processor = host.processor()?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let listener =
+                serve::listen(listen).with_context(|| format!("cannot listen on {listen}"))?;
             let address = listener.local_addr()?;
             tracing::info!(%address, store = db.describe(), "serving");
             // Scripts and tests read the bound address (the port may have been 0).

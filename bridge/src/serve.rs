@@ -70,6 +70,23 @@ impl HttpLimits {
     }
 }
 
+/// Connections the kernel holds for us before we accept them. With tokio's 1024, a burst
+/// of 2,000 clients sending large bodies overflowed it while the host was busy, and one
+/// in ten was reset unanswered (`scripts/flood`); with room for the burst each gets its
+/// `202` or `503`. (Linux caps it at `net.core.somaxconn`, 4096 by default.)
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with room for a burst of connections.
+pub fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// What a connection over the limit is told before it is closed.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
@@ -102,11 +119,7 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let refuse = stream.write_all(TOO_MANY_CONNECTIONS);
-                let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
-            });
+            tokio::spawn(refuse(stream));
             continue;
         };
         let (capture, requests, limits_for_requests) =
@@ -148,6 +161,12 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Answers a connection over the limit `503` and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let answer = stream.write_all(TOO_MANY_CONNECTIONS);
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
 /// One request through the capture component, within the limits.

@@ -316,6 +316,19 @@ pub fn send_raw(url: &str, request: &[u8]) -> Result<(u16, String), String> {
     Ok((code, text))
 }
 
+/// A BigCommerce delivery of `body`, signed with the test secret, as raw HTTP.
+pub fn bigcommerce_request(body: &[u8]) -> Vec<u8> {
+    http(
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("Content-Type", "application/json"),
+            ("Signature", &sign_bigcommerce(BIGCOMMERCE_SECRET, body)),
+        ],
+        body,
+    )
+}
+
 pub fn sign_bigcommerce(secret: &str, body: &[u8]) -> String {
     let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
         .unwrap()
