@@ -400,3 +400,58 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays
         Captured::Stored(_)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_stored_before_the_due_index_are_found_once_reindexed() {
+    let (store, client) = store().await;
+    let (old, taken) = (
+        webhook("evt_old", b"{}".to_vec()),
+        webhook("evt_taken", b"{}".to_vec()),
+    );
+    for hook in [&old, &taken] {
+        store.capture(hook, false).await.unwrap();
+    }
+    let claimed = Status::received(1)
+        .claim(2, 1_000, &RetryPolicy::default())
+        .unwrap();
+    let claim = Transition {
+        status: claimed,
+        dead_letter: None,
+    };
+    assert!(store.swap_status(&taken.id, 1, &claim).await.unwrap());
+    // As a status item written before the index: without its keys.
+    client
+        .update_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S(format!("WH#{}", old.id)))
+        .key("SK", AttributeValue::S("STATUS".into()))
+        .update_expression("REMOVE due_shard, due_at")
+        .send()
+        .await
+        .unwrap();
+    let far_future = i64::MAX / 2;
+    assert_eq!(
+        store.due(far_future, 10).await.unwrap(),
+        std::slice::from_ref(&taken.id)
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(["reindex", "--table", store.table()])
+        .env_clear()
+        .envs(moto::aws_env(Moto::shared()))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("gave 1 webhooks"), "{said}");
+    let mut due = store.due(far_future, 10).await.unwrap();
+    due.sort();
+    let mut expected = vec![old.id.clone(), taken.id.clone()];
+    expected.sort();
+    assert_eq!(due, expected);
+    assert_eq!(
+        store.status(&old.id).await.unwrap().unwrap(),
+        Status::received(old.received_at),
+        "the status as it was"
+    );
+}

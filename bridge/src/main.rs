@@ -91,6 +91,14 @@ enum Command {
         #[arg(long, env = "INBOX_DEAD_QUEUE_URL")]
         dead_queue_url: Option<String>,
     },
+    /// Give the webhooks in flight of a DynamoDB table written before the `due` index
+    /// existed their index keys, so the sweep, the worker and the list find them. Run once
+    /// after deploying a template with the index over an older table.
+    Reindex {
+        /// The DynamoDB table (the AWS SDK's AWS_REGION, credentials and AWS_ENDPOINT_URL apply).
+        #[arg(long, env = "INBOX_TABLE")]
+        table: String,
+    },
     /// Send stuck webhooks round again now, keeping the attempts they used: `received`,
     /// `failed`, or `processing` whose lease has expired (on AWS: what the stream mapping
     /// gave up on, or a retry redriven to the dead queue). A live attempt is left alone.
@@ -386,6 +394,11 @@ async fn run(command: Command) -> Result<()> {
             };
             let view = operator::replay(store, &id).await?;
             println!("{}", serde_json::to_string(&view)?);
+            Ok(())
+        }
+        Command::Reindex { table } => {
+            let indexed = dynamo_store(&table).await?.backfill_due_index().await?;
+            eprintln!("gave {indexed} webhooks in flight their due index keys");
             Ok(())
         }
         Command::Requeue { ids, db } => {

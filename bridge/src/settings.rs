@@ -17,10 +17,10 @@ pub struct Settings {
     /// The memory a component instance may grow to.
     pub component_memory_bytes: usize,
     pub poll_interval: Duration,
-    /// How long past due a webhook waits before the scheduled sweep on AWS queues it: what
+    /// How long past due a webhook waits before the scheduled sweep on AWS requeues it: what
     /// the stream and the failed queue deliver in time is left to them.
     pub sweep_grace: Duration,
-    /// The most webhooks one sweep queues.
+    /// The most webhooks one sweep requeues.
     pub sweep_limit: usize,
 }
 
@@ -28,9 +28,11 @@ impl Settings {
     pub fn from_config(config: &dyn Config) -> Result<Settings, ConfigError> {
         let timeout_ms: u64 = parsed(config, "processor_timeout_ms", 30_000)?;
         let concurrency: usize = parsed(config, "worker_concurrency", 8)?;
-        if timeout_ms == 0 || concurrency == 0 {
+        let sweep_limit: usize = parsed(config, "sweep_limit", 1_000)?;
+        if timeout_ms == 0 || concurrency == 0 || sweep_limit == 0 {
             return Err(ConfigError(
-                "INBOX_PROCESSOR_TIMEOUT_MS and INBOX_WORKER_CONCURRENCY must be positive".into(),
+                "INBOX_PROCESSOR_TIMEOUT_MS, INBOX_WORKER_CONCURRENCY and INBOX_SWEEP_LIMIT must be positive"
+                    .into(),
             ));
         }
         Ok(Settings {
@@ -41,7 +43,7 @@ impl Settings {
             component_memory_bytes: parsed(config, "max_component_memory_bytes", 64 << 20)?,
             poll_interval: Duration::from_millis(parsed(config, "worker_poll_ms", 200)?),
             sweep_grace: Duration::from_millis(parsed(config, "sweep_grace_ms", 900_000)?),
-            sweep_limit: parsed(config, "sweep_limit", 1_000)?,
+            sweep_limit,
         })
     }
 }

@@ -7,7 +7,7 @@
 //!   -> processing;
 //! - SQS, the Failed Webhooks Queue -> processing again;
 //! - an EventBridge schedule -> the sweep: webhooks long past due that nothing will wake
-//!   (the stream mapping or the failed queue gave up on them) are put on the failed queue.
+//!   (the stream mapping or the failed queue gave up on them) are requeued.
 //!
 //! Processing is the attempt every host runs (`crate::attempt`), with the queues as what
 //! follows a failed attempt: its message is sent *before* the outcome is recorded, so a
@@ -24,6 +24,7 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::SqsEvent;
 use inbox_core::clock::now_ms;
+use inbox_core::store::StoreError;
 use inbox_core::{State, Webhook};
 use inbox_host::CaptureHost;
 use inbox_host::capture::internal_error;
@@ -120,23 +121,40 @@ impl Handler {
         })
     }
 
-    /// Queues the webhooks due longer than the grace period: a webhook in flight is always
-    /// due at some time (its next attempt, or the end of its lease), and the stream or the
-    /// failed queue takes it then; one still due well after that has nothing left to wake
-    /// it. The `due` index finds them without reading the table. A webhook queued twice
-    /// (swept again before its message is handled) is taken once: the second message finds
-    /// nothing to do.
+    /// Sends round again the webhooks due for longer than the grace period: a webhook in
+    /// flight is always due at some time (its next attempt, or the end of its lease), and
+    /// the stream or the failed queue takes it then; one still due well after that has
+    /// nothing left to wake it. The `due` index finds them without reading the table; each
+    /// is requeued (back to `received`, due now, its attempts kept: a compare-and-swap, so
+    /// an attempt that takes it meanwhile wins), and the stream delivers that change to the
+    /// processing function, as for `inbox requeue`. Requeued, it is due now, so the next
+    /// sweeps leave it to the stream for a grace period again.
     async fn sweep(&self) -> Result<Value> {
+        let now = now_ms();
         let grace = i64::try_from(self.settings.sweep_grace.as_millis()).unwrap_or(i64::MAX);
         let due = self
             .store
-            .due(now_ms().saturating_sub(grace), self.settings.sweep_limit)
+            .due(now.saturating_sub(grace), self.settings.sweep_limit)
             .await?;
-        if !due.is_empty() {
-            tracing::warn!(count = due.len(), ids = ?due, "webhooks past due with nothing to wake them; queued");
+        let (mut requeued, mut failed) = (0, 0);
+        for id in &due {
+            match inbox_stores::requeue(self.store.as_ref(), id, now).await {
+                Ok(_) => requeued += 1,
+                Err(StoreError::Unavailable(error)) => {
+                    tracing::error!(id, %error, "cannot requeue; the next sweep tries again");
+                    failed += 1;
+                }
+                // Taken by an attempt, finished or gone since the index said it was due.
+                Err(other) => tracing::info!(id, reason = %other, "no longer stuck"),
+            }
         }
-        self.queues.wake(&due).await?;
-        Ok(json!({ "queued": due.len() }))
+        if requeued > 0 {
+            tracing::warn!(
+                requeued,
+                "webhooks past due with nothing to wake them; sent round again"
+            );
+        }
+        Ok(json!({ "found": due.len(), "requeued": requeued, "failed": failed }))
     }
 
     /// An API Gateway request, through the capture component.

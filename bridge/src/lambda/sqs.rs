@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use inbox_core::State;
@@ -24,8 +23,6 @@ use crate::attempt::FollowUp;
 
 /// SQS refuses message bodies over 256 KiB.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// SQS sends at most ten messages a batch.
-const SEND_BATCH: usize = 10;
 /// SQS delays a message by at most 15 minutes; a longer wait is served in several hops.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
@@ -175,47 +172,6 @@ impl Queues {
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
             .with_context(|| format!("cannot send {} to the failed queue", webhook.id))?;
-        Ok(())
-    }
-
-    /// Puts the webhooks `ids` on the failed queue, to be processed at once: what the sweep
-    /// found due and not taken. The messages carry the ids only; the handler reads the rest.
-    pub async fn wake(&self, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(SEND_BATCH) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    let message = Message {
-                        id: id.clone(),
-                        webhook: None,
-                        reason: None,
-                    };
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(message.encode())
-                        .build()
-                        .context("a batch entry")
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let output = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.failed_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
-                .context("cannot send to the failed queue")?;
-            if let Some(failed) = output.failed.first() {
-                anyhow::bail!(
-                    "the failed queue refused {} of {} messages: {}",
-                    output.failed.len(),
-                    chunk.len(),
-                    failed.message.as_deref().unwrap_or(&failed.code)
-                );
-            }
-        }
         Ok(())
     }
 

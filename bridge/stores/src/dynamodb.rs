@@ -116,6 +116,35 @@ impl DynamoStore {
         }
     }
 
+    /// Gives every webhook in flight whose status was written before the `due` index
+    /// existed its index keys, so the sweep and the worker find it. How many it gave them.
+    pub async fn backfill_due_index(&self) -> Result<usize, StoreError> {
+        let mut indexed = 0;
+        for item in self.scan(&due_index::unindexed_scan()).await? {
+            let update =
+                due_index::backfill(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let written = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(update.key.into()))
+                .update_expression(update.update)
+                .condition_expression(update.condition)
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values.into()))
+                .send()
+                .await
+                .map_err(|error| dynamodb::swap_refused(&refusal(&error, Vec::new())));
+            match written {
+                Ok(_) => indexed += 1,
+                // Changed since the scan: that change wrote its keys.
+                Err(SwapRefused::Lost) => {}
+                Err(SwapRefused::Failed(error)) => return Err(error),
+            }
+        }
+        Ok(indexed)
+    }
+
     /// The status items of one partition of the `due` index, page after page, the longest
     /// waiting first; at most `limit`.
     async fn query_due(
@@ -188,13 +217,11 @@ impl DynamoStore {
                 .await
                 .map_err(unavailable)?;
             let mut responses = output.responses.unwrap_or_default();
-            items.extend(
-                responses
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Into::into),
-            );
+            let got = responses.remove(&self.table).unwrap_or_default();
+            if !got.is_empty() {
+                rounds = 0;
+            }
+            items.extend(got.into_iter().map(Into::into));
             // Keys DynamoDB had no capacity for come back unprocessed: read them again, after a pause.
             left = output
                 .unprocessed_keys

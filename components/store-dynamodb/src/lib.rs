@@ -278,6 +278,9 @@ impl Table {
                 .call("BatchGetItem", &request)
                 .map_err(|refusal| refusal.unavailable())?;
             let (got, unprocessed) = json::batch_got(&self.name, answer)?;
+            if !got.is_empty() {
+                rounds = 0;
+            }
             items.extend(got);
             // Keys DynamoDB had no capacity for come back unprocessed: read them again, after a pause.
             if !unprocessed.is_empty() {

@@ -448,8 +448,8 @@ pub fn summary_scan(sks: &[&str]) -> Scan {
 /// `BatchGetItem` reads at most this many keys a call.
 pub const BATCH_GET_KEYS: usize = 100;
 
-/// How many times a batch read asks again for the keys DynamoDB left unprocessed (for want
-/// of capacity) before it gives up as unavailable.
+/// How many times in a row a batch read asks again for the keys DynamoDB left unprocessed
+/// (for want of capacity) without getting any item before it gives up as unavailable.
 pub const BATCH_GET_ROUNDS: u32 = 8;
 
 /// The ids whose next attempt is due at `now`, or whose lease has expired, from the
@@ -491,7 +491,7 @@ pub mod due_index {
     use serde_dynamo::{AttributeValue, Item};
 
     use super::{StatusItem, key, read};
-    use crate::item::{DUE_SHARDS, ItemError, WEBHOOK_SK, due_shard_key};
+    use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, WEBHOOK_SK, due_shard_key};
     use crate::model::State;
 
     pub const NAME: &str = "due";
@@ -541,21 +541,99 @@ pub mod due_index {
             .collect()
     }
 
+    /// The `STATUS` items of webhooks in flight without their index keys: written before
+    /// the index existed (see [`backfill`]).
+    pub fn unindexed_scan() -> super::Scan {
+        let mut projection = super::Projection {
+            expression: String::new(),
+            names: HashMap::new(),
+        };
+        let projected: Vec<String> = STATUS_ATTRIBUTES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                projection
+                    .names
+                    .insert(format!("#p{i}"), (*name).to_owned());
+                format!("#p{i}")
+            })
+            .collect();
+        projection.expression = projected.join(", ");
+        for (placeholder, name) in [
+            ("#sk", "SK"),
+            ("#shard", PARTITION_KEY),
+            ("#state", "status"),
+        ] {
+            projection.names.insert(placeholder.into(), name.into());
+        }
+        let in_flight = [State::Received, State::Processing, State::Failed];
+        let mut values: HashMap<String, AttributeValue> =
+            HashMap::from([(":sk".to_owned(), AttributeValue::S(STATUS_SK.to_owned()))]);
+        for (i, state) in in_flight.iter().enumerate() {
+            values.insert(
+                format!(":s{i}"),
+                AttributeValue::S(state.as_str().to_owned()),
+            );
+        }
+        super::Scan {
+            filter: "#sk = :sk AND attribute_not_exists(#shard) AND #state IN (:s0, :s1, :s2)"
+                .into(),
+            projection,
+            values: Item::from(values),
+        }
+    }
+
+    /// What a `STATUS` item holds besides the TTL and the index keys.
+    const STATUS_ATTRIBUTES: [&str; 10] = [
+        "PK",
+        "SK",
+        "id",
+        "status",
+        "retries",
+        "version",
+        "updated_at",
+        "lease_until",
+        "next_attempt_at",
+        "last_error",
+    ];
+
+    /// The update that gives a status item of [`unindexed_scan`] its index keys, writing
+    /// the status as it is (the same version, which it must still have: a status changed
+    /// since has its keys from that change).
+    pub fn backfill(item: Item) -> Result<super::StatusUpdate, ItemError> {
+        let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
+        let version = status.version;
+        Ok(super::status_update(
+            &status.id.clone(),
+            version,
+            &status.into_status(),
+        ))
+    }
+
     /// Of the status items the index holds, those in `state`, the most recently changed
     /// first (as [`super::summaries`] lists them), and the keys of their `WEBHOOK` items,
-    /// to read for the summaries.
+    /// to read for the summaries. A webhook whose status changed while the index was read
+    /// may be there twice (under its old and new due time): its latest version counts.
     pub fn latest(
         items: impl IntoIterator<Item = Item>,
         state: State,
         limit: usize,
     ) -> Result<(Vec<Item>, Vec<Item>), ItemError> {
-        let mut kept = Vec::new();
+        let mut newest: HashMap<String, (StatusItem, Item)> = HashMap::new();
         for item in items {
             let status: StatusItem = read(item.clone()).map_err(|e| ItemError(e.to_string()))?;
-            if status.status == state {
-                kept.push((status.updated_at, status.id, item));
+            match newest.get(&status.id) {
+                Some((seen, _)) if seen.version >= status.version => {}
+                _ => {
+                    newest.insert(status.id.clone(), (status, item));
+                }
             }
         }
+        let mut kept: Vec<_> = newest
+            .into_values()
+            .filter(|(status, _)| status.status == state)
+            .map(|(status, item)| (status.updated_at, status.id, item))
+            .collect();
         kept.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         kept.truncate(limit);
         let keys = kept.iter().map(|(_, id, _)| key(id, WEBHOOK_SK)).collect();
@@ -918,6 +996,26 @@ mod tests {
     }
 
     #[test]
+    fn a_status_written_before_the_index_gets_its_keys_and_stays_as_it_was() {
+        let status = Status::received(10)
+            .claim(20, 1_000, &RetryPolicy::default())
+            .unwrap();
+        let mut item = to_item(&StatusItem::new("57f0", &status, None)).into_inner();
+        item.remove(due_index::PARTITION_KEY);
+        item.remove(due_index::SORT_KEY);
+        let update = due_index::backfill(Item::from(item)).unwrap();
+        assert_eq!(update, status_update("57f0", status.version, &status));
+        let set: Vec<&str> = update.names.values().map(String::as_str).collect();
+        assert!(
+            set.contains(&"due_shard") && set.contains(&"due_at"),
+            "{set:?}"
+        );
+        let scan = due_index::unindexed_scan();
+        assert!(scan.filter.contains("attribute_not_exists(#shard)"));
+        assert_eq!(scan.projection.names["#shard"], "due_shard");
+    }
+
+    #[test]
     fn the_due_index_is_read_one_shard_at_a_time() {
         let queries = due_index::queries(Some(1_000));
         assert_eq!(queries.len(), crate::item::DUE_SHARDS as usize);
@@ -950,7 +1048,7 @@ mod tests {
     #[test]
     fn the_latest_in_flight_are_the_most_recently_changed_in_that_state() {
         let policy = RetryPolicy::default();
-        let items = vec![
+        let mut items = vec![
             to_item(&StatusItem::new("a", &Status::received(10), None)),
             to_item(&StatusItem::new("b", &Status::received(30), None)),
             to_item(&StatusItem::new(
@@ -960,12 +1058,19 @@ mod tests {
             )),
             to_item(&StatusItem::new("d", &Status::received(20), None)),
         ];
+        // Read twice while it changed: once as received, once as taken.
+        items.push(to_item(&StatusItem::new(
+            "d",
+            &Status::received(20).claim(60, 1_000, &policy).unwrap(),
+            None,
+        )));
+        items.push(to_item(&StatusItem::new("b", &Status::received(30), None)));
         let (statuses, keys) = due_index::latest(items, State::Received, 2).unwrap();
         let ids: Vec<_> = statuses.iter().map(|s| s["id"].clone()).collect();
         assert_eq!(
             ids,
-            [AttributeValue::S("b".into()), AttributeValue::S("d".into())]
+            [AttributeValue::S("b".into()), AttributeValue::S("a".into())]
         );
-        assert_eq!(keys, [key("b", WEBHOOK_SK), key("d", WEBHOOK_SK)]);
+        assert_eq!(keys, [key("b", WEBHOOK_SK), key("a", WEBHOOK_SK)]);
     }
 }
