@@ -417,16 +417,22 @@ pub struct Projection {
 
 /// [`SUMMARY_ATTRIBUTES`], as a projection.
 pub fn summary_projection() -> Projection {
-    let mut names = HashMap::new();
-    let mut projected = Vec::new();
-    for (i, name) in SUMMARY_ATTRIBUTES.iter().enumerate() {
-        names.insert(format!("#p{i}"), (*name).to_owned());
-        projected.push(format!("#p{i}"));
+    projection(SUMMARY_ATTRIBUTES)
+}
+
+/// The attributes `names`, as a projection (`#p0, #p1, ...`).
+fn projection<'a>(names: impl IntoIterator<Item = &'a str>) -> Projection {
+    let mut projection = Projection {
+        expression: String::new(),
+        names: HashMap::new(),
+    };
+    let mut placeholders = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        projection.names.insert(format!("#p{i}"), name.to_owned());
+        placeholders.push(format!("#p{i}"));
     }
-    Projection {
-        expression: projected.join(", "),
-        names,
-    }
+    projection.expression = placeholders.join(", ");
+    projection
 }
 
 pub fn summary_scan(sks: &[&str]) -> Scan {
@@ -544,21 +550,7 @@ pub mod due_index {
     /// The `STATUS` items of webhooks in flight without their index keys: written before
     /// the index existed (see [`backfill`]).
     pub fn unindexed_scan() -> super::Scan {
-        let mut projection = super::Projection {
-            expression: String::new(),
-            names: HashMap::new(),
-        };
-        let projected: Vec<String> = STATUS_ATTRIBUTES
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                projection
-                    .names
-                    .insert(format!("#p{i}"), (*name).to_owned());
-                format!("#p{i}")
-            })
-            .collect();
-        projection.expression = projected.join(", ");
+        let mut projection = super::projection(["PK", "SK"].into_iter().chain(ATTRIBUTES));
         for (placeholder, name) in [
             ("#sk", "SK"),
             ("#shard", PARTITION_KEY),
@@ -582,20 +574,6 @@ pub mod due_index {
             values: Item::from(values),
         }
     }
-
-    /// What a `STATUS` item holds besides the TTL and the index keys.
-    const STATUS_ATTRIBUTES: [&str; 10] = [
-        "PK",
-        "SK",
-        "id",
-        "status",
-        "retries",
-        "version",
-        "updated_at",
-        "lease_until",
-        "next_attempt_at",
-        "last_error",
-    ];
 
     /// The update that gives a status item of [`unindexed_scan`] its index keys, writing
     /// the status as it is (the same version, which it must still have: a status changed
