@@ -626,7 +626,7 @@ fn mutate(delivery: &Delivery, rng: &mut fastrand::Rng) -> Mutant {
             }
             11 => {
                 let mut bytes = raw.take().unwrap_or_else(|| d.bytes());
-                let keep = rng.usize(..bytes.len());
+                let keep = rng.usize(..bytes.len().max(1));
                 bytes.truncate(keep);
                 raw = Some(bytes);
                 cut_on_the_wire = true;
