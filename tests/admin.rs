@@ -136,14 +136,9 @@ async fn the_dynamodb_store_component_lists_a_thousand() {
     moto::create_table(&client, &table).await;
     fill_dynamodb(&client, &table).await;
     let store_wasm = component("inbox_store_dynamodb");
-    let inbox = Inbox::start(&[
-        ("INBOX_STORE_WASM", store_wasm.to_str().unwrap()),
-        ("INBOX_DYNAMODB_TABLE", table.as_str()),
-        ("INBOX_AWS_REGION", moto::REGION),
-        ("INBOX_AWS_ACCESS_KEY_ID", "test"),
-        ("INBOX_AWS_SECRET_ACCESS_KEY", "test"),
-        ("INBOX_AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-    ]);
+    let mut env = vec![("INBOX_STORE_WASM", store_wasm.to_str().unwrap())];
+    env.extend(moto::store_component_env(moto, &table));
+    let inbox = Inbox::start(&env);
     let (code, list) = list(&inbox);
     assert_listed(code, &list);
     let (code, list) = list_at(&inbox, IN_FLIGHT_PATH);

@@ -103,6 +103,35 @@ async fn take(aws: &Aws, id: &str, lease_ms: u64) {
     );
 }
 
+/// Invokes the function with `event` on a thread of its own, so that the test can act
+/// while the invocation runs: its answer, or why there was none.
+fn invoke_in_background(
+    function: &LambdaFunction,
+    event: Value,
+) -> std::thread::JoinHandle<Result<(u16, String), String>> {
+    let base_url = function.base_url.clone();
+    std::thread::spawn(move || {
+        support::send_raw(
+            &base_url,
+            &support::http(
+                "POST",
+                "/2015-03-31/functions/_/invocations",
+                &[("content-type", "application/json")],
+                event.to_string().as_bytes(),
+            ),
+        )
+    })
+}
+
+/// Waits until an attempt has taken `id`.
+async fn wait_until_taken(aws: &Aws, id: &str, function: &LambdaFunction) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while aws.store.status(id).await.unwrap().unwrap().state != State::Processing {
+        assert!(std::time::Instant::now() < deadline, "{}", function.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The new stream records that pass the stream mapping's filter in template.yaml.
 async fn read_mapped(stream: &mut StreamReader) -> Vec<Value> {
     let filters = sam::stream_filters(&sam::parse(&sam::template_text()));
@@ -474,24 +503,8 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
     assert_eq!(records.len(), 1);
 
     // The function dies while the attempt runs; Lambda's invocation never answers.
-    let event = moto::stream_event(records.clone());
-    let base_url = crashing.base_url.clone();
-    std::thread::spawn(move || {
-        let _ = support::send_raw(
-            &base_url,
-            &support::http(
-                "POST",
-                "/2015-03-31/functions/_/invocations",
-                &[("content-type", "application/json")],
-                event.to_string().as_bytes(),
-            ),
-        );
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while aws.store.status(&id).await.unwrap().unwrap().state != State::Processing {
-        assert!(std::time::Instant::now() < deadline, "{}", crashing.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    invoke_in_background(&crashing, moto::stream_event(records.clone()));
+    wait_until_taken(&aws, &id, &crashing).await;
     crashing.kill();
     let held = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!((held.state, held.retries), (State::Processing, 1));
@@ -796,22 +809,8 @@ async fn an_attempt_that_lost_its_lease_sends_no_dead_queue_notice() {
     let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
     let id = captured(&function, "hash-lost-lease");
     let records = read_mapped(&mut stream).await;
-    let event = moto::stream_event(records);
-    let base_url = function.base_url.clone();
-    let invocation = std::thread::spawn(move || {
-        support::request_raw(
-            &base_url,
-            "POST",
-            "/2015-03-31/functions/_/invocations",
-            &[("content-type", "application/json")],
-            event.to_string().as_bytes(),
-        )
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while aws.store.status(&id).await.unwrap().unwrap().state != State::Processing {
-        assert!(std::time::Instant::now() < deadline, "{}", function.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let invocation = invoke_in_background(&function, moto::stream_event(records));
+    wait_until_taken(&aws, &id, &function).await;
     // Another attempt takes the webhook over (as after an expired lease) mid-attempt.
     let held = aws.store.status(&id).await.unwrap().unwrap();
     let mut taken = held.clone();
@@ -826,7 +825,7 @@ async fn an_attempt_that_lost_its_lease_sends_no_dead_queue_notice() {
             .await
             .unwrap()
     );
-    let (code, answer) = invocation.join().unwrap();
+    let (code, answer) = invocation.join().unwrap().unwrap();
     assert_eq!(code, 200, "{answer}");
     assert!(
         function.log().contains("the attempt is discarded"),

@@ -288,14 +288,8 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
     let table = moto::unique("spin");
     moto::create_table(&client, &table).await;
     let store_wasm = component("inbox_store_dynamodb");
-    let settings = [
-        ("INBOX_STORE_WASM", store_wasm.to_str().unwrap()),
-        ("INBOX_DYNAMODB_TABLE", table.as_str()),
-        ("INBOX_AWS_REGION", moto::REGION),
-        ("INBOX_AWS_ACCESS_KEY_ID", "test"),
-        ("INBOX_AWS_SECRET_ACCESS_KEY", "test"),
-        ("INBOX_AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-    ];
+    let mut settings = vec![("INBOX_STORE_WASM", store_wasm.to_str().unwrap())];
+    settings.extend(moto::store_component_env(moto, &table));
     let inbox = Inbox::start(&settings);
     let body = bigcommerce_event("spin-dynamo-1");
     let (code, first) = inbox.post_bigcommerce(&body);

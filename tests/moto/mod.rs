@@ -42,6 +42,18 @@ pub fn aws_env(moto: &Moto) -> Vec<(String, String)> {
     .collect()
 }
 
+/// The settings of the DynamoDB store component (Spin's variables, here `INBOX_*`) for
+/// `table` on moto.
+pub fn store_component_env<'a>(moto: &'a Moto, table: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("INBOX_DYNAMODB_TABLE", table),
+        ("INBOX_AWS_REGION", REGION),
+        ("INBOX_AWS_ACCESS_KEY_ID", "test"),
+        ("INBOX_AWS_SECRET_ACCESS_KEY", "test"),
+        ("INBOX_AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+    ]
+}
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -93,9 +93,7 @@ impl DynamoStore {
 
     /// Every item of the scan, page after page.
     async fn scan(&self, scan: &dynamodb::Scan) -> Result<Vec<serde_dynamo::Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
+        pages(usize::MAX, |start, _| async move {
             let page = self
                 .client
                 .scan()
@@ -108,12 +106,9 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            items.extend(page.items.unwrap_or_default().into_iter().map(Into::into));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+            Ok((page.items, page.last_evaluated_key))
+        })
+        .await
     }
 
     /// Gives every webhook in flight whose status was written before the `due` index
@@ -121,25 +116,15 @@ impl DynamoStore {
     pub async fn backfill_due_index(&self) -> Result<usize, StoreError> {
         let mut indexed = 0;
         for item in self.scan(&due_index::unindexed_scan()).await? {
-            let update =
+            let (id, status) =
                 due_index::backfill(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let written = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(update.key.into()))
-                .update_expression(update.update)
-                .condition_expression(update.condition)
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values.into()))
-                .send()
-                .await
-                .map_err(|error| dynamodb::swap_refused(&refusal(&error, Vec::new())));
-            match written {
-                Ok(_) => indexed += 1,
-                // Changed since the scan: that change wrote its keys.
-                Err(SwapRefused::Lost) => {}
-                Err(SwapRefused::Failed(error)) => return Err(error),
+            let rewrite = Transition {
+                status: status.clone(),
+                dead_letter: None,
+            };
+            // Not swapped: changed since the scan, and that change wrote its keys.
+            if self.swap_status(&id, status.version, &rewrite).await? {
+                indexed += 1;
             }
         }
         Ok(indexed)
@@ -152,9 +137,7 @@ impl DynamoStore {
         query: &due_index::Query,
         limit: usize,
     ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
+        pages(limit, |start, left| async move {
             let page = self
                 .client
                 .query()
@@ -163,17 +146,14 @@ impl DynamoStore {
                 .key_condition_expression(&query.key_condition)
                 .set_expression_attribute_names(Some(query.names.clone()))
                 .set_expression_attribute_values(Some(query.values.clone().into()))
-                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX))
+                .limit(i32::try_from(left).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(unavailable)?;
-            items.extend(page.items.unwrap_or_default().into_iter().map(Into::into));
-            start = page.last_evaluated_key;
-            if start.is_none() || items.len() >= limit {
-                return Ok(items);
-            }
-        }
+            Ok((page.items, page.last_evaluated_key))
+        })
+        .await
     }
 
     /// Every partition of the `due` index, at most `limit` items from each: together they
@@ -418,6 +398,25 @@ impl WebhookStore for DynamoStore {
             .into_iter()
             .map(|item| dynamodb::read_dead_letter(item.into()))
             .collect()
+    }
+}
+
+/// The items of a Scan or Query, page after page, each asked for from where the last one
+/// ended (`page(start, how many are still wanted)`), until there are no more or `limit`.
+async fn pages<F, Fut>(limit: usize, mut page: F) -> Result<Vec<serde_dynamo::Item>, StoreError>
+where
+    F: FnMut(Option<Item>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(Option<Vec<Item>>, Option<Item>), StoreError>>,
+{
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let (found, next) = page(start, limit - items.len()).await?;
+        items.extend(found.unwrap_or_default().into_iter().map(Into::into));
+        start = next;
+        if start.is_none() || items.len() >= limit {
+            return Ok(items);
+        }
     }
 }
 

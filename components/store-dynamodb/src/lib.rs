@@ -222,11 +222,32 @@ impl Table {
 
     /// Every item the scan finds, page after page.
     fn scan(&self, scan: &dynamodb::Scan) -> Result<Vec<Item>, StoreError> {
+        self.pages("Scan", |start| json::scan(&self.name, scan, start))
+    }
+
+    /// Every status item of the `due` index, partition after partition, page after page.
+    fn in_flight(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for query in due_index::queries(None) {
+            items.extend(self.pages("Query", |start| {
+                json::due_query(&self.name, &query, None, start)
+            })?);
+        }
+        Ok(items)
+    }
+
+    /// Every item of a `Scan` or `Query` (`target`), page after page, each `request`ed from
+    /// where the last one ended.
+    fn pages(
+        &self,
+        target: &str,
+        request: impl Fn(Option<Value>) -> Value,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
             let answer = self
-                .call("Scan", &json::scan(&self.name, scan, start.take()))
+                .call(target, &request(start.take()))
                 .map_err(|refusal| refusal.unavailable())?;
             let (page, next) = json::page(answer)?;
             items.extend(page);
@@ -235,27 +256,6 @@ impl Table {
                 None => return Ok(items),
             }
         }
-    }
-
-    /// Every status item of the `due` index, partition after partition, page after page.
-    fn in_flight(&self) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        for query in due_index::queries(None) {
-            let mut start = None;
-            loop {
-                let request = json::due_query(&self.name, &query, None, start.take());
-                let answer = self
-                    .call("Query", &request)
-                    .map_err(|refusal| refusal.unavailable())?;
-                let (page, next) = json::page(answer)?;
-                items.extend(page);
-                match next {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
-        }
-        Ok(items)
     }
 
     /// The items at `keys`, [`dynamodb::BATCH_GET_KEYS`] a call; a key not stored is left out.

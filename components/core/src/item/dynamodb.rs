@@ -96,15 +96,9 @@ fn value_size(value: &AttributeValue) -> usize {
     }
 }
 
-/// What a scan for operators reads of the `WEBHOOK` and `STATUS` items: everything but
-/// the payload and headers.
-pub const SUMMARY_ATTRIBUTES: [&str; 13] = [
-    "PK",
-    "SK",
+/// A `STATUS` item's attributes besides its keys, the TTL and the `due` index keys.
+pub const STATUS_ATTRIBUTES: [&str; 8] = [
     "id",
-    "origin",
-    "type",
-    "received_at",
     "status",
     "retries",
     "version",
@@ -113,6 +107,9 @@ pub const SUMMARY_ATTRIBUTES: [&str; 13] = [
     "next_attempt_at",
     "last_error",
 ];
+
+/// What a summary shows of a `WEBHOOK` item besides its keys and id.
+const WEBHOOK_SUMMARY_ATTRIBUTES: [&str; 3] = ["origin", "type", "received_at"];
 
 /// The most recently changed webhooks (only those in `state`, if given), from the
 /// `WEBHOOK` and `STATUS` items of a scan. A status whose webhook item the scan has not
@@ -399,7 +396,7 @@ pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
     SwapRefused::Failed(refusal.unavailable())
 }
 
-/// A scan of the items whose `SK` is one of a few, reading [`SUMMARY_ATTRIBUTES`] only
+/// A scan of the items whose `SK` is one of a few, reading [`summary_projection`] only
 /// (no payloads): what operators list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scan {
@@ -415,9 +412,15 @@ pub struct Projection {
     pub names: HashMap<String, String>,
 }
 
-/// [`SUMMARY_ATTRIBUTES`], as a projection.
+/// What a scan for operators reads of the `WEBHOOK` and `STATUS` items: everything but
+/// the payload and headers.
 pub fn summary_projection() -> Projection {
-    projection(SUMMARY_ATTRIBUTES)
+    projection(
+        ["PK", "SK"]
+            .into_iter()
+            .chain(WEBHOOK_SUMMARY_ATTRIBUTES)
+            .chain(STATUS_ATTRIBUTES),
+    )
 }
 
 /// The attributes `names`, as a projection (`#p0, #p1, ...`).
@@ -505,16 +508,7 @@ pub mod due_index {
     pub const SORT_KEY: &str = "due_at";
     /// What it projects besides the keys: the whole status, so neither what is due nor
     /// the list of the webhooks in flight reads the table for it.
-    pub const ATTRIBUTES: [&str; 8] = [
-        "id",
-        "status",
-        "retries",
-        "version",
-        "updated_at",
-        "lease_until",
-        "next_attempt_at",
-        "last_error",
-    ];
+    pub const ATTRIBUTES: [&str; 8] = super::STATUS_ATTRIBUTES;
 
     /// A `Query` of one partition of the index.
     #[derive(Debug, Clone, PartialEq)]
@@ -575,17 +569,12 @@ pub mod due_index {
         }
     }
 
-    /// The update that gives a status item of [`unindexed_scan`] its index keys, writing
-    /// the status as it is (the same version, which it must still have: a status changed
-    /// since has its keys from that change).
-    pub fn backfill(item: Item) -> Result<super::StatusUpdate, ItemError> {
+    /// A status item of [`unindexed_scan`]: its id and status, to write back as it is
+    /// over its own version (which it must still have: a status changed since has its
+    /// keys from that change). The write gives it its index keys.
+    pub fn backfill(item: Item) -> Result<(String, crate::model::Status), ItemError> {
         let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
-        let version = status.version;
-        Ok(super::status_update(
-            &status.id.clone(),
-            version,
-            &status.into_status(),
-        ))
+        Ok((status.id.clone(), status.into_status()))
     }
 
     /// Of the status items the index holds, those in `state`, the most recently changed
@@ -981,7 +970,8 @@ mod tests {
         let mut item = to_item(&StatusItem::new("57f0", &status, None)).into_inner();
         item.remove(due_index::PARTITION_KEY);
         item.remove(due_index::SORT_KEY);
-        let update = due_index::backfill(Item::from(item)).unwrap();
+        let (id, read) = due_index::backfill(Item::from(item)).unwrap();
+        let update = status_update(&id, read.version, &read);
         assert_eq!(update, status_update("57f0", status.version, &status));
         let set: Vec<&str> = update.names.values().map(String::as_str).collect();
         assert!(
