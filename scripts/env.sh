@@ -15,6 +15,15 @@ build_components() {
     cargo build --locked --release --target wasm32-wasip2 -p inbox-capture -p inbox-processor -p inbox-store-sqlite -p inbox-store-dynamodb "$@"
 }
 
+# The processor kits (processors/), each built by its own script with its pinned tool, into
+# $CARGO_TARGET_DIR/processors/<language>.wasm, where the tests find them.
+build_processor_kits() {
+    local language
+    for language in python javascript; do
+        "processors/$language/build" "$CARGO_TARGET_DIR/processors/$language.wasm"
+    done
+}
+
 # Python tools in project-local venvs, pinned. moto and aws-sam-cli pin different boto3
 # versions, so SAM gets a venv of its own.
 MOTO_VERSION=5.2.5
