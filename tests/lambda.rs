@@ -927,3 +927,114 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
     assert_eq!(state(live).await.state, State::Processing);
     assert_eq!(state(fresh).await.state, State::Received);
 }
+
+/// The conformance kit's cases through the Lambda handlers, with `processor` as the
+/// function's processor: the stream handler's first attempt meets each destination answer;
+/// then, the destination answering again, the queue handler completes what was retried,
+/// except the webhook whose Retry-After is not over. The function ran the file built.
+async fn conformance_on_lambda(processor: std::path::PathBuf) {
+    use inbox_bridge::conformance::cases::{self, Expected};
+    use inbox_bridge::conformance::destination::{Answer, Destination};
+
+    let aws = aws().await;
+    let mut destination = Destination::start().await.unwrap();
+    let function = LambdaFunction::start(
+        &["lambda"],
+        &function_env(
+            &aws,
+            &[
+                ("INBOX_PROCESSOR_WASM", processor.to_str().unwrap()),
+                ("INBOX_FORWARD_URL", &destination.url()),
+            ],
+        ),
+    );
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let mut retried = Vec::new();
+    let mut waiting = None;
+    for case in cases::all() {
+        match case.answer {
+            Some(answer) => destination.answer(answer),
+            None => destination.stop().await,
+        }
+        let webhook = inbox_core::Webhook {
+            received_at: now_ms(),
+            ..case.webhook.clone()
+        };
+        aws.store.capture(&webhook, false).await.unwrap();
+        assert_eq!(
+            deliver_stream(&function, &mut stream).await,
+            1,
+            "{}",
+            case.name
+        );
+        let status = aws.store.status(&webhook.id).await.unwrap().unwrap();
+        let received = destination.take_received();
+        let expected = match case.expected() {
+            Expected::Completed => State::Completed,
+            Expected::Reject => State::OperatorRequired,
+            Expected::Retry { .. } => State::Failed,
+        };
+        assert_eq!(status.state, expected, "{}: {status:?}", case.name);
+        if case.answer.is_some() {
+            assert_eq!(received.len(), 1, "{}", case.name);
+            assert_eq!(received[0].body, webhook.payload, "{}", case.name);
+        }
+        match case.expected() {
+            Expected::Retry {
+                at_least_ms: Some(ms),
+            } => {
+                let due = status.next_attempt_at.unwrap();
+                assert!(
+                    due >= now_ms() + ms as i64 - 10_000,
+                    "{}: {status:?}",
+                    case.name
+                );
+                waiting = Some(webhook.id.clone());
+            }
+            Expected::Retry { at_least_ms: None } => retried.push(webhook.id.clone()),
+            _ => {}
+        }
+    }
+
+    destination.restart().await.unwrap();
+    destination.answer(Answer {
+        status: 200,
+        retry_after: None,
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut delivered = 0;
+    while delivered < retried.len() {
+        assert!(std::time::Instant::now() < deadline, "{}", function.log());
+        delivered += deliver_failed_queue(&function, &aws).await;
+    }
+    for id in &retried {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!(
+            (status.state, status.retries),
+            (State::Completed, 2),
+            "{id}"
+        );
+    }
+    let waiting = aws.store.status(&waiting.unwrap()).await.unwrap().unwrap();
+    assert_eq!((waiting.state, waiting.retries), (State::Failed, 1));
+    assert!(
+        function.log().contains(&support::sha256_of(&processor)),
+        "{}",
+        function.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_processor_meets_the_conformance_cases_on_lambda() {
+    conformance_on_lambda(support::component("inbox_processor")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_processor_meets_the_conformance_cases_on_lambda() {
+    conformance_on_lambda(support::kit_processor("python")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_processor_meets_the_conformance_cases_on_lambda() {
+    conformance_on_lambda(support::kit_processor("javascript")).await;
+}

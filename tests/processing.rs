@@ -201,7 +201,10 @@ fn a_processor_that_hoards_memory_hits_its_limit() {
         &[("INBOX_MAX_COMPONENT_MEMORY_BYTES", "33554432")],
     );
     assert!(
-        status["last_error"].as_str().unwrap().contains("trap"),
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .ends_with("it reached its memory limit of 32 MiB (INBOX_MAX_COMPONENT_MEMORY_BYTES)"),
         "{status}"
     );
 }

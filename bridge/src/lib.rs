@@ -5,9 +5,10 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
-//! - [`operator`]: the operator's commands.
+//! - [`operator`]: the operator's commands; [`conformance`]: `inbox check-processor`.
 
 pub mod attempt;
+pub mod conformance;
 pub mod lambda;
 pub mod operator;
 pub mod serve;

@@ -12,7 +12,7 @@ use inbox_bridge::lambda::sqs::Queues;
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::operator::{self, DeadQueue};
 use inbox_bridge::settings::Settings;
-use inbox_bridge::{serve, worker};
+use inbox_bridge::{conformance, serve, worker};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
 use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost, StoreComponent};
@@ -59,6 +59,22 @@ enum Command {
         components: Components,
         #[command(flatten)]
         queues: QueueUrls,
+    },
+    /// Check a processor component: run a fixed set of webhooks through it (every
+    /// provider's shape, the largest payload, non-ASCII text, a destination answering 2xx,
+    /// 429 with Retry-After, 410, 500, or not listening) and report each outcome, its time
+    /// and memory. A component that does not fit the `processor` world is refused, with why.
+    /// Its settings are the INBOX_PROCESSOR_* ones; forward_url is the kit's destination.
+    CheckProcessor {
+        /// The processor component (.wasm).
+        path: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The processor does not forward to forward_url: only check that it returns an
+        /// outcome within its deadline and memory, not what each destination answer means.
+        #[arg(long)]
+        without_destination: bool,
     },
     /// Show a webhook's status and its dead-letter records.
     Status {
@@ -229,7 +245,7 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     };
-    init_tracing();
+    init_tracing(&command);
     // A file grown past the process's size limit (RLIMIT_FSIZE, like a full disk) would
     // kill the host by SIGXFSZ mid-transaction; ignored, the write fails with EFBIG and the
     // store answers 503 until there is room again, as it does for a full disk.
@@ -242,10 +258,14 @@ fn main() -> Result<()> {
     runtime.block_on(run(command))
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("INBOX_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-    });
+fn init_tracing(command: &Command) {
+    // The kit's report is its output; what the processor prints is there with INBOX_LOG=info.
+    let default = match command {
+        Command::CheckProcessor { .. } => "warn,wasmtime_wasi_http=error",
+        _ => "info,wasmtime=warn,cranelift=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A log line that cannot be written (the disk under the log is full) is dropped: the
     // subscriber's own report of it would go to the same stderr and panic the thread that
     // logged, a request's task or the SQLite writer.
@@ -349,6 +369,31 @@ async fn run(command: Command) -> Result<()> {
             let handler = Handler::new(capture, processor, store, queues, host.settings);
             lambda::run(handler).await.map_err(|e| anyhow!(e))
         }
+        Command::CheckProcessor {
+            path,
+            json,
+            without_destination,
+        } => {
+            let forwarding = if without_destination {
+                conformance::Forwarding::Unused
+            } else {
+                conformance::Forwarding::Required
+            };
+            let config = inbox_core::config::from_env(std::env::vars());
+            let limits = instance_limits(&config, &Settings::from_config(&config)?)?;
+            // Compiled afresh, as a new machine would: the report gives the real cost.
+            let engine = inbox_host::engine::new(inbox_host::engine::CodeCache::Off)?;
+            let report = conformance::check(&engine, &path, config, &limits, forwarding).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.passed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Status { id, db } => {
             let (store, _) = db.open().await?;
             let store = store.as_ref();
@@ -444,16 +489,12 @@ impl Loaded {
         if let Some(url) = config.get("forward_url") {
             inbox_core::forward::Target::parse(url)?;
         }
-        let limits = Limits {
-            capture_deadline: Duration::from_millis(parsed(&config, "capture_timeout_ms", 10_000)?),
-            processor_deadline: settings.processor_timeout,
-            max_memory_bytes: settings.component_memory_bytes,
-        };
+        let limits = instance_limits(&config, &settings)?;
         Ok(Loaded {
             config: Arc::new(config),
             settings,
             limits,
-            engine: inbox_host::engine::new()?,
+            engine: inbox_host::engine::new(inbox_host::engine::CodeCache::OnDisk)?,
             paths,
         })
     }
@@ -478,6 +519,15 @@ impl Loaded {
         )?;
         Ok(Arc::new(processor))
     }
+}
+
+/// The deadlines and memory limit of the component instances.
+fn instance_limits(config: &BTreeMap<String, String>, settings: &Settings) -> Result<Limits> {
+    Ok(Limits {
+        capture_deadline: Duration::from_millis(parsed(config, "capture_timeout_ms", 10_000)?),
+        processor_deadline: settings.processor_timeout,
+        max_memory_bytes: settings.component_memory_bytes,
+    })
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,7 @@ pub struct Settings {
     /// Longer than the processor's deadline, so a live attempt is never retaken.
     pub lease: Duration,
     pub concurrency: usize,
-    /// The memory a component instance may grow to.
+    /// The memory a component instance may grow to, all its linear memories together.
     pub component_memory_bytes: usize,
     pub poll_interval: Duration,
     /// How long past due a webhook waits before the scheduled sweep on AWS requeues it: what

@@ -38,6 +38,28 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// A processor built from a kit in processors/ (`python`, `javascript`) by scripts/test.
+pub fn kit_processor(language: &str) -> PathBuf {
+    let path = inbox_exe()
+        .parent()
+        .unwrap()
+        .join("../processors")
+        .join(format!("{language}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test (or processors/{language}/build {})",
+        path.display(),
+        path.display()
+    );
+    path
+}
+
+/// The SHA-256 of a file, hex, as hosts log the components they load.
+pub fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
 pub struct Inbox {
     pub dir: tempfile::TempDir,
     pub url: String,

@@ -59,7 +59,7 @@ impl CaptureHost {
         limits: &Limits,
     ) -> Result<Arc<CaptureHost>> {
         let component = match store_component {
-            None => engine::compile(engine, path)?,
+            None => engine::compile(engine, path)?.component,
             Some(with) => {
                 let read = |path: &Path| {
                     std::fs::read(path)
@@ -72,10 +72,11 @@ impl CaptureHost {
                     store = %with.path.display(),
                     "capture composed with the store component, as Spin composes them"
                 );
-                engine::compile_bytes(engine, &composed, path)?
+                engine::compile_bytes(engine, &composed, path)?.component
             }
         };
         let mut linker = engine::linker(engine)?;
+        engine::add_inbox_store(&mut linker)?;
         if store_component.is_some() {
             engine::add_spin_sqlite(&mut linker)?;
             config::add_store_config(&mut linker)?;

@@ -2,9 +2,10 @@
 //! linked with, and the limits of an instance (a deadline and a memory limit).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
 
@@ -21,49 +22,153 @@ pub struct Limits {
     pub max_memory_bytes: usize,
 }
 
+/// Whether compiled code is kept on disk between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCache {
+    /// Keyed by the component's bytes (wasmtime's cache): a host starting again with the
+    /// same components does not compile them again.
+    OnDisk,
+    /// Every start compiles: what a fresh machine, such as a Lambda container, pays.
+    Off,
+}
+
 /// The engine: deadlines by epoch interruption (a ticker thread advances the epoch while
-/// the engine lives), compiled code cached on disk, keyed by the component's bytes.
-pub fn new() -> Result<Engine> {
+/// the engine lives).
+pub fn new(cache: CodeCache) -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
-    match Cache::new(CacheConfig::new()) {
-        Ok(cache) => {
-            config.cache(Some(cache));
+    if cache == CodeCache::OnDisk {
+        match Cache::new(CacheConfig::new()) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(error) => tracing::warn!(%error, "compiling without a cache"),
         }
-        Err(error) => tracing::warn!(%error, "compiling without a cache"),
     }
     let engine = Engine::new(&config)?;
     start_epoch_ticker(&engine);
     Ok(engine)
 }
 
-pub fn compile(engine: &Engine, path: &Path) -> Result<Component> {
+/// A component compiled from a file, and what it was compiled from.
+pub struct Compiled {
+    pub component: Component,
+    /// The SHA-256 of the bytes compiled, hex: which build this host runs.
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub compile_time: Duration,
+}
+
+pub fn compile(engine: &Engine, path: &Path) -> Result<Compiled> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot load the component {}", path.display()))?;
     compile_bytes(engine, &bytes, path)
 }
 
 /// Compiles `bytes`, read from (or made of) the component at `path`.
-pub fn compile_bytes(engine: &Engine, bytes: &[u8], path: &Path) -> Result<Component> {
-    let started = std::time::Instant::now();
+pub fn compile_bytes(engine: &Engine, bytes: &[u8], path: &Path) -> Result<Compiled> {
+    let started = Instant::now();
     let component = Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot load the component {}", path.display()))?;
-    tracing::info!(path = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "component ready");
-    Ok(component)
+    let compiled = Compiled {
+        component,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        size_bytes: bytes.len(),
+        compile_time: started.elapsed(),
+    };
+    tracing::info!(
+        path = %path.display(),
+        sha256 = compiled.sha256,
+        size_bytes = compiled.size_bytes,
+        elapsed_ms = compiled.compile_time.as_millis() as u64,
+        "component ready"
+    );
+    Ok(compiled)
 }
 
 type Own = HasSelf<HostState>;
 
-/// What every component is linked with: WASI, outgoing HTTP, configuration and the inbox's
-/// store. What an instance may actually reach is in its [`HostState`].
+/// What every component is linked with: WASI 0.2, outgoing HTTP and configuration (the
+/// interfaces [`PROVIDED`] names). What an instance may actually reach is in its
+/// [`HostState`].
 pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasi::config::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
-    webhooks::inbox::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
     Ok(linker)
+}
+
+/// The interfaces [`linker`] provides, by package, and the version they are linked at.
+pub const PROVIDED: &[(&str, &[&str], &str)] = &[
+    (
+        "wasi:cli",
+        &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+        "0.2",
+    ),
+    ("wasi:clocks", &["monotonic-clock", "wall-clock"], "0.2"),
+    ("wasi:filesystem", &["types", "preopens"], "0.2"),
+    ("wasi:io", &["error", "poll", "streams"], "0.2"),
+    (
+        "wasi:random",
+        &["random", "insecure", "insecure-seed"],
+        "0.2",
+    ),
+    (
+        "wasi:sockets",
+        &[
+            "network",
+            "instance-network",
+            "udp",
+            "udp-create-socket",
+            "tcp",
+            "tcp-create-socket",
+            "ip-name-lookup",
+        ],
+        "0.2",
+    ),
+    ("wasi:http", &["types", "outgoing-handler"], "0.2"),
+    ("wasi:config", &["store"], "0.2.0-draft-2024-09-27"),
+];
+
+/// Whether an import named `namespace:package/interface@version` is in [`PROVIDED`]: the
+/// same interface, at a semver-compatible version (wasmtime links any 0.2.x to 0.2.0).
+pub fn is_provided(import: &str) -> bool {
+    let Some((path, version)) = import.split_once('@') else {
+        return false;
+    };
+    let Some((package, interface)) = path.split_once('/') else {
+        return false;
+    };
+    PROVIDED.iter().any(|(provided, interfaces, compatible)| {
+        *provided == package
+            && interfaces.contains(&interface)
+            && (version == *compatible
+                || version
+                    .strip_prefix(compatible)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|patch| {
+                        !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit())
+                    }))
+    })
+}
+
+/// Adds the inbox's store (`webhooks:inbox/store`), for a capture component.
+pub fn add_inbox_store(linker: &mut Linker<HostState>) -> Result<()> {
+    webhooks::inbox::store::add_to_linker::<_, Own>(linker, |state| state)?;
+    Ok(())
 }
 
 /// Adds Spin's SQLite, for a capture component composed with the SQLite store component
@@ -76,7 +181,7 @@ pub fn add_spin_sqlite(linker: &mut Linker<HostState>) -> Result<()> {
 /// A store for one instance: its memory limit, and a deadline after which it traps.
 pub fn store(engine: &Engine, state: HostState, deadline: Duration) -> Store<HostState> {
     let mut store = Store::new(engine, state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.memory);
     store.set_epoch_deadline(ticks(deadline));
     store.epoch_deadline_trap();
     store
@@ -100,11 +205,42 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("the epoch thread starts");
 }
 
-/// Why a component's call failed, in an operator's words.
+/// Why a component's call failed, in an operator's words (an overrun deadline is the
+/// caller's to tell: it knows the deadline). The wasm backtrace wrapped around the cause is
+/// left out: it is in the host's log.
 pub fn describe_trap(error: &anyhow::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "it ran past its deadline and was interrupted".into(),
         Some(trap) => format!("it trapped: {trap}"),
-        None => format!("{error:#}"),
+        None => error.root_cause().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_compatible_imports_are_provided() {
+        for import in [
+            "wasi:cli/environment@0.2.0",
+            "wasi:io/streams@0.2.9",
+            "wasi:http/outgoing-handler@0.2.12",
+            "wasi:config/store@0.2.0-draft-2024-09-27",
+        ] {
+            assert!(is_provided(import), "{import}");
+        }
+        for import in [
+            "wasi:http/types@0.3.0",
+            "wasi:http/incoming-handler@0.2.0",
+            "wasi:io/streams@0.2.",
+            "wasi:io/streams@0.20.1",
+            "wasi:io/streams",
+            "wasi:config/store@0.2.0-draft",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "webhooks:inbox/store@0.1.0",
+            "spin:sqlite/sqlite@3.0.0",
+        ] {
+            assert!(!is_provided(import), "{import}");
+        }
     }
 }

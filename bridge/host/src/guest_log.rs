@@ -1,5 +1,6 @@
-//! A component's stderr, as the host's structured log: each line it writes becomes one
-//! `tracing` event naming the component, so on Lambda it is a JSON line like any other.
+//! What a component prints (stdout and stderr), as the host's structured log: each line it
+//! writes becomes one `tracing` event naming the component, so on Lambda it is a JSON line
+//! like any other.
 
 use std::io;
 use std::pin::Pin;
@@ -12,17 +13,17 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 const MAX_LINE: usize = 8 * 1024;
 
 #[derive(Clone, Copy)]
-pub struct GuestStderr {
+pub struct GuestOutput {
     pub component: &'static str,
 }
 
-impl IsTerminal for GuestStderr {
+impl IsTerminal for GuestOutput {
     fn is_terminal(&self) -> bool {
         false
     }
 }
 
-impl StdoutStream for GuestStderr {
+impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineLogger {
             component: self.component,

@@ -1,22 +1,31 @@
 //! The processor component: a fresh instance per attempt, called through the typed
 //! bindings of `webhooks:inbox/handler`. Whatever it does, the attempt ends with an
 //! outcome: a trap, an overrun deadline or the memory limit are a failed attempt.
+//!
+//! Any component of the `processor` world runs here, whatever language built it; one that
+//! does not fit (another export, an import a processor is not given) is refused when the
+//! host starts, naming what does not fit, rather than failing every attempt.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use inbox_core::scope::Reader;
 use inbox_core::{Webhook, lifecycle};
 use wasmtime::Engine;
-use wasmtime::component::InstancePre;
+use wasmtime::component::{Component, InstancePre};
 
 use crate::bindings::exports::webhooks::inbox::handler::{GuestIndices, Outcome};
 use crate::bindings::webhook_to_wit;
 use crate::engine::{self, Limits};
 use crate::state::HostState;
+
+/// The export a processor implements.
+pub const HANDLER: &str = "webhooks:inbox/handler@0.1.0";
+/// Interfaces a processor imports only for the types they define.
+const TYPES: &str = "webhooks:inbox/types@0.1.0";
 
 pub struct ProcessorHost {
     engine: Engine,
@@ -25,6 +34,62 @@ pub struct ProcessorHost {
     config: Arc<BTreeMap<String, String>>,
     deadline: Duration,
     max_memory_bytes: usize,
+    file: ComponentFile,
+}
+
+/// The component file a host loaded.
+#[derive(Debug, Clone)]
+pub struct ComponentFile {
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub compile_time: Duration,
+    /// What it imports, as the component declares it.
+    pub imports: Vec<String>,
+}
+
+/// One attempt, as it went.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The processor's own outcome, or why the host ended the attempt.
+    pub result: Result<lifecycle::Outcome, Contained>,
+    pub instantiate_time: Duration,
+    /// From the start of instantiation to the outcome.
+    pub elapsed: Duration,
+    /// The most linear memory the instance held.
+    pub peak_memory_bytes: usize,
+}
+
+/// What the host contained: the attempt failed, the inbox did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contained {
+    /// A trap: a panic, an unreachable, the memory limit, a host call it misused.
+    Trapped(String),
+    /// It ran past its deadline and was interrupted.
+    Deadline(Duration),
+}
+
+impl std::fmt::Display for Contained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Contained::Trapped(why) => write!(f, "the processor failed: {why}"),
+            Contained::Deadline(deadline) => write!(
+                f,
+                "the processor exceeded its {} ms deadline",
+                deadline.as_millis()
+            ),
+        }
+    }
+}
+
+impl Attempt {
+    /// The outcome the attempt records: a contained failure is one to retry.
+    pub fn outcome(self) -> lifecycle::Outcome {
+        self.result
+            .unwrap_or_else(|contained| lifecycle::Outcome::Retry {
+                reason: contained.to_string(),
+                delay_ms: None,
+            })
+    }
 }
 
 impl ProcessorHost {
@@ -35,15 +100,17 @@ impl ProcessorHost {
         config: Arc<BTreeMap<String, String>>,
         limits: &Limits,
     ) -> Result<ProcessorHost> {
-        let component = engine::compile(engine, path)?;
+        let compiled = engine::compile(engine, path)?;
+        let imports = check_world(engine, &compiled.component)
+            .with_context(|| format!("{} cannot run as the processor", path.display()))?;
         let (pre, indices) = engine::linker(engine)?
-            .instantiate_pre(&component)
+            .instantiate_pre(&compiled.component)
             .and_then(|pre| {
                 let indices = GuestIndices::new(&pre)?;
                 Ok((pre, indices))
             })
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a processor component", path.display()))?;
+            .with_context(|| format!("{} cannot run as the processor", path.display()))?;
         Ok(ProcessorHost {
             engine: engine.clone(),
             pre,
@@ -51,38 +118,121 @@ impl ProcessorHost {
             config: Arc::new(Reader::Processor.visible(&config)),
             deadline: limits.processor_deadline,
             max_memory_bytes: limits.max_memory_bytes,
+            file: ComponentFile {
+                sha256: compiled.sha256,
+                size_bytes: compiled.size_bytes,
+                compile_time: compiled.compile_time,
+                imports,
+            },
         })
+    }
+
+    pub fn file(&self) -> &ComponentFile {
+        &self.file
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    pub fn max_memory_bytes(&self) -> usize {
+        self.max_memory_bytes
     }
 
     /// Runs the processor on one webhook; `attempt` starts at 1.
     pub async fn process(&self, webhook: &Webhook, attempt: u32) -> lifecycle::Outcome {
+        self.attempt(webhook, attempt).await.outcome()
+    }
+
+    /// Runs the processor on one webhook, measuring the attempt.
+    pub async fn attempt(&self, webhook: &Webhook, attempt: u32) -> Attempt {
         // A processor is the user's code: no store, and no requests to the app itself.
         let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
         let mut store = engine::store(&self.engine, state, self.deadline);
+        let started = Instant::now();
+        let mut instantiate_time = Duration::ZERO;
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
+            instantiate_time = started.elapsed();
             self.indices
                 .load(&mut store, &instance)?
                 .call_process(&mut store, &webhook_to_wit(webhook.clone()), attempt)
                 .await
         };
-        match tokio::time::timeout(self.deadline, run).await {
-            Ok(Ok(outcome)) => outcome_from_wit(outcome),
-            Ok(Err(error)) => lifecycle::Outcome::Retry {
-                reason: format!(
-                    "the processor failed: {}",
-                    engine::describe_trap(&error.into())
-                ),
-                delay_ms: None,
-            },
-            Err(_) => lifecycle::Outcome::Retry {
-                reason: format!(
-                    "the processor exceeded its {} ms deadline",
-                    self.deadline.as_millis()
-                ),
-                delay_ms: None,
-            },
+        let result = match tokio::time::timeout(self.deadline, run).await {
+            Ok(Ok(outcome)) => Ok(outcome_from_wit(outcome)),
+            Ok(Err(error)) => {
+                let error = anyhow::Error::from(error);
+                Err(match error.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => Contained::Deadline(self.deadline),
+                    _ => {
+                        // With the wasm backtrace, which the recorded reason leaves out.
+                        tracing::warn!(
+                            webhook = webhook.id,
+                            error = format!("{error:#}"),
+                            "the processor trapped"
+                        );
+                        Contained::Trapped(engine::describe_trap(&error))
+                    }
+                })
+            }
+            Err(_) => Err(Contained::Deadline(self.deadline)),
+        };
+        Attempt {
+            result,
+            instantiate_time,
+            elapsed: started.elapsed(),
+            peak_memory_bytes: store.data().peak_memory_bytes(),
         }
+    }
+}
+
+/// Checks that `component` is of the `processor` world: it exports [`HANDLER`] and imports
+/// nothing a processor is not given. Its imports, when it fits.
+fn check_world(engine: &Engine, component: &Component) -> Result<Vec<String>> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let mut problems = Vec::new();
+    if !exports.iter().any(|name| name == HANDLER) {
+        problems.push(format!(
+            "it does not export {HANDLER} (it exports: {})",
+            listed(&exports)
+        ));
+    }
+    let refused: Vec<String> = imports
+        .iter()
+        .filter(|name| !engine::is_provided(name) && name.as_str() != TYPES)
+        .cloned()
+        .collect();
+    if !refused.is_empty() {
+        problems.push(format!(
+            "it imports {}, which a processor is not given (a processor may import WASI 0.2: \
+             cli, clocks, filesystem, io, random, sockets and http; and \
+             wasi:config/store@0.2.0-draft-2024-09-27)",
+            listed(&refused)
+        ));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{}; build it for the `processor` world of wit/inbox.wit",
+            problems.join("; ")
+        );
+    }
+    Ok(imports)
+}
+
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

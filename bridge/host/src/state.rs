@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use inbox_stores::WebhookStore;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::guest_log::GuestStderr;
+use crate::guest_log::GuestOutput;
 use crate::outgoing::{OutgoingHooks, SelfApp};
 
 /// A `spin:sqlite` connection, owned by the instance that opened it (`spin_sqlite`).
@@ -21,7 +21,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) memory: MemoryLimit,
     /// The component's own settings (`inbox_core::scope`).
     pub(crate) config: Arc<BTreeMap<String, String>>,
     /// A composed store component's own settings.
@@ -41,14 +41,19 @@ impl HostState {
     ) -> Self {
         HostState {
             // Components get no environment, arguments or files: configuration arrives
-            // through wasi:config only. What they write to stderr is logged as theirs.
-            wasi: WasiCtx::builder().stderr(GuestStderr { component }).build(),
+            // through wasi:config only. What they print is logged as theirs.
+            wasi: WasiCtx::builder()
+                .stdout(GuestOutput { component })
+                .stderr(GuestOutput { component })
+                .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            memory: MemoryLimit {
+                limits: StoreLimitsBuilder::new().trap_on_grow_failure(true).build(),
+                max_bytes: max_memory_bytes,
+                total: 0,
+                peak: 0,
+            },
             config,
             store_config: Arc::default(),
             store: None,
@@ -81,6 +86,11 @@ impl HostState {
         self
     }
 
+    /// The most linear memory the instance's memories held at once, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.memory.peak
+    }
+
     pub(crate) fn sqlite_database(&self) -> Option<&Path> {
         self.sqlite.as_deref().map(PathBuf::as_path)
     }
@@ -106,5 +116,69 @@ impl WasiHttpView for HostState {
             table: &mut self.table,
             hooks: &mut self.outgoing,
         }
+    }
+}
+
+/// The instance's memory limit: all its linear memories together (a component built from
+/// Python or JavaScript has several), and their peak, which the conformance kit reports.
+/// Tables and instances keep wasmtime's default limits ([`StoreLimits`]).
+pub(crate) struct MemoryLimit {
+    limits: StoreLimits,
+    max_bytes: usize,
+    total: usize,
+    peak: usize,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.total + (desired - current);
+        if total > self.max_bytes {
+            // A trap, not a failed `memory.grow`: a guest that ignores allocation failures
+            // would otherwise carry on corrupted.
+            return Err(wasmtime::Error::msg(format!(
+                "it reached its memory limit of {} MiB (INBOX_MAX_COMPONENT_MEMORY_BYTES)",
+                self.max_bytes >> 20
+            )));
+        }
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        self.total = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }

@@ -1,6 +1,8 @@
 //! A processor that misbehaves on purpose, chosen by config key `processor_misbehaviour`:
 //! `trap` panics (a wasm trap), `loop` spins forever, `memory` allocates without end,
-//! `list-config` rejects the webhook with every setting it can read (`key=value, ...`).
+//! `list-config` rejects the webhook with every setting it can read (`key=value, ...`),
+//! `careless` posts `{}` to `forward_url` instead of the payload and completes whatever the
+//! answer (what the conformance kit must fail).
 //! Once the webhook's `attempt` exceeds `processor_misbehave_attempts` (if set) it
 //! completes, so tests can show that a host recovers.
 
@@ -43,6 +45,25 @@ impl Guest for Misbehaving {
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect();
                 Outcome::Reject(seen.join(", "))
+            }
+            Some("careless") => {
+                if let Some(target) = config("forward_url")
+                    .and_then(|url| inbox_core::forward::Target::parse(&url).ok())
+                {
+                    let _ = inbox_guest::http::send(
+                        &inbox_guest::http::Request {
+                            method: inbox_guest::wasi::http::types::Method::Post,
+                            https: target.https,
+                            authority: &target.authority,
+                            path_with_query: &target.path_with_query,
+                            headers: Vec::new(),
+                            body: b"{}",
+                            timeout: None,
+                        },
+                        0,
+                    );
+                }
+                Outcome::Completed
             }
             _ => Outcome::Completed,
         }
