@@ -16,11 +16,13 @@ build_components() {
 }
 
 # The processor kits (processors/), each built by its own script with its pinned tool, into
-# $CARGO_TARGET_DIR/processors/<language>.wasm, where the tests find them.
+# $CARGO_TARGET_DIR/processors/<language>.wasm, where the tests find them; not precompiled
+# (the tests precompile what they load precompiled), and no stale .cwasm left beside.
 build_processor_kits() {
     local language
     for language in python javascript; do
-        "processors/$language/build" "$CARGO_TARGET_DIR/processors/$language.wasm"
+        rm -f "$CARGO_TARGET_DIR/processors/$language.cwasm"
+        INBOX_PRECOMPILE=0 "processors/$language/build" "$CARGO_TARGET_DIR/processors/$language.wasm"
     done
 }
 

@@ -931,8 +931,9 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
 /// The conformance kit's cases through the Lambda handlers, with `processor` as the
 /// function's processor: the stream handler's first attempt meets each destination answer;
 /// then, the destination answering again, the queue handler completes what was retried,
-/// except the webhook whose Retry-After is not over. The function ran the file built.
-async fn conformance_on_lambda(processor: std::path::PathBuf) {
+/// except the webhook whose Retry-After is not over. The function ran the file built
+/// (`loaded`: `processor`, or the precompiled one beside it).
+async fn conformance_on_lambda(processor: std::path::PathBuf, loaded: std::path::PathBuf) {
     use inbox_bridge::conformance::cases::{self, Expected};
     use inbox_bridge::conformance::destination::{Answer, Destination};
 
@@ -1018,23 +1019,105 @@ async fn conformance_on_lambda(processor: std::path::PathBuf) {
     let waiting = aws.store.status(&waiting.unwrap()).await.unwrap().unwrap();
     assert_eq!((waiting.state, waiting.retries), (State::Failed, 1));
     assert!(
-        function.log().contains(&support::sha256_of(&processor)),
+        function.log().contains(&support::sha256_of(&loaded)),
         "{}",
         function.log()
     );
 }
 
+/// Each function of the template loads only the component it runs: a capture function
+/// starts without any processor, and refuses a processing event it was not made for.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_rust_processor_meets_the_conformance_cases_on_lambda() {
-    conformance_on_lambda(support::component("inbox_processor")).await;
+async fn a_function_loads_only_the_components_it_runs() {
+    let aws = aws().await;
+    let capture_only = LambdaFunction::start(
+        &["lambda"],
+        &function_env(
+            &aws,
+            &[
+                ("INBOX_LAMBDA_COMPONENTS", "capture"),
+                ("INBOX_PROCESSOR_WASM", "/nonexistent/processor.wasm"),
+            ],
+        ),
+    );
+    let id = captured(&capture_only, "hash-capture-only");
+    let log = capture_only.log();
+    assert!(!log.contains("inbox_processor"), "{log}");
+    assert!(log.contains("inbox_capture"), "{log}");
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let records = read_mapped(&mut stream).await;
+    assert_eq!(records.len(), 1);
+    let (status, answer) = support::request_raw(
+        &capture_only.base_url,
+        "POST",
+        "/2015-03-31/functions/_/invocations",
+        &[("content-type", "application/json")],
+        moto::stream_event(records.clone()).to_string().as_bytes(),
+    );
+    assert!(
+        answer.contains("does not run the processor component"),
+        "{status} {answer}"
+    );
+    assert_eq!(
+        aws.store.status(&id).await.unwrap().unwrap().state,
+        State::Received
+    );
+
+    // A processing function, given the same record, processes it without loading capture.
+    let processing = LambdaFunction::start(
+        &["lambda"],
+        &function_env(
+            &aws,
+            &[
+                ("INBOX_LAMBDA_COMPONENTS", "processor"),
+                ("INBOX_CAPTURE_WASM", "/nonexistent/capture.wasm"),
+            ],
+        ),
+    );
+    let response = processing.invoke(&moto::stream_event(records));
+    assert_eq!(
+        response,
+        json!({ "batchItemFailures": [] }),
+        "{}",
+        processing.log()
+    );
+    assert_eq!(
+        aws.store.status(&id).await.unwrap().unwrap().state,
+        State::Completed
+    );
+    assert!(
+        !processing.log().contains("inbox_capture"),
+        "{}",
+        processing.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_python_processor_meets_the_conformance_cases_on_lambda() {
-    conformance_on_lambda(support::kit_processor("python")).await;
+async fn the_rust_processor_meets_the_conformance_cases_on_lambda() {
+    let processor = support::component("inbox_processor");
+    conformance_on_lambda(processor.clone(), processor).await;
+}
+
+/// Precompiled (`inbox compile`), as the layer ships it: the function loads the `.cwasm`
+/// beside the `.wasm` it is given, and its log names the `.cwasm`'s digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_precompiled_python_processor_meets_the_conformance_cases_on_lambda() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("python.wasm");
+    std::fs::copy(support::kit_processor("python"), &wasm).unwrap();
+    let output = std::process::Command::new(support::inbox_exe())
+        .arg("compile")
+        .arg(&wasm)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    conformance_on_lambda(wasm.clone(), wasm.with_extension("cwasm")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_javascript_processor_meets_the_conformance_cases_on_lambda() {
-    conformance_on_lambda(support::kit_processor("javascript")).await;
+    let processor = support::kit_processor("javascript");
+    conformance_on_lambda(processor.clone(), processor).await;
 }

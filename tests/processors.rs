@@ -324,3 +324,96 @@ async fn python_and_javascript_processors_handle_webhooks_on_inbox_serve() {
         assert!(inbox.log().contains(&sha256_of(&path)), "{}", inbox.log());
     }
 }
+
+/// `inbox compile` into `dir`: the path of the `.cwasm` written.
+fn precompile(wasm: &Path, dir: &Path, target: Option<&str>) -> PathBuf {
+    let mut command = Command::new(inbox_exe());
+    command.arg("compile").arg(wasm).arg("--out-dir").arg(dir);
+    if let Some(target) = target {
+        command.args(["--target", target]);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cwasm = dir.join(wasm.file_stem().unwrap()).with_extension("cwasm");
+    assert!(cwasm.is_file());
+    cwasm
+}
+
+#[test]
+fn a_precompiled_processor_is_loaded_instead_unless_stale_or_made_for_another_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("processor.wasm");
+    std::fs::copy(component("inbox_processor"), &wasm).unwrap();
+    let cwasm = precompile(&wasm, dir.path(), None);
+
+    // Given the .wasm, the host loads the .cwasm beside it: the file it ran is that one.
+    let (ok, report) = check_json(&wasm, &[], &[]);
+    assert!(ok, "{report:#}");
+    assert_eq!(report["precompiled"], true);
+    assert_eq!(report["loaded"], cwasm.to_str().unwrap());
+    assert_eq!(report["sha256"], sha256_of(&cwasm));
+    // Given the .cwasm itself, the same.
+    let (ok, report) = check_json(&cwasm, &[], &[]);
+    assert!(ok && report["precompiled"] == true, "{report:#}");
+
+    // A .wasm rebuilt after its .cwasm is compiled, never run stale, with a warning.
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&wasm)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let output = check_processor(&wasm, &["--json"], &[]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["precompiled"], false);
+    assert_eq!(report["sha256"], sha256_of(&wasm));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("older than its .wasm"), "{stderr}");
+
+    // One made for another machine (Lambda's arm64) is compiled from the .wasm, with a
+    // warning; on its own it is refused, saying why.
+    let arm64 = precompile(
+        &wasm,
+        &dir.path().join("arm64"),
+        Some("aarch64-unknown-linux-gnu"),
+    );
+    std::fs::copy(&arm64, &cwasm).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&cwasm)
+        .unwrap()
+        .set_modified(later + Duration::from_secs(60))
+        .unwrap();
+    let output = check_processor(&wasm, &["--json"], &[]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(report["precompiled"], false);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("precompiled for another wasmtime, engine or CPU"),
+        "{stderr}"
+    );
+    let output = check_processor(&arm64, &[], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("compiled for architecture 'aarch64'"),
+        "{stderr}"
+    );
+
+    // Compiling what is already precompiled is refused.
+    let output = Command::new(inbox_exe())
+        .arg("compile")
+        .arg(&arm64)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already precompiled"));
+}

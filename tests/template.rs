@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use inbox_bridge::lambda::Components;
 use inbox_bridge::settings::Settings;
 use inbox_core::item::dynamodb::due_index;
 
@@ -270,6 +271,45 @@ fn every_function_is_sized_for_its_attempts() {
         }
     }
     assert_eq!(checked, 2);
+}
+
+#[test]
+fn each_function_loads_only_the_component_its_events_need() {
+    let template = sam::parse(&sam::template_text());
+    let mut checked = std::collections::BTreeSet::new();
+    for (kind, capture, processor) in [
+        ("HttpApi", true, false),
+        ("DynamoDB", false, true),
+        ("SQS", false, true),
+        ("Schedule", false, false),
+    ] {
+        for (function, _, _) in sam::events(&template, kind) {
+            let runs = Components::from_config(&function_config(&template, &function)).unwrap();
+            assert_eq!(
+                (runs.capture, runs.processor),
+                (capture, processor),
+                "{function} ({kind} events)"
+            );
+            checked.insert(function);
+        }
+    }
+    let functions = template["Resources"]
+        .as_hash()
+        .unwrap()
+        .values()
+        .filter(|resource| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .count();
+    assert_eq!(checked.len(), functions, "{checked:?}");
+    // The components layer carries arm64 code, as the functions run.
+    let layer = &template["Resources"]["ComponentsLayer"];
+    assert_eq!(
+        layer["Metadata"]["BuildArchitecture"].as_str(),
+        Some("arm64")
+    );
+    assert_eq!(
+        template["Globals"]["Function"]["Architectures"][0].as_str(),
+        Some("arm64")
+    );
 }
 
 #[test]

@@ -76,6 +76,19 @@ enum Command {
         #[arg(long)]
         without_destination: bool,
     },
+    /// Precompile components into DIR/<name>.cwasm (wasmtime's form): a host given
+    /// <name>.wasm loads <name>.cwasm beside it instead of compiling, when it is compatible.
+    Compile {
+        /// The components (.wasm).
+        #[arg(required = true)]
+        components: Vec<PathBuf>,
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// The machine of the host that will load them, as a target triple (e.g.
+        /// aarch64-unknown-linux-gnu for Lambda's arm64); default: this one.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Show a webhook's status and its dead-letter records.
     Status {
         id: String,
@@ -261,7 +274,7 @@ fn main() -> Result<()> {
 fn init_tracing(command: &Command) {
     // The kit's report is its output; what the processor prints is there with INBOX_LOG=info.
     let default = match command {
-        Command::CheckProcessor { .. } => "warn,wasmtime_wasi_http=error",
+        Command::CheckProcessor { .. } | Command::Compile { .. } => "warn,wasmtime_wasi_http=error",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("INBOX_LOG")
@@ -350,8 +363,16 @@ async fn run(command: Command) -> Result<()> {
                 .cloned()
                 .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
             let store: Arc<dyn WebhookStore> = Arc::new(dynamo_store(&table).await?);
-            let capture = host.capture(store.clone())?;
-            let processor = host.processor()?;
+            let runs = lambda::Components::from_config(host.config.as_ref())?;
+            let capture = match runs.capture {
+                true => Some(host.capture(store.clone())?),
+                false => None,
+            };
+            let processor: Option<Arc<dyn inbox_bridge::attempt::Processor>> = match runs.processor
+            {
+                true => Some(host.processor()?),
+                false => None,
+            };
             let queues = Queues::new(
                 Queues::client().await,
                 queues.failed_queue_url,
@@ -391,6 +412,24 @@ async fn run(command: Command) -> Result<()> {
             }
             if !report.passed {
                 std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Compile {
+            components,
+            out_dir,
+            target,
+        } => {
+            let compiler = inbox_host::precompiled::compiler(target.as_deref())?;
+            for wasm in &components {
+                let written = inbox_host::precompiled::precompile(&compiler, wasm, &out_dir)?;
+                println!(
+                    "{} -> {} ({:.1} MB, compiled in {} ms)",
+                    wasm.display(),
+                    written.path.display(),
+                    written.size_bytes as f64 / 1e6,
+                    written.compile_time.as_millis()
+                );
             }
             Ok(())
         }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -556,6 +556,8 @@ pub struct LambdaFunction {
     runtime_api: Child,
     function: Child,
     pub log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -580,31 +582,30 @@ impl LambdaFunction {
             .stderr(std::fs::File::create(dir.path().join("runtime-api.log")).unwrap());
         let mut runtime_api = spawn_tied(command);
         wait_for_port(port, "cargo lambda watch", &mut runtime_api);
+        let base_url = format!("http://127.0.0.1:{port}");
         let log = dir.path().join("function.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_inbox"));
-        command
-            .args(args)
-            .env_clear()
-            .env("HOME", std::env::var("HOME").unwrap_or_default())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("INBOX_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let function = spawn_tied(command);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let function = spawn_function(&base_url, &args, env, &log);
         LambdaFunction {
-            base_url: format!("http://127.0.0.1:{port}"),
+            base_url,
             runtime_api,
             function,
             log,
+            args,
+            env: env.to_vec(),
             _dir: dir,
         }
+    }
+
+    /// Kills the function and starts a new process in its place (a new execution
+    /// environment, as Lambda starts one cold), with `extra` settings besides its own:
+    /// when it was spawned.
+    pub fn restart(&mut self, extra: &[(String, String)]) -> std::time::Instant {
+        self.kill();
+        let env = [self.env.as_slice(), extra].concat();
+        let spawned = std::time::Instant::now();
+        self.function = spawn_function(&self.base_url, &self.args, &env, &self.log);
+        spawned
     }
 
     /// Invokes the function with `event` and returns what it answered.
@@ -635,6 +636,30 @@ impl LambdaFunction {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// `inbox` with `args` as the function of the runtime API at `base_url`.
+fn spawn_function(base_url: &str, args: &[String], env: &[(String, String)], log: &Path) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inbox"));
+    command
+        .args(args)
+        .env_clear()
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("{base_url}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("INBOX_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
+    spawn_tied(command)
 }
 
 impl Drop for LambdaFunction {

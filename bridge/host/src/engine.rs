@@ -1,7 +1,7 @@
 //! One wasmtime `Engine` for every component, compiling, the linker every component is
 //! linked with, and the limits of an instance (a deadline and a memory limit).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,6 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
 
 use crate::bindings::{spin, wasi, webhooks};
+use crate::precompiled;
 use crate::state::HostState;
 
 /// The epoch advances this often; deadlines are counted in these ticks.
@@ -32,11 +33,18 @@ pub enum CodeCache {
     Off,
 }
 
-/// The engine: deadlines by epoch interruption (a ticker thread advances the epoch while
-/// the engine lives).
-pub fn new(cache: CodeCache) -> Result<Engine> {
+/// What every engine is made with: deadlines by epoch interruption. A precompiled
+/// component must have been compiled with the same settings (wasmtime refuses it
+/// otherwise), so `inbox compile` starts from these too.
+pub(crate) fn config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
+    config
+}
+
+/// The engine, with a ticker thread that advances the epoch while it lives.
+pub fn new(cache: CodeCache) -> Result<Engine> {
+    let mut config = config();
     if cache == CodeCache::OnDisk {
         match Cache::new(CacheConfig::new()) {
             Ok(cache) => {
@@ -50,19 +58,46 @@ pub fn new(cache: CodeCache) -> Result<Engine> {
     Ok(engine)
 }
 
-/// A component compiled from a file, and what it was compiled from.
+/// A component ready to instantiate, and the file it came from.
 pub struct Compiled {
     pub component: Component,
-    /// The SHA-256 of the bytes compiled, hex: which build this host runs.
+    /// The file loaded: the one given, or the precompiled one beside it.
+    pub path: PathBuf,
+    /// The SHA-256 of that file, hex: which build this host runs.
     pub sha256: String,
     pub size_bytes: usize,
+    /// Compiling it, or loading it when it was precompiled.
     pub compile_time: Duration,
+    pub precompiled: bool,
 }
 
+/// The component at `path`: a `.cwasm` loaded as it is; a `.wasm` compiled, unless a
+/// compatible `.cwasm` beside it can be loaded instead (see [`precompiled`]).
 pub fn compile(engine: &Engine, path: &Path) -> Result<Compiled> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot load the component {}", path.display()))?;
-    compile_bytes(engine, &bytes, path)
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot load the component {}", path.display()))
+    };
+    if precompiled::is_precompiled(path) {
+        let started = Instant::now();
+        let bytes = read(path)?;
+        let component = precompiled::load(engine, &bytes, path)?;
+        return Ok(ready(component, path, &bytes, started.elapsed(), true));
+    }
+    if let Some(cwasm) = precompiled::beside(path) {
+        let started = Instant::now();
+        match read(&cwasm).and_then(|bytes| {
+            let component = precompiled::load(engine, &bytes, &cwasm)?;
+            Ok(ready(component, &cwasm, &bytes, started.elapsed(), true))
+        }) {
+            Ok(compiled) => return Ok(compiled),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "compiling {} instead",
+                path.display()
+            ),
+        }
+    }
+    compile_bytes(engine, &read(path)?, path)
 }
 
 /// Compiles `bytes`, read from (or made of) the component at `path`.
@@ -71,20 +106,33 @@ pub fn compile_bytes(engine: &Engine, bytes: &[u8], path: &Path) -> Result<Compi
     let component = Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot load the component {}", path.display()))?;
+    Ok(ready(component, path, bytes, started.elapsed(), false))
+}
+
+fn ready(
+    component: Component,
+    path: &Path,
+    bytes: &[u8],
+    compile_time: Duration,
+    precompiled: bool,
+) -> Compiled {
     let compiled = Compiled {
         component,
+        path: path.to_owned(),
         sha256: hex::encode(Sha256::digest(bytes)),
         size_bytes: bytes.len(),
-        compile_time: started.elapsed(),
+        compile_time,
+        precompiled,
     };
     tracing::info!(
         path = %path.display(),
         sha256 = compiled.sha256,
         size_bytes = compiled.size_bytes,
-        elapsed_ms = compiled.compile_time.as_millis() as u64,
+        precompiled,
+        elapsed_ms = compile_time.as_millis() as u64,
         "component ready"
     );
-    Ok(compiled)
+    compiled
 }
 
 type Own = HasSelf<HostState>;

@@ -1,9 +1,11 @@
 //! Where the component files are: given on the command line or in the environment, next
 //! to the `inbox` executable (a deployment), or where the workspace's build puts them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use crate::precompiled;
 
 /// Where the component files are.
 #[derive(Debug, Clone)]
@@ -34,13 +36,15 @@ impl ComponentPaths {
             dir.join("../wasm32-wasip2/release"),
         ];
         for candidate in &candidates {
-            let paths = ComponentPaths {
-                capture: candidate.join("inbox_capture.wasm"),
-                processor: candidate.join("inbox_processor.wasm"),
-                store: None,
-            };
-            if paths.capture.is_file() && paths.processor.is_file() {
-                return Ok(paths);
+            if let (Some(capture), Some(processor)) = (
+                component_in(candidate, "inbox_capture"),
+                component_in(candidate, "inbox_processor"),
+            ) {
+                return Ok(ComponentPaths {
+                    capture,
+                    processor,
+                    store: None,
+                });
             }
         }
         bail!(
@@ -48,4 +52,15 @@ impl ComponentPaths {
             exe.display()
         )
     }
+}
+
+/// `dir/<stem>.wasm` (whose precompiled form beside it a host prefers), or
+/// `dir/<stem>.cwasm` where only that was shipped.
+fn component_in(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [
+        dir.join(stem).with_extension("wasm"),
+        dir.join(stem).with_extension(precompiled::EXTENSION),
+    ]
+    .into_iter()
+    .find(|path| path.is_file())
 }

@@ -2,7 +2,8 @@
 //! fresh instance (with a deadline and a memory limit) for every request and every
 //! processing attempt, and the host side of each interface the components import.
 //!
-//! - [`engine`]: the engine, compiling, the linker, instances' limits;
+//! - [`engine`]: the engine, compiling, the linker, instances' limits; [`precompiled`]:
+//!   components compiled ahead of time (`.cwasm`);
 //! - [`state`]: what one instance may touch; [`config`], [`store`], [`spin_sqlite`],
 //!   [`outgoing`], [`guest_log`]: the interfaces it imports, one module each;
 //! - [`files`]: where the component files are; [`compose`]: capture and a store component
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod files;
 pub mod guest_log;
 pub mod outgoing;
+pub mod precompiled;
 pub mod processor;
 pub mod spin_sqlite;
 pub mod state;

@@ -7,7 +7,7 @@
 //! host starts, naming what does not fit, rather than failing every attempt.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,9 @@ pub struct ProcessorHost {
 /// The component file a host loaded.
 #[derive(Debug, Clone)]
 pub struct ComponentFile {
+    /// The one given, or the precompiled one beside it.
+    pub path: PathBuf,
+    pub precompiled: bool,
     pub sha256: String,
     pub size_bytes: usize,
     pub compile_time: Duration,
@@ -119,6 +122,8 @@ impl ProcessorHost {
             deadline: limits.processor_deadline,
             max_memory_bytes: limits.max_memory_bytes,
             file: ComponentFile {
+                path: compiled.path,
+                precompiled: compiled.precompiled,
                 sha256: compiled.sha256,
                 size_bytes: compiled.size_bytes,
                 compile_time: compiled.compile_time,

@@ -38,6 +38,9 @@ pub enum Forwarding {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub path: String,
+    /// The file loaded: `path`, or the precompiled component beside it.
+    pub loaded: String,
+    pub precompiled: bool,
     pub sha256: String,
     pub size_bytes: usize,
     pub compile_ms: f64,
@@ -104,6 +107,8 @@ pub async fn check(
     let file = processor.file();
     Ok(Report {
         path: path.display().to_string(),
+        loaded: file.path.display().to_string(),
+        precompiled: file.precompiled,
         sha256: file.sha256.clone(),
         size_bytes: file.size_bytes,
         compile_ms: millis(file.compile_time),
@@ -248,9 +253,15 @@ impl Report {
         let _ = writeln!(out, "processor  {}", self.path);
         let _ = writeln!(
             out,
-            "component  sha256 {}, {:.1} MB, compiled in {:.0} ms",
+            "component  {} sha256 {}, {:.1} MB, {} in {:.0} ms",
+            self.loaded,
             self.sha256,
             self.size_bytes as f64 / 1e6,
+            if self.precompiled {
+                "precompiled, loaded"
+            } else {
+                "compiled"
+            },
             self.compile_ms
         );
         let _ = writeln!(out, "imports    {}", self.imports.join(", "));

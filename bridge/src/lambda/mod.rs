@@ -24,6 +24,7 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::SqsEvent;
 use inbox_core::clock::now_ms;
+use inbox_core::config::{Config, ConfigError, describe};
 use inbox_core::store::StoreError;
 use inbox_core::{State, Webhook};
 use inbox_host::CaptureHost;
@@ -43,13 +44,53 @@ pub mod sqs;
 pub mod stream;
 
 pub struct Handler {
-    capture: Arc<CaptureHost>,
-    processor: Arc<dyn Processor>,
+    /// What this function runs (`Components`): the others are not loaded.
+    capture: Option<Arc<CaptureHost>>,
+    processor: Option<Arc<dyn Processor>>,
     store: Arc<dyn WebhookStore>,
     queues: Queues,
     settings: Settings,
     /// The records of a batch are processed side by side, this many at a time.
     permits: Arc<Semaphore>,
+}
+
+/// The components a function loads at start (`INBOX_LAMBDA_COMPONENTS`, comma separated:
+/// `capture`, `processor`, or `none`; both by default): each function of the template only
+/// the one it runs, so a capture function's cold start never loads the processor, while
+/// plain `inbox lambda` serves every event shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    pub capture: bool,
+    pub processor: bool,
+}
+
+impl Components {
+    pub fn from_config(config: &dyn Config) -> Result<Components, ConfigError> {
+        let Some(listed) = config.get("lambda_components") else {
+            return Ok(Components {
+                capture: true,
+                processor: true,
+            });
+        };
+        let mut components = Components {
+            capture: false,
+            processor: false,
+        };
+        for name in listed.split(',').map(str::trim) {
+            match name {
+                "capture" => components.capture = true,
+                "processor" => components.processor = true,
+                "none" => {}
+                other => {
+                    return Err(ConfigError(format!(
+                        "{} = {listed:?}: {other:?} is not capture, processor or none",
+                        describe("lambda_components")
+                    )));
+                }
+            }
+        }
+        Ok(components)
+    }
 }
 
 /// What an event is, judged by its shape.
@@ -95,8 +136,8 @@ pub async fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
 
 impl Handler {
     pub fn new(
-        capture: Arc<CaptureHost>,
-        processor: Arc<dyn Processor>,
+        capture: Option<Arc<CaptureHost>>,
+        processor: Option<Arc<dyn Processor>>,
         store: Arc<dyn WebhookStore>,
         queues: Queues,
         settings: Settings,
@@ -113,7 +154,16 @@ impl Handler {
     }
 
     pub async fn handle(self: &Arc<Self>, event: Value) -> Result<Value, lambda_runtime::Error> {
-        Ok(match shape(&event)? {
+        let shape = shape(&event)?;
+        // An event for a component this function does not run fails the whole invocation,
+        // visible in the function's errors, and Lambda keeps the records.
+        if matches!(shape, Shape::Stream | Shape::Queue) && self.processor.is_none() {
+            return Err(
+                "this function does not run the processor component (INBOX_LAMBDA_COMPONENTS)"
+                    .into(),
+            );
+        }
+        Ok(match shape {
             Shape::Http => self.http(serde_json::from_value(event)?).await,
             Shape::Stream => self.stream(serde_json::from_value(event)?).await?,
             Shape::Queue => self.queue(serde_json::from_value(event)?).await?,
@@ -159,9 +209,12 @@ impl Handler {
 
     /// An API Gateway request, through the capture component.
     async fn http(&self, event: ApiGatewayV2httpRequest) -> Value {
-        let response = match apigw::request_of(event) {
-            Ok(request) => self.capture.handle(request).await,
-            Err(error) => Err(error),
+        let response = match (apigw::request_of(event), &self.capture) {
+            (Ok(request), Some(capture)) => capture.handle(request).await,
+            (Ok(_), None) => Err(anyhow::anyhow!(
+                "this function does not run the capture component (INBOX_LAMBDA_COMPONENTS)"
+            )),
+            (Err(error), _) => Err(error),
         };
         let response = response.unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "request failed");
@@ -241,9 +294,12 @@ impl Handler {
     /// when it is. An error is an infrastructure error: the record is to be retried.
     pub async fn deliver(&self, webhook: &Webhook) -> Result<()> {
         let id = webhook.id.as_str();
+        let processor = self.processor.as_deref().context(
+            "this function does not run the processor component (INBOX_LAMBDA_COMPONENTS)",
+        )?;
         let attempts = Attempts {
             store: self.store.as_ref(),
-            processor: self.processor.as_ref(),
+            processor,
             follow_up: &self.queues,
             settings: &self.settings,
         };
