@@ -305,6 +305,9 @@ async fn run(command: Command) -> Result<()> {
             let (store, wake) = db.open().await?;
             let host = Loaded::prepare(components.paths(Some(&db))?)?;
             let http_limits = serve::HttpLimits::from_config(host.config.as_ref())?;
+            inbox_host::engine::fits_the_pool(
+                http_limits.max_requests + host.settings.concurrency,
+            )?;
             let capture = host.capture(store.clone())?;
             let processor = host.processor()?;
             let listener =
@@ -529,6 +532,7 @@ impl Loaded {
             inbox_core::forward::Target::parse(url)?;
         }
         let limits = instance_limits(&config, &settings)?;
+        inbox_host::engine::fits_the_pool(settings.concurrency)?;
         Ok(Loaded {
             config: Arc::new(config),
             settings,

@@ -94,7 +94,7 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 /// Serves connections on `listener` until `stop` completes; then stops accepting and lets
 /// the open connections finish their requests (for at most `grace`).
 pub async fn serve(
-    capture: Arc<CaptureHost>,
+    capture: Arc<dyn Capture>,
     listener: tokio::net::TcpListener,
     limits: HttpLimits,
     stop: impl std::future::Future<Output = ()>,
@@ -171,7 +171,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 
 /// One request through the capture component, within the limits.
 async fn answer(
-    capture: &Arc<CaptureHost>,
+    capture: &Arc<dyn Capture>,
     requests: &Arc<Semaphore>,
     limits: &HttpLimits,
     request: http::Request<hyper::body::Incoming>,
@@ -192,7 +192,7 @@ async fn answer(
         complete: complete.clone(),
         timed_out: timed_out.clone(),
     });
-    let response = match capture.handle(request).await {
+    let response = match capture.clone().handle(request).await {
         _ if timed_out.load(Ordering::Relaxed) => body_too_slow(limits.body_timeout),
         Ok(response) => response,
         Err(error) if ran_out_of_time(&error) && !complete.load(Ordering::Relaxed) => {
@@ -224,8 +224,29 @@ fn body_too_slow(deadline: Duration) -> http::Response<HyperOutgoingBody> {
     ))
 }
 
+/// A request's body as the server hands it on: it must arrive whole before its deadline.
+pub type RequestBody = TimedBody<hyper::body::Incoming>;
+
+/// What answers each request: the capture component (or, as the benchmarks' baseline, the
+/// same capture logic compiled natively: `bridge/examples/native_inbox.rs`).
+pub trait Capture: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        request: http::Request<RequestBody>,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>>;
+}
+
+impl Capture for CaptureHost {
+    fn handle(
+        self: Arc<Self>,
+        request: http::Request<RequestBody>,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>> {
+        Box::pin(async move { CaptureHost::handle(&self, request).await })
+    }
+}
+
 /// A request body that must arrive whole before its deadline; it notes whether it did.
-struct TimedBody<B> {
+pub struct TimedBody<B> {
     body: B,
     deadline: Pin<Box<Sleep>>,
     complete: Arc<AtomicBool>,

@@ -2,7 +2,7 @@
 //! event, or the app calling itself), answering through wasmtime-wasi-http's proxy world.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
 use crate::outgoing::SelfApp;
+use crate::spin_sqlite::SqlitePool;
 use crate::state::HostState;
 use crate::{compose, config};
 
@@ -33,7 +34,7 @@ pub struct CaptureHost {
     store_config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn WebhookStore>,
     /// Spin's default database, when capture stores through a store component.
-    sqlite: Option<Arc<PathBuf>>,
+    sqlite: Option<Arc<SqlitePool>>,
     deadline: Duration,
     max_memory_bytes: usize,
 }
@@ -92,7 +93,7 @@ impl CaptureHost {
             config: Arc::new(Reader::Capture.visible(&config)),
             store_config: Arc::new(Reader::Store.visible(&config)),
             store,
-            sqlite: store_component.map(|with| Arc::new(with.sqlite.clone())),
+            sqlite: store_component.map(|with| Arc::new(SqlitePool::new(with.sqlite.clone()))),
             deadline: limits.capture_deadline,
             max_memory_bytes: limits.max_memory_bytes,
         }))

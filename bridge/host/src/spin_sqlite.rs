@@ -1,7 +1,11 @@
 //! Spin's `spin:sqlite@3.0.0`, over a SQLite file: what the store component that Spin
 //! composes with the capture component imports. With it, `inbox serve --store-component`
 //! runs the same two `.wasm` files Spin runs (spin.toml), writing to the database the
-//! worker processes. Statements run through the native SQLite store's driver.
+//! worker processes. Statements run through the native SQLite store's driver, on
+//! connections kept open between instances ([`SqlitePool`]), as Spin keeps its own.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use inbox_core::item::sqlite::Value;
 use inbox_stores::sqlite::{Rusqlite, open_connection};
@@ -46,8 +50,8 @@ impl sqlite::HostConnection for HostState {
         if database != DEFAULT_DATABASE {
             return Err(Error::NoSuchDatabase);
         }
-        let path = self.sqlite_database().ok_or(Error::AccessDenied)?;
-        let connection = open_connection(path).map_err(io)?;
+        let pool = self.sqlite_database().ok_or(Error::AccessDenied)?;
+        let connection = pool.take().map_err(io)?;
         self.table().push(SqliteConnection(connection)).map_err(io)
     }
 
@@ -88,7 +92,48 @@ impl sqlite::HostConnection for HostState {
     }
 
     async fn drop(&mut self, connection: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        self.table().delete(connection)?;
+        let SqliteConnection(connection) = self.table().delete(connection)?;
+        if let Some(pool) = self.sqlite_database() {
+            pool.give_back(connection);
+        }
         Ok(())
     }
 }
+
+/// The connections to one database file, kept open for the next instance: opening one
+/// (and setting it up) for every request cost more than the request's statements.
+pub struct SqlitePool {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl SqlitePool {
+    pub fn new(path: PathBuf) -> SqlitePool {
+        SqlitePool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => open_connection(&self.path),
+        }
+    }
+
+    /// Keeps `connection` for the next instance, unless the instance left a transaction
+    /// open on it (it trapped mid-way): that one is closed, which rolls it back.
+    fn give_back(&self, connection: rusqlite::Connection) {
+        if connection.is_autocommit() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(connection);
+            }
+        }
+    }
+}
+
+/// Connections kept open at most: as many as capture instances run at once, by default.
+const MAX_IDLE: usize = 64;

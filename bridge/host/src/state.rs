@@ -2,7 +2,6 @@
 //! or attempt. Each interface it imports is implemented on it, in a module of its own.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use inbox_stores::WebhookStore;
@@ -13,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
 use crate::outgoing::{OutgoingHooks, SelfApp};
+use crate::spin_sqlite::SqlitePool;
 
 /// A `spin:sqlite` connection, owned by the instance that opened it (`spin_sqlite`).
 pub struct SqliteConnection(pub(crate) rusqlite::Connection);
@@ -29,7 +29,7 @@ pub struct HostState {
     /// The inbox's store (`webhooks:inbox/store`), for a capture component.
     pub(crate) store: Option<Arc<dyn WebhookStore>>,
     /// Spin's default database (`spin:sqlite`), for a store component.
-    sqlite: Option<Arc<PathBuf>>,
+    sqlite: Option<Arc<SqlitePool>>,
     outgoing: OutgoingHooks,
 }
 
@@ -67,9 +67,9 @@ impl HostState {
         self
     }
 
-    /// Gives the instances `spin:sqlite` on the database at `path`.
-    pub fn with_sqlite(mut self, path: Option<Arc<PathBuf>>) -> Self {
-        self.sqlite = path;
+    /// Gives the instance `spin:sqlite` on the database of `pool`.
+    pub fn with_sqlite(mut self, pool: Option<Arc<SqlitePool>>) -> Self {
+        self.sqlite = pool;
         self
     }
 
@@ -91,8 +91,8 @@ impl HostState {
         self.memory.peak
     }
 
-    pub(crate) fn sqlite_database(&self) -> Option<&Path> {
-        self.sqlite.as_deref().map(PathBuf::as_path)
+    pub(crate) fn sqlite_database(&self) -> Option<&SqlitePool> {
+        self.sqlite.as_deref()
     }
 
     pub(crate) fn table(&mut self) -> &mut ResourceTable {

@@ -69,7 +69,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)?;
         }
         let conn = open_connection(path)?;
-        conn.execute_batch(sqlite::SCHEMA)?;
+        // Nothing written when the schema is there: a read-only database still opens.
+        sqlite::ensure_schema(&mut Rusqlite(&conn))?;
         let written = Arc::new(Notify::new());
         let (writer, queue) = mpsc::sync_channel(max_queued_writes);
         let notify = written.clone();
@@ -93,7 +94,7 @@ impl SqliteStore {
         })
     }
 
-    /// Notified after every commit that changed something a worker may want to look at.
+    /// Notified after a commit that brought a worker something to do (see [`brings_work`]).
     pub fn written(&self) -> Arc<Notify> {
         self.written.clone()
     }
@@ -285,10 +286,13 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<N
         let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.op, w.reply)).unzip();
         match commit(&mut conn, &ops) {
             Ok(results) => {
+                let new_work = ops.iter().zip(&results).any(brings_work);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
-                written.notify_waiters();
+                if new_work {
+                    written.notify_waiters();
+                }
             }
             Err(error) => {
                 tracing::error!(%error, writes = ops.len(), "SQLite commit failed");
@@ -297,6 +301,20 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<N
                 }
             }
         }
+    }
+}
+
+/// Whether a committed write gives a worker something to do now: a webhook captured, or
+/// one sent round again (replayed or requeued, back to `received`). An attempt's own
+/// writes do not (the worker looks again when an attempt ends), nor do retries, which
+/// come due later and are polled for.
+fn brings_work((op, result): (&WriteOp, &Result<Written, StoreError>)) -> bool {
+    match (op, result) {
+        (WriteOp::Capture { .. }, Ok(Written::Captured(Captured::Stored(_)))) => true,
+        (WriteOp::Swap { transition, .. }, Ok(Written::Swapped(true))) => {
+            transition.status.state == State::Received
+        }
+        _ => false,
     }
 }
 

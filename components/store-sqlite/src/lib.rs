@@ -87,10 +87,7 @@ impl Db {
         let connection =
             spin::Connection::open("default").map_err(|e| store_error_to_wit(unavailable(e)))?;
         let mut db = Db(connection);
-        for statement in sqlite::schema_statements() {
-            sqlite::Connection::execute(&mut db, statement, Vec::new())
-                .map_err(store_error_to_wit)?;
-        }
+        sqlite::ensure_schema(&mut db).map_err(store_error_to_wit)?;
         Ok(db)
     }
 
