@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use moto::{LambdaFunction, Moto};
-use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
+use support::BIGCOMMERCE_SECRET;
 
 /// The components, copied into `dir`, precompiled beside them if `precompiled`.
 fn components_in(dir: &Path, precompiled: bool) {
@@ -92,17 +92,8 @@ async fn a_cold_function_answers_its_first_capture() {
             let home = tempfile::tempdir().unwrap();
             let spawned =
                 function.restart(&[("HOME".into(), home.path().to_str().unwrap().into())]);
-            let body = bigcommerce_event(&format!("cold-{precompiled}-{components:?}-{run}"));
-            let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &body);
-            let event = moto::http_event(
-                "POST",
-                "/api/webhooks/bigcommerce",
-                &[
-                    ("content-type", "application/json"),
-                    ("signature", &signature),
-                ],
-                &body,
-            );
+            let event =
+                moto::bigcommerce_http_event(&format!("cold-{precompiled}-{components:?}-{run}"));
             let response = function.invoke(&event);
             times.push(spawned.elapsed());
             assert_eq!(

@@ -68,18 +68,7 @@ fn processing_function(aws: &Aws, failure_rate: &str) -> LambdaFunction {
 
 /// A signed BigCommerce delivery through API Gateway: (status code, JSON body).
 fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
-    let body = bigcommerce_event(hash);
-    let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &body);
-    let event = moto::http_event(
-        "POST",
-        "/api/webhooks/bigcommerce",
-        &[
-            ("content-type", "application/json"),
-            ("signature", &signature),
-        ],
-        &body,
-    );
-    let response = function.invoke(&event);
+    let response = function.invoke(&moto::bigcommerce_http_event(hash));
     let status = response["statusCode"].as_u64().unwrap() as u16;
     assert_eq!(response["isBase64Encoded"], false);
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();

@@ -671,6 +671,22 @@ impl Drop for LambdaFunction {
     }
 }
 
+/// A signed BigCommerce delivery (`hash` makes it unique) as an API Gateway event.
+pub fn bigcommerce_http_event(hash: &str) -> Value {
+    use crate::support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
+    let body = bigcommerce_event(hash);
+    let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &body);
+    http_event(
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("content-type", "application/json"),
+            ("signature", &signature),
+        ],
+        &body,
+    )
+}
+
 /// An API Gateway HTTP API (payload v2) event for `method path` (with its query, if any)
 /// with `headers` and `body`.
 pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Value {
