@@ -310,6 +310,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_hosts_run_at_most_half_the_pool_at_once() {
+        let half = POOLED_INSTANCES as usize / 2;
+        assert!(fits_the_pool(half).is_ok());
+        let error = fits_the_pool(half + 1).unwrap_err().to_string();
+        assert!(error.contains("INBOX_MAX_CONCURRENT_REQUESTS"), "{error}");
+    }
+
+    #[test]
     fn semver_compatible_imports_are_provided() {
         for import in [
             "wasi:cli/environment@0.2.0",
