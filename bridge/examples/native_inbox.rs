@@ -101,7 +101,7 @@ impl NativeCapture {
 
 fn store_problem(error: StoreError) -> Problem {
     match error {
-        StoreError::TooLarge(why) => Problem::new(413, "Content Too Large", &why),
+        StoreError::TooLarge(why) => Problem::too_large(why),
         other => Problem::unavailable(other.to_string()),
     }
 }

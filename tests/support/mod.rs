@@ -25,32 +25,24 @@ pub fn inbox_exe() -> PathBuf {
 
 /// A component built by scripts/test, beside the default ones.
 pub fn component(name: &str) -> PathBuf {
-    let path = inbox_exe()
-        .parent()
-        .unwrap()
-        .join("../wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/test",
-        path.display()
-    );
-    path
+    built(
+        &format!("wasm32-wasip2/release/{name}.wasm"),
+        "run scripts/test",
+    )
 }
 
 /// A processor built from a kit in processors/ (`python`, `javascript`) by scripts/test.
 pub fn kit_processor(language: &str) -> PathBuf {
-    let path = inbox_exe()
-        .parent()
-        .unwrap()
-        .join("../processors")
-        .join(format!("{language}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/test (or processors/{language}/build {})",
-        path.display(),
-        path.display()
-    );
+    built(
+        &format!("processors/{language}.wasm"),
+        &format!("run scripts/test (or processors/{language}/build)"),
+    )
+}
+
+/// A file the build put at `relative` in the cargo target directory.
+fn built(relative: &str, how: &str) -> PathBuf {
+    let path = inbox_exe().parent().unwrap().join("..").join(relative);
+    assert!(path.is_file(), "{} is missing: {how}", path.display());
     path
 }
 

@@ -116,21 +116,11 @@ pub struct Compiled {
 /// The component at `path`: a `.cwasm` loaded as it is; a `.wasm` compiled, unless a
 /// compatible `.cwasm` beside it can be loaded instead (see [`precompiled`]).
 pub fn compile(engine: &Engine, path: &Path) -> Result<Compiled> {
-    let read = |path: &Path| {
-        std::fs::read(path).with_context(|| format!("cannot load the component {}", path.display()))
-    };
     if precompiled::is_precompiled(path) {
-        let started = Instant::now();
-        let bytes = read(path)?;
-        let component = precompiled::load(engine, &bytes, path)?;
-        return Ok(ready(component, path, &bytes, started.elapsed(), true));
+        return load_precompiled(engine, path);
     }
     if let Some(cwasm) = precompiled::beside(path) {
-        let started = Instant::now();
-        match read(&cwasm).and_then(|bytes| {
-            let component = precompiled::load(engine, &bytes, &cwasm)?;
-            Ok(ready(component, &cwasm, &bytes, started.elapsed(), true))
-        }) {
+        match load_precompiled(engine, &cwasm) {
             Ok(compiled) => return Ok(compiled),
             Err(error) => tracing::warn!(
                 error = format!("{error:#}"),
@@ -139,7 +129,17 @@ pub fn compile(engine: &Engine, path: &Path) -> Result<Compiled> {
             ),
         }
     }
-    compile_bytes(engine, &read(path)?, path)
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot load the component {}", path.display()))?;
+    compile_bytes(engine, &bytes, path)
+}
+
+fn load_precompiled(engine: &Engine, path: &Path) -> Result<Compiled> {
+    let started = Instant::now();
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot load the component {}", path.display()))?;
+    let component = precompiled::load(engine, &bytes, path)?;
+    Ok(ready(component, path, &bytes, started.elapsed(), true))
 }
 
 /// Compiles `bytes`, read from (or made of) the component at `path`.

@@ -129,6 +129,7 @@ fn judge(
     processor: &ProcessorHost,
 ) -> CaseReport {
     let mut notes = Vec::new();
+    let expected = case.expected();
     let within_deadline = attempt.elapsed < processor.deadline();
     let (outcome, delay_ms, reason) = match &attempt.result {
         Ok(Outcome::Completed) => ("completed", None, None),
@@ -142,7 +143,7 @@ fn judge(
     };
     let mut passed = attempt.result.is_ok() && within_deadline;
     if forwarding == Forwarding::Required && attempt.result.is_ok() {
-        let expected_here = match case.expected() {
+        let expected_here = match expected {
             Expected::Completed => outcome == "completed",
             Expected::Reject => outcome == "reject",
             Expected::Retry { at_least_ms } => outcome == "retry" && delay_ms >= at_least_ms,
@@ -158,7 +159,7 @@ fn judge(
             passed = false;
             notes.push(format!(
                 "expected {}, got {}",
-                describe_expected(case.expected()),
+                describe_expected(expected),
                 describe_outcome(outcome, delay_ms)
             ));
         }
@@ -194,7 +195,7 @@ fn judge(
         payload_bytes: case.webhook.payload.len(),
         attempt: case.attempt,
         destination: describe_answer(case.answer),
-        expected: describe_expected(case.expected()),
+        expected: describe_expected(expected),
         outcome,
         delay_ms,
         reason,
