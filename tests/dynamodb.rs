@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
+use inbox_core::listing::Query;
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::dynamodb::DynamoStore;
 use inbox_stores::{Captured, StoreError, WebhookStore};
@@ -150,10 +151,7 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     let claimed = received
         .claim(received.updated_at, 60_000, &RetryPolicy::default())
         .unwrap();
-    let claim = Transition {
-        status: claimed.clone(),
-        dead_letter: None,
-    };
+    let claim = Transition::to(claimed.clone());
     assert!(
         store
             .swap_status(id, received.version, &claim)
@@ -194,7 +192,8 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
             .await
             .unwrap()
     );
-    assert!(store.dead_letters(id).await.unwrap().is_empty());
+    let untouched = store.details(id).await.unwrap().unwrap();
+    assert!(untouched.dead_letters.is_empty() && untouched.attempts.is_empty());
     assert!(
         store
             .swap_status(id, claimed.version, &rejected)
@@ -204,9 +203,14 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     let dead = store.status(id).await.unwrap().unwrap();
     assert_eq!(dead.state, State::OperatorRequired);
     assert_eq!(dead.lease_until, None, "absent attributes are removed");
-    let letters = store.dead_letters(id).await.unwrap();
-    assert_eq!(letters, vec![rejected.dead_letter.clone().unwrap()]);
-    assert_eq!(items(&client, &store, id).await.len(), 3);
+    let details = store.details(id).await.unwrap().unwrap();
+    assert_eq!(
+        details.dead_letters,
+        vec![rejected.dead_letter.clone().unwrap()]
+    );
+    assert_eq!(details.attempts, vec![rejected.attempt.clone().unwrap()]);
+    // The webhook, its status, the attempt and the dead letter.
+    assert_eq!(items(&client, &store, id).await.len(), 4);
 
     // Replay: only from operator_required, once.
     let replayed = inbox_stores::replay(&store, id, dead.updated_at + 1)
@@ -233,10 +237,7 @@ async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
     let t0 = received.updated_at;
 
     let first = received.claim(t0, 1_000, &RetryPolicy::default()).unwrap();
-    let swap = |status: &Status| Transition {
-        status: status.clone(),
-        dead_letter: None,
-    };
+    let swap = |status: &Status| Transition::to(status.clone());
     assert!(
         store
             .swap_status(id, received.version, &swap(&first))
@@ -316,7 +317,7 @@ async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
+async fn list_shows_the_newest_first_and_filters_by_state_a_page_at_a_time() {
     let (store, _) = store().await;
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -329,10 +330,7 @@ async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
     let claimed = status
         .claim(status.updated_at + 10, 1_000, &RetryPolicy::default())
         .unwrap();
-    let claim = Transition {
-        status: claimed,
-        dead_letter: None,
-    };
+    let claim = Transition::to(claimed);
     assert!(
         store
             .swap_status(&ids[0], status.version, &claim)
@@ -340,14 +338,27 @@ async fn list_shows_the_most_recently_changed_first_and_filters_by_state() {
             .unwrap()
     );
 
-    let all = store.list(None, 10).await.unwrap();
+    let all = store.list(&Query::default()).await.unwrap().webhooks;
     let listed: Vec<_> = all.iter().map(|v| v.id.clone()).collect();
-    assert_eq!(listed, [ids[0].clone(), ids[2].clone(), ids[1].clone()]);
-    assert_eq!(all[0].status, State::Processing);
-    assert_eq!(all[0].event_type, "charge.succeeded");
-    let received = store.list(Some(State::Received), 1).await.unwrap();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].id, ids[2]);
+    assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    assert_eq!(all[2].status, State::Processing);
+    assert_eq!(all[2].event_type, "charge.succeeded");
+    let received = Query {
+        state: Some(State::Received),
+        limit: 1,
+        ..Query::default()
+    };
+    let page = store.list(&received).await.unwrap();
+    assert_eq!(page.webhooks.len(), 1);
+    assert_eq!(page.webhooks[0].id, ids[2]);
+    // The next page starts after it: the other one received.
+    let rest = Query {
+        after: page.next,
+        ..received
+    };
+    let page = store.list(&rest).await.unwrap();
+    assert_eq!(page.webhooks[0].id, ids[1]);
+    assert_eq!(page.next, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -414,10 +425,7 @@ async fn webhooks_stored_before_the_due_index_are_found_once_reindexed() {
     let claimed = Status::received(1)
         .claim(2, 1_000, &RetryPolicy::default())
         .unwrap();
-    let claim = Transition {
-        status: claimed,
-        dead_letter: None,
-    };
+    let claim = Transition::to(claimed);
     assert!(store.swap_status(&taken.id, 1, &claim).await.unwrap());
     // As a status item written before the index: without its keys.
     client

@@ -11,6 +11,7 @@ use std::time::Duration;
 use inbox_core::State;
 use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::{RetryPolicy, Transition};
+use inbox_core::listing::Query;
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::DynamoStore;
 use moto::{LambdaFunction, Moto, StreamReader};
@@ -78,12 +79,11 @@ fn capture(function: &LambdaFunction, hash: &str) -> (u16, Value) {
 /// Takes `id` for an attempt, leased for `lease_ms`, as a processing function does.
 async fn take(aws: &Aws, id: &str, lease_ms: u64) {
     let status = aws.store.status(id).await.unwrap().unwrap();
-    let claim = Transition {
-        status: status
+    let claim = Transition::to(
+        status
             .claim(now_ms(), lease_ms, &RetryPolicy::default())
             .unwrap(),
-        dead_letter: None,
-    };
+    );
     assert!(
         aws.store
             .swap_status(id, status.version, &claim)
@@ -210,7 +210,7 @@ async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_
 
     let status = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!((status.state, status.retries), (State::OperatorRequired, 3));
-    let letters = aws.store.dead_letters(&id).await.unwrap();
+    let letters = aws.store.details(&id).await.unwrap().unwrap().dead_letters;
     assert_eq!(letters.len(), 1);
     assert!(
         letters[0]
@@ -376,7 +376,14 @@ async fn bad_requests_through_api_gateway_store_nothing_and_unknown_events_are_r
         b"{}",
     );
     assert_eq!(function.invoke(&unknown)["statusCode"], 404);
-    assert!(aws.store.list(None, 10).await.unwrap().is_empty());
+    assert!(
+        aws.store
+            .list(&Query::default())
+            .await
+            .unwrap()
+            .webhooks
+            .is_empty()
+    );
 
     // An event of no shape the function serves is an invocation error, not a success.
     let (status, answer) = support::request_raw(
@@ -804,10 +811,7 @@ async fn an_attempt_that_lost_its_lease_sends_no_dead_queue_notice() {
     let held = aws.store.status(&id).await.unwrap().unwrap();
     let mut taken = held.clone();
     taken.version += 1;
-    let take_over = Transition {
-        status: taken.clone(),
-        dead_letter: None,
-    };
+    let take_over = Transition::to(taken.clone());
     assert!(
         aws.store
             .swap_status(&id, held.version, &take_over)
@@ -872,12 +876,16 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
     let mut in_flight = vec![received.clone(), crashed.clone(), live.clone()];
     in_flight.sort();
     assert_eq!(ids, in_flight, "{done} is finished");
-    // The list of the webhooks in flight reads the index, most recently changed first.
+    // The list of the webhooks in flight reads the index, newest first.
     let listed = |state| {
         let store = &aws.store;
         async move {
-            let views = store.list(Some(state), 10).await.unwrap();
-            views.into_iter().map(|v| v.id).collect::<Vec<_>>()
+            let query = Query {
+                state: Some(state),
+                ..Query::default()
+            };
+            let page = store.list(&query).await.unwrap();
+            page.webhooks.into_iter().map(|v| v.id).collect::<Vec<_>>()
         }
     };
     assert_eq!(

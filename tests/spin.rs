@@ -142,9 +142,31 @@ fn check_manifest(
             trigger["route"].as_str().unwrap()
         })
         .collect();
+    // Every route the capture component serves reaches it (Spin's `/x/...` takes `/x` and
+    // everything under it), and nothing else is routed.
+    let id = inbox_core::id::webhook_id("stripe", "evt_1");
+    for (method, path) in inbox_core::capture::ROUTES {
+        let path = path
+            .replace("{origin}", "stripe")
+            .replace("{id}", &id)
+            .replace("{asset}", "app.js");
+        let routed = routes.iter().any(|route| match route.strip_suffix("/...") {
+            Some(prefix) => path == prefix || path.starts_with(&format!("{prefix}/")),
+            None => path == *route,
+        });
+        assert!(
+            routed,
+            "{file}: {method} {path} does not reach the capture component"
+        );
+    }
     assert_eq!(
         routes,
-        ["/api/webhooks/...", "/demo/send-webhook"],
+        [
+            "/api/webhooks/...",
+            "/demo/send-webhook",
+            "/api/counts",
+            "/console/..."
+        ],
         "{file}"
     );
 
@@ -353,10 +375,7 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
     let claimed = status
         .claim(status.updated_at, 60_000, &RetryPolicy::default())
         .unwrap();
-    let claim = Transition {
-        status: claimed.clone(),
-        dead_letter: None,
-    };
+    let claim = Transition::to(claimed.clone());
     assert!(
         native
             .swap_status(&id, status.version, &claim)

@@ -124,13 +124,15 @@ impl Attempts<'_> {
                 .await;
         }
         let lease_ms = self.settings.lease.as_millis() as u64;
-        let Ok(claimed) = status.claim(now_ms(), lease_ms, policy) else {
+        let now = now_ms();
+        let Ok(claimed) = status.claim(now, lease_ms, policy) else {
             tracing::debug!(id, state = %status.state, "not taken");
             return Ok(Attempted::NotTaken(status));
         };
+        // Taking over an expired lease records the attempt that never finished.
         let claim = Transition {
-            status: claimed.clone(),
-            dead_letter: None,
+            attempt: status.taken_over(now),
+            ..Transition::to(claimed.clone())
         };
         if !self.store.swap_status(id, status.version, &claim).await? {
             tracing::debug!(id, "another attempt took it first");
@@ -285,8 +287,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use inbox_core::lifecycle::{DeadLetter, RetryPolicy};
-    use inbox_core::model::StatusView;
+    use inbox_core::lifecycle::RetryPolicy;
+    use inbox_core::listing::{Counts, Filter, Page, Query};
+    use inbox_core::model::Details;
     use inbox_stores::Captured;
     use inbox_stores::sqlite::SqliteStore;
 
@@ -349,10 +352,7 @@ mod tests {
                 let status = store.status(&webhook.id).await.unwrap().unwrap();
                 let mut taken = status.clone();
                 taken.version += 1;
-                let transition = Transition {
-                    status: taken,
-                    dead_letter: None,
-                };
+                let transition = Transition::to(taken);
                 assert!(
                     store
                         .swap_status(&webhook.id, status.version, &transition)
@@ -422,10 +422,7 @@ mod tests {
         let mut changed = status.clone();
         change(&mut changed);
         changed.version += 1;
-        let write = Transition {
-            status: changed,
-            dead_letter: None,
-        };
+        let write = Transition::to(changed);
         assert!(store.swap_status(id, status.version, &write).await.unwrap());
     }
 
@@ -468,7 +465,16 @@ mod tests {
                 ("after", State::OperatorRequired)
             ]
         );
-        assert_eq!(store.dead_letters(&hook.id).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .details(&hook.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .dead_letters
+                .len(),
+            1
+        );
         assert_eq!(
             attempts.run("no-such-id", None).await.unwrap(),
             Attempted::Missing
@@ -504,7 +510,7 @@ mod tests {
         assert!(processor.seen.lock().unwrap().is_empty(), "not run again");
         let dead = store.status(&hook.id).await.unwrap().unwrap();
         assert_eq!((dead.state, dead.retries), (State::OperatorRequired, 2));
-        let letters = store.dead_letters(&hook.id).await.unwrap();
+        let letters = store.details(&hook.id).await.unwrap().unwrap().dead_letters;
         assert!(letters[0].reason.contains("never finished"), "{letters:?}");
         assert_eq!(
             *follow_up.seen.lock().unwrap(),
@@ -534,7 +540,7 @@ mod tests {
             attempts.run(&hook.id, None).await.unwrap(),
             Attempted::Recorded(State::OperatorRequired)
         );
-        let letters = store.dead_letters(&hook.id).await.unwrap();
+        let letters = store.details(&hook.id).await.unwrap().unwrap().dead_letters;
         assert!(
             letters[0].reason.contains("webhook item is missing"),
             "{letters:?}"
@@ -641,15 +647,14 @@ mod tests {
         async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
             self.inner.due(now, limit).await
         }
-        async fn list(
-            &self,
-            state: Option<State>,
-            limit: usize,
-        ) -> Result<Vec<StatusView>, StoreError> {
-            self.inner.list(state, limit).await
+        async fn list(&self, query: &Query) -> Result<Page, StoreError> {
+            self.inner.list(query).await
         }
-        async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
-            self.inner.dead_letters(id).await
+        async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError> {
+            self.inner.counts(filter).await
+        }
+        async fn details(&self, id: &str) -> Result<Option<Details>, StoreError> {
+            self.inner.details(id).await
         }
     }
 

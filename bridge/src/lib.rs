@@ -5,7 +5,8 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
-//! - [`operator`]: the operator's commands; [`conformance`]: `inbox check-processor`.
+//! - [`operator`]: the operator's commands, [`terminal`] what they print;
+//!   [`conformance`]: `inbox check-processor`.
 
 pub mod attempt;
 pub mod conformance;
@@ -13,6 +14,7 @@ pub mod lambda;
 pub mod operator;
 pub mod serve;
 pub mod settings;
+pub mod terminal;
 pub mod worker;
 
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 //! `inbox`: the native host of the webhook inbox.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use inbox_bridge::lambda::sqs::Queues;
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::operator::{self, DeadQueue};
 use inbox_bridge::settings::Settings;
-use inbox_bridge::{conformance, serve, worker};
+use inbox_bridge::{conformance, serve, terminal, worker};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
+use inbox_core::listing::{Filter, Query};
 use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost, StoreComponent};
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::{self, DynamoStore};
@@ -95,13 +97,25 @@ enum Command {
         #[command(flatten)]
         db: Db,
     },
-    /// List webhooks, most recently changed first, as JSON lines.
+    /// List webhooks, newest first: a table on a terminal, JSON lines otherwise.
     List {
         /// received, processing, completed, failed or operator_required.
         #[arg(long)]
         status: Option<State>,
+        /// Only webhooks from this origin (e.g. stripe).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Only webhooks of this event type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// A webhook id or a provider's idempotency key.
+        #[arg(long)]
+        search: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// JSON lines even on a terminal.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: Db,
     },
@@ -284,6 +298,7 @@ fn init_tracing(command: &Command) {
     // logged, a request's task or the SQLite writer.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal::colour(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .log_internal_errors(false);
     // Lambda sends each line to CloudWatch, where JSON lines can be queried by field.
@@ -438,22 +453,37 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Status { id, db } => {
             let (store, _) = db.open().await?;
-            let store = store.as_ref();
-            let view = operator::view_of(store, &id).await?;
-            let letters = store.dead_letters(&id).await?;
-            let letters: Vec<_> = letters
-                .iter()
-                .map(|l| serde_json::json!({ "at": l.at, "attempts": l.attempts, "reason": l.reason }))
-                .collect();
-            let mut json = serde_json::to_value(view)?;
-            json["dead_letters"] = serde_json::Value::Array(letters);
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            let details = operator::details_of(store.as_ref(), &id).await?;
+            println!("{}", serde_json::to_string_pretty(&details)?);
             Ok(())
         }
-        Command::List { status, limit, db } => {
+        Command::List {
+            status,
+            origin,
+            event_type,
+            search,
+            limit,
+            json,
+            db,
+        } => {
             let (store, _) = db.open().await?;
-            for view in store.list(status, limit).await? {
-                println!("{}", serde_json::to_string(&view)?);
+            let query = Query {
+                filter: Filter {
+                    origin,
+                    event_type,
+                    search,
+                },
+                state: status,
+                ..Query::default()
+            };
+            let views = operator::first(store.as_ref(), query, limit).await?;
+            let stdout = std::io::stdout();
+            if !json && stdout.is_terminal() {
+                print!("{}", terminal::table(&views, terminal::colour(&stdout)));
+            } else {
+                for view in views {
+                    println!("{}", serde_json::to_string(&view)?);
+                }
             }
             Ok(())
         }

@@ -1,15 +1,14 @@
 //! `webhooks:inbox/store`: what the capture component imports, over the native store
 //! (when it is not composed with a store component, as on Spin).
 
-use inbox_core::capture::MAX_LIST;
 use inbox_core::clock::now_ms;
 use inbox_core::store::{Captured, StoreError};
 use inbox_stores::WebhookStore;
 
 use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
 use crate::bindings::{
-    state_from_wit, status_to_wit, store_error_to_wit, view_to_summary, webhook_from_wit,
-    webhook_to_wit,
+    counts_to_wit, details_to_wit, filter_from_wit, page_to_wit, query_from_wit, status_to_wit,
+    store_error_to_wit, webhook_from_wit, webhook_to_wit,
 };
 use crate::state::HostState;
 
@@ -63,25 +62,34 @@ impl wit_store::Host for HostState {
         Ok(webhook.map(webhook_to_wit))
     }
 
-    async fn get_status(
+    async fn get_details(
         &mut self,
         id: String,
-    ) -> Result<Option<wit::Status>, wit_store::StoreError> {
-        let status = self.webhook_store()?.status(&id).await.map_err(failed)?;
-        Ok(status.as_ref().map(status_to_wit))
+    ) -> Result<Option<wit::Details>, wit_store::StoreError> {
+        let details = self.webhook_store()?.details(&id).await.map_err(failed)?;
+        Ok(details.map(details_to_wit))
     }
 
     async fn list_webhooks(
         &mut self,
-        state: Option<wit::State>,
-        limit: u32,
-    ) -> Result<Vec<wit::Summary>, wit_store::StoreError> {
-        let views = self
+        query: wit::ListQuery,
+    ) -> Result<wit::Page, wit_store::StoreError> {
+        let query = query_from_wit(query);
+        let page = self.webhook_store()?.list(&query).await.map_err(failed)?;
+        Ok(page_to_wit(page))
+    }
+
+    async fn count_webhooks(
+        &mut self,
+        filter: wit::Filter,
+    ) -> Result<Vec<wit::Count>, wit_store::StoreError> {
+        let filter = filter_from_wit(filter);
+        let counts = self
             .webhook_store()?
-            .list(state.map(state_from_wit), limit.min(MAX_LIST) as usize)
+            .counts(&filter)
             .await
             .map_err(failed)?;
-        Ok(views.into_iter().map(view_to_summary).collect())
+        Ok(counts_to_wit(counts))
     }
 
     async fn replay(&mut self, id: String) -> Result<wit::Status, wit_store::StoreError> {

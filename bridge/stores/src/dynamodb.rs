@@ -12,9 +12,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use inbox_core::config::{Config, ConfigError};
 use inbox_core::item::dynamodb::{self, CaptureRefused, Refusal, SwapRefused, due_index};
-use inbox_core::item::{self, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK};
-use inbox_core::lifecycle::{DeadLetter, Transition};
-use inbox_core::model::StatusView;
+use inbox_core::item::{self, STATUS_SK, WEBHOOK_SK};
+use inbox_core::lifecycle::Transition;
+use inbox_core::listing::{Counts, Filter, Page, Query};
+use inbox_core::model::Details;
 use inbox_core::{State, Status, Webhook};
 
 use super::{Captured, StoreError, WebhookStore};
@@ -118,10 +119,7 @@ impl DynamoStore {
         for item in self.scan(&due_index::unindexed_scan()).await? {
             let (id, status) =
                 due_index::backfill(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let rewrite = Transition {
-                status: status.clone(),
-                dead_letter: None,
-            };
+            let rewrite = Transition::to(status.clone());
             // Not swapped: changed since the scan, and that change wrote its keys.
             if self.swap_status(&id, status.version, &rewrite).await? {
                 indexed += 1;
@@ -311,9 +309,9 @@ impl WebhookStore for DynamoStore {
             .set_expression_attribute_values(Some(plan.values.into()))
             .build()
             .map_err(unavailable)?;
-        let result = match &transition.dead_letter {
-            None => self
-                .client
+        let records = dynamodb::transition_items(id, transition, self.retention_secs());
+        let result = if records.is_empty() {
+            self.client
                 .update_item()
                 .table_name(update.table_name())
                 .set_key(Some(update.key().clone()))
@@ -324,16 +322,14 @@ impl WebhookStore for DynamoStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|error| refusal(&error, Vec::new())),
-            // The status and its dead-letter record are written together or not at all.
-            Some(letter) => {
-                let letter = dynamodb::dead_letter_item(id, letter, self.retention_secs());
-                let items = vec![
-                    TransactWriteItem::builder().update(update).build(),
-                    self.put(letter.into())?,
-                ];
-                self.transact(items).await
+                .map_err(|error| refusal(&error, Vec::new()))
+        } else {
+            // The status and its records are written together or not at all.
+            let mut items = vec![TransactWriteItem::builder().update(update).build()];
+            for record in records {
+                items.push(self.put(record.into())?);
             }
+            self.transact(items).await
         };
         match result.map_err(|refused| dynamodb::swap_refused(&refused)) {
             Ok(()) => Ok(true),
@@ -351,54 +347,69 @@ impl WebhookStore for DynamoStore {
         Ok(ids)
     }
 
-    async fn list(
+    async fn list(&self, query: &Query) -> Result<Page, StoreError> {
+        let items = self.summary_items(query.state).await?;
+        dynamodb::page(items, query).map_err(corrupt)
+    }
+
+    async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError> {
+        let items = self.summary_items(None).await?;
+        dynamodb::counts(items, filter).map_err(corrupt)
+    }
+
+    async fn details(&self, id: &str) -> Result<Option<Details>, StoreError> {
+        let projection = dynamodb::details_projection();
+        let pk = item::pk(id);
+        let items = pages(usize::MAX, |start, _| {
+            let mut names = projection.names.clone();
+            names.insert("#pk".to_owned(), "PK".to_owned());
+            let request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression(&projection.expression)
+                .set_expression_attribute_names(Some(names))
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            async move {
+                let page = request.send().await.map_err(unavailable)?;
+                Ok((page.items, page.last_evaluated_key))
+            }
+        })
+        .await?;
+        dynamodb::details(items)
+    }
+}
+
+impl DynamoStore {
+    /// The `WEBHOOK` and `STATUS` items a list reads (without payloads): for a state in
+    /// flight, the few the `due` index holds and their webhook items; else a scan.
+    async fn summary_items(
         &self,
         state: Option<State>,
-        limit: usize,
-    ) -> Result<Vec<StatusView>, StoreError> {
-        let corrupt = |e: item::ItemError| StoreError::Corrupt(e.to_string());
-        let items = match state {
-            // The webhooks in flight are few, however many the table keeps: read the index.
+    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
+        match state {
             Some(state) if state.in_flight() => {
                 let statuses = self.in_flight(None, usize::MAX).await?;
-                let (mut items, keys) =
-                    due_index::latest(statuses, state, limit).map_err(corrupt)?;
+                let (mut items, keys) = due_index::latest(statuses, state).map_err(corrupt)?;
                 items.extend(
                     self.batch_get(keys, &dynamodb::summary_projection())
                         .await?,
                 );
-                items
+                Ok(items)
             }
             _ => {
                 self.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))
-                    .await?
+                    .await
             }
-        };
-        dynamodb::summaries(items, state, limit).map_err(corrupt)
+        }
     }
+}
 
-    async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :dead)")
-            .expression_attribute_values(":pk", AttributeValue::S(item::pk(id)))
-            .expression_attribute_values(
-                ":dead",
-                AttributeValue::S(DEAD_LETTER_SK_PREFIX.to_owned()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| dynamodb::read_dead_letter(item.into()))
-            .collect()
-    }
+fn corrupt(error: item::ItemError) -> StoreError {
+    StoreError::Corrupt(error.to_string())
 }
 
 /// The items of a Scan or Query, page after page, each asked for from where the last one

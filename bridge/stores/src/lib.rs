@@ -7,11 +7,12 @@ pub mod dynamodb;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use inbox_core::lifecycle::{DeadLetter, Transition};
-use inbox_core::model::StatusView;
+use inbox_core::lifecycle::Transition;
+use inbox_core::listing::{Counts, Filter, Page, Query};
+use inbox_core::model::Details;
 use inbox_core::store::Resend;
 pub use inbox_core::store::{Captured, StoreError};
-use inbox_core::{State, Status, Webhook};
+use inbox_core::{Status, Webhook};
 
 /// Where webhooks and their statuses are kept (named so beside wasmtime's `Store`).
 #[async_trait]
@@ -35,11 +36,12 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Ids whose next attempt is due at `now`, or whose lease has expired.
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError>;
-    /// The most recently changed webhooks, optionally only those in `state`.
-    async fn list(&self, state: Option<State>, limit: usize)
-    -> Result<Vec<StatusView>, StoreError>;
-    /// Every time the webhook needed an operator, oldest first.
-    async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError>;
+    /// A page of the webhooks `query` asks for, newest received first.
+    async fn list(&self, query: &Query) -> Result<Page, StoreError>;
+    /// How many webhooks passing `filter` are in each state.
+    async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError>;
+    /// Everything about a webhook but its payload: its status, attempts and dead letters.
+    async fn details(&self, id: &str) -> Result<Option<Details>, StoreError>;
 }
 
 /// Sends a dead webhook round again with a fresh retry budget ([`Resend::replay`]).

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inbox_core::item::sqlite::{self, Answer, Value};
-use inbox_core::lifecycle::{DeadLetter, Transition};
-use inbox_core::model::StatusView;
+use inbox_core::lifecycle::Transition;
+use inbox_core::listing::{Counts, Filter, Page, Query};
+use inbox_core::model::Details;
 use inbox_core::{State, Status, Webhook};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -187,17 +188,19 @@ impl WebhookStore for SqliteStore {
         self.read(move |db| sqlite::due(db, now, limit)).await
     }
 
-    async fn list(
-        &self,
-        state: Option<State>,
-        limit: usize,
-    ) -> Result<Vec<StatusView>, StoreError> {
-        self.read(move |db| sqlite::list(db, state, limit)).await
+    async fn list(&self, query: &Query) -> Result<Page, StoreError> {
+        let query = query.clone();
+        self.read(move |db| sqlite::list(db, &query)).await
     }
 
-    async fn dead_letters(&self, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError> {
+        let filter = filter.clone();
+        self.read(move |db| sqlite::counts(db, &filter)).await
+    }
+
+    async fn details(&self, id: &str) -> Result<Option<Details>, StoreError> {
         let id = id.to_owned();
-        self.read(move |db| sqlite::dead_letters(db, &id)).await
+        self.read(move |db| sqlite::details(db, &id)).await
     }
 }
 
@@ -362,6 +365,8 @@ mod tests {
 
     use inbox_core::config::CaptureLimits;
     use inbox_core::lifecycle::{Outcome, RetryPolicy};
+    use inbox_core::listing::Cursor;
+    use inbox_core::model::{Attempt, DeadLetter};
 
     use super::*;
 
@@ -443,7 +448,41 @@ mod tests {
             }
         }
         assert_eq!(stored, 100);
-        assert_eq!(store.list(None, 1_000).await.unwrap().len(), 100);
+        // Paged 30 at a time from the cursor: every webhook once, newest first.
+        let mut query = Query {
+            limit: 30,
+            ..Query::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list(&query).await.unwrap();
+            seen.extend(page.webhooks);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 100);
+        let order: Vec<_> = seen.iter().map(Cursor::of).collect();
+        assert!(
+            order.windows(2).all(|w| w[0] > w[1]),
+            "newest first, no repeats"
+        );
+        let one = Query {
+            filter: Filter {
+                search: Some(seen[42].id.clone()),
+                ..Filter::default()
+            },
+            ..Query::default()
+        };
+        assert_eq!(
+            store.list(&one).await.unwrap().webhooks,
+            vec![seen[42].clone()]
+        );
+        assert_eq!(
+            store.counts(&Filter::default()).await.unwrap().0[&State::Received],
+            100
+        );
     }
 
     #[tokio::test]
@@ -453,11 +492,12 @@ mod tests {
         store.capture(&hook, false).await.unwrap();
         let received = store.status(&hook.id).await.unwrap().unwrap();
 
-        let claim = |status: &Status| Transition {
-            status: status
-                .claim(1_000, 60_000, &RetryPolicy::default())
-                .unwrap(),
-            dead_letter: None,
+        let claim = |status: &Status| {
+            Transition::to(
+                status
+                    .claim(1_000, 60_000, &RetryPolicy::default())
+                    .unwrap(),
+            )
         };
         assert!(
             store
@@ -501,17 +541,37 @@ mod tests {
         );
         let dead = store.status(&hook.id).await.unwrap().unwrap();
         assert_eq!(dead.state, State::OperatorRequired);
+        let details = store.details(&hook.id).await.unwrap().unwrap();
         assert_eq!(
-            store.dead_letters(&hook.id).await.unwrap(),
+            details.dead_letters,
             vec![DeadLetter {
                 at: 2_000,
                 attempts: 1,
                 reason: "rejected: no".into()
             }]
         );
-        let listed = store.list(Some(State::OperatorRequired), 10).await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].event_type, "store/order/created");
+        assert_eq!(
+            details.attempts,
+            vec![Attempt {
+                number: 1,
+                started_at: 1_000,
+                ended_at: 2_000,
+                state: State::OperatorRequired,
+                error: Some("rejected: no".into()),
+            }]
+        );
+        assert_eq!(details.headers, hook.headers);
+        assert_eq!(details.view.status, State::OperatorRequired);
+        let dead = Query {
+            state: Some(State::OperatorRequired),
+            ..Query::default()
+        };
+        let listed = store.list(&dead).await.unwrap();
+        assert_eq!(listed.webhooks.len(), 1);
+        assert_eq!(listed.webhooks[0].event_type, "store/order/created");
+        let counts = store.counts(&Filter::default()).await.unwrap();
+        assert_eq!(counts.0[&State::OperatorRequired], 1);
+        assert_eq!(counts.total(), 1);
     }
 
     #[tokio::test]
@@ -526,10 +586,7 @@ mod tests {
         let claimed = received
             .claim(1_000, 60_000, &RetryPolicy::default())
             .unwrap();
-        let claim = Transition {
-            status: claimed.clone(),
-            dead_letter: None,
-        };
+        let claim = Transition::to(claimed.clone());
         assert!(
             store
                 .swap_status(&hook.id, received.version, &claim)

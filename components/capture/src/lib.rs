@@ -1,7 +1,9 @@
-//! The capture component: `POST /api/webhooks/{origin}` and `GET /api/webhooks/{id}`.
+//! The capture component: `POST /api/webhooks/{origin}`, the admin API and the console.
 //!
 //! All decisions are the core's; this file turns wasi:http requests into calls to it and
 //! to the host's store, and the answers back into responses.
+
+mod console;
 
 mod bindings {
     inbox_guest::with_shared_interfaces!("capture", "../../wit");
@@ -11,7 +13,6 @@ use bindings::exports::wasi::http::incoming_handler::Guest;
 use bindings::webhooks::inbox::store;
 use inbox_core::capture::{self, Route};
 use inbox_core::clock::now_ms;
-use inbox_core::model::StatusView;
 use inbox_core::provider::Headers;
 use inbox_core::{Problem, Webhook};
 use inbox_guest::config::WasiConfig;
@@ -51,23 +52,34 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
         }
         Route::Status { id } => {
             capture::authorize_admin(&headers, &WasiConfig)?;
-            let webhook = store::get_webhook(&id).map_err(store_problem)?;
-            let status = store::get_status(&id).map_err(store_problem)?;
-            match (webhook, status) {
-                (Some(webhook), Some(status)) => {
-                    let view =
-                        StatusView::new(&webhook_from_wit(webhook), &status_from_wit(status));
-                    Ok(Response::json(200, &view))
-                }
-                _ => Err(Problem::not_found("no webhook has this id")),
-            }
+            let details = store::get_details(&id)
+                .map_err(store_problem)?
+                .ok_or_else(|| Problem::not_found("no webhook has this id"))?;
+            Ok(Response::json(200, &details_from_wit(details)))
         }
-        Route::List { state, limit } => {
+        Route::Payload { id } => {
             capture::authorize_admin(&headers, &WasiConfig)?;
-            let summaries =
-                store::list_webhooks(state.map(state_to_wit), limit).map_err(store_problem)?;
-            let views: Vec<StatusView> = summaries.into_iter().map(view_from_summary).collect();
-            Ok(Response::json(200, &views))
+            let webhook = store::get_webhook(&id)
+                .map_err(store_problem)?
+                .ok_or_else(|| Problem::not_found("no webhook has this id"))?;
+            Ok(Response::payload(webhook_from_wit(webhook)))
+        }
+        Route::List { query } => {
+            capture::authorize_admin(&headers, &WasiConfig)?;
+            let page = store::list_webhooks(&query_to_wit(query.clone())).map_err(store_problem)?;
+            let page = page_from_wit(page);
+            let mut response = Response::json(200, &page.webhooks);
+            if let Some(next) = &page.next {
+                // RFC 8288, as GitHub pages its API: the body stays a plain array.
+                let link = format!("<{}>; rel=\"next\"", capture::next_page(&query, next));
+                response.headers.push(("link", link.into_bytes()));
+            }
+            Ok(response)
+        }
+        Route::Counts { filter } => {
+            capture::authorize_admin(&headers, &WasiConfig)?;
+            let counts = store::count_webhooks(&filter_to_wit(filter)).map_err(store_problem)?;
+            Ok(Response::json(200, &counts_from_wit(counts)))
         }
         Route::Replay { id } => {
             capture::authorize_admin(&headers, &WasiConfig)?;
@@ -78,6 +90,7 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
                 &serde_json::json!({ "id": id, "status": state }),
             ))
         }
+        Route::Console { asset } => console::asset(&asset),
         Route::SendDemo => send_demo(),
     }
 }
@@ -118,15 +131,16 @@ fn send_demo() -> Result<Response, Problem> {
     };
     let answer = http::send(&request, usize::MAX).map_err(failed)?;
     let content_type = answer.header("content-type").unwrap_or_default();
-    Ok(Response {
-        status: answer.status,
-        content_type: if content_type.starts_with(Problem::CONTENT_TYPE) {
-            Problem::CONTENT_TYPE
-        } else {
-            "application/json"
-        },
-        body: answer.body.map_err(failed)?,
-    })
+    let content_type = if content_type.starts_with(Problem::CONTENT_TYPE) {
+        Problem::CONTENT_TYPE
+    } else {
+        "application/json"
+    };
+    Ok(Response::new(
+        answer.status,
+        content_type,
+        answer.body.map_err(failed)?,
+    ))
 }
 
 /// The authority Spin (and the native host) read as the app itself.
@@ -206,23 +220,40 @@ struct Response {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    headers: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl Response {
-    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+    fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
         Response {
             status,
-            content_type: "application/json",
-            body: serde_json::to_vec(value).expect("responses always serialise"),
+            content_type,
+            body,
+            headers: Vec::new(),
         }
     }
 
+    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        let body = serde_json::to_vec(value).expect("responses always serialise");
+        Response::new(status, "application/json", body)
+    }
+
     fn problem(problem: &Problem) -> Self {
-        Response {
-            status: problem.status,
-            content_type: Problem::CONTENT_TYPE,
-            body: problem.to_json(),
-        }
+        Response::new(problem.status, Problem::CONTENT_TYPE, problem.to_json())
+    }
+
+    /// A stored body, byte for byte, as a download: never rendered by a browser that
+    /// opens it, whatever it holds.
+    fn payload(webhook: Webhook) -> Self {
+        let mut response = Response::new(200, "application/json", webhook.payload);
+        response.headers.push((
+            "content-disposition",
+            format!("attachment; filename=\"{}.json\"", webhook.id).into_bytes(),
+        ));
+        response
+            .headers
+            .push(("x-content-type-options", b"nosniff".to_vec()));
+        response
     }
 
     fn send(self, out: ResponseOutparam) {
@@ -236,6 +267,11 @@ impl Response {
                 self.body.len().to_string().into_bytes(),
             ),
         ];
+        headers.extend(
+            self.headers
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
         match self.status {
             401 => headers.push(("www-authenticate".to_owned(), b"Bearer".to_vec())),
             405 => headers.push(("allow".to_owned(), b"GET, POST".to_vec())),

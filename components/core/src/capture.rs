@@ -2,20 +2,23 @@
 //! genuine and well formed, and the webhook to store. The component only moves bytes.
 
 use crate::config::{CaptureLimits, Config, ConfigError, describe};
+use crate::listing::{Cursor, DEFAULT_LIMIT, Filter, MAX_LIMIT, Query};
 use crate::model::{State, Webhook};
 use crate::provider::{Headers, Source};
 use crate::{Problem, id};
 
 pub const WEBHOOKS_PATH: &str = "/api/webhooks";
+/// How many webhooks are in each state.
+pub const COUNTS_PATH: &str = "/api/counts";
 /// The seed's demo: sends a signed BigCommerce event to this app's own capture route.
 pub const DEMO_PATH: &str = "/demo/send-webhook";
+/// The operators' web console: a page and its assets, served by the capture component.
+pub const CONSOLE_PATH: &str = "/console";
 
 /// The most request headers, the largest one, and all of them together.
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_TOTAL_HEADER_BYTES: usize = 64 * 1024;
-/// The most webhooks one list answers with.
-pub const MAX_LIST: u32 = 1_000;
 
 /// Every configuration key the capture path reads, for the built-in sources (a named
 /// source in `sources` adds its own `<name>_secret`, ...). Hosts declare these: spin.toml's
@@ -41,26 +44,37 @@ pub const CONFIG_KEYS: [&str; 16] = [
 
 /// Every route the capture component serves, as (method, path with `{variables}`): what a
 /// host's router must send to it (template.yaml's HTTP API is checked against this list).
-pub const ROUTES: [(&str, &str); 5] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("POST", "/api/webhooks/{origin}"),
     ("GET", "/api/webhooks/{id}"),
+    ("GET", "/api/webhooks/{id}/payload"),
     ("GET", WEBHOOKS_PATH),
     ("POST", "/api/webhooks/{id}/replay"),
+    ("GET", COUNTS_PATH),
     ("POST", DEMO_PATH),
+    ("GET", CONSOLE_PATH),
+    ("GET", "/console/{asset}"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `POST /api/webhooks/{origin}`
     Capture { origin: String },
-    /// `GET /api/webhooks/{id}` (admin)
+    /// `GET /api/webhooks/{id}` (admin): everything but the payload.
     Status { id: String },
-    /// `GET /api/webhooks?status={state}&limit={n}` (admin)
-    List { state: Option<State>, limit: u32 },
+    /// `GET /api/webhooks/{id}/payload` (admin): the raw body.
+    Payload { id: String },
+    /// `GET /api/webhooks?status=&origin=&type=&search=&after=&limit=` (admin)
+    List { query: Query },
     /// `POST /api/webhooks/{id}/replay` (admin)
     Replay { id: String },
+    /// `GET /api/counts?origin=&type=&search=` (admin)
+    Counts { filter: Filter },
     /// `POST /demo/send-webhook`
     SendDemo,
+    /// `GET /console` and `GET /console/{asset}`: public files; the page asks for the
+    /// admin token and sends it with every API call.
+    Console { asset: String },
 }
 
 pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
@@ -74,11 +88,35 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
             printable(method)
         ))
     };
+    let only = |wanted: &str, route: Route| {
+        if method == wanted {
+            Ok(route)
+        } else {
+            Err(allowed(wanted))
+        }
+    };
     if path == DEMO_PATH {
-        return match method {
-            "POST" => Ok(Route::SendDemo),
-            _ => Err(allowed("POST")),
-        };
+        return only("POST", Route::SendDemo);
+    }
+    if path == COUNTS_PATH {
+        let filter = Parameters::parse(query, &["origin", "type", "search"])?.filter();
+        return only("GET", Route::Counts { filter });
+    }
+    if path == CONSOLE_PATH || path == "/console/" {
+        return only(
+            "GET",
+            Route::Console {
+                asset: String::new(),
+            },
+        );
+    }
+    if let Some(asset) = path.strip_prefix("/console/") {
+        return only(
+            "GET",
+            Route::Console {
+                asset: asset.to_owned(),
+            },
+        );
     }
     let rest = path.strip_prefix(WEBHOOKS_PATH).ok_or_else(not_found)?;
     let segments: Vec<&str> = match rest {
@@ -104,36 +142,104 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
             id: (*id).to_owned(),
         }),
         (_, [id, "replay"]) if id::is_webhook_id(id) => Err(allowed("POST")),
+        ("GET", [id, "payload"]) if id::is_webhook_id(id) => Ok(Route::Payload {
+            id: (*id).to_owned(),
+        }),
+        (_, [id, "payload"]) if id::is_webhook_id(id) => Err(allowed("GET")),
         _ => Err(not_found()),
     }
 }
 
 fn list_route(query: &str) -> Result<Route, Problem> {
-    let mut state = None;
-    let mut limit = 100;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("status", value) => {
-                state = Some(value.parse::<State>().map_err(Problem::bad_request)?);
-            }
-            ("limit", value) => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIST).contains(n))
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!("limit must be 1 to {MAX_LIST}"))
-                    })?;
-            }
-            (name, _) => {
+    let parameters = Parameters::parse(
+        query,
+        &["status", "origin", "type", "search", "after", "limit"],
+    )?;
+    let state = parameters
+        .get("status")
+        .map(|value| value.parse::<State>().map_err(Problem::bad_request))
+        .transpose()?;
+    let after = parameters
+        .get("after")
+        .map(|value| value.parse::<Cursor>().map_err(Problem::bad_request))
+        .transpose()?;
+    let limit = match parameters.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}")))?,
+    };
+    Ok(Route::List {
+        query: Query {
+            filter: parameters.filter(),
+            state,
+            after,
+            limit,
+        },
+    })
+}
+
+/// A query string's parameters, each named at most once and among those a route takes.
+struct Parameters(Vec<(String, String)>);
+
+impl Parameters {
+    fn parse(query: &str, known: &[&str]) -> Result<Parameters, Problem> {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if !known.contains(&name.as_ref()) {
                 return Err(Problem::bad_request(format!(
-                    "unknown query parameter `{}`; use status and limit",
-                    printable(name)
+                    "unknown query parameter `{}`; use {}",
+                    printable(&name),
+                    known.join(", ")
                 )));
             }
+            if seen.iter().any(|(n, _)| *n == name) {
+                return Err(Problem::bad_request(format!(
+                    "query parameter `{name}` is given twice"
+                )));
+            }
+            seen.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Parameters(seen))
+    }
+
+    /// A parameter's value; an empty one counts as not given (a form's blank field).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            origin: self.get("origin").map(str::to_owned),
+            event_type: self.get("type").map(str::to_owned),
+            search: self.get("search").map(str::to_owned),
         }
     }
-    Ok(Route::List { state, limit })
+}
+
+/// The query string of the list's next page: the same list, from `after`.
+pub fn next_page(query: &Query, after: &Cursor) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    if let Some(state) = query.state {
+        out.append_pair("status", state.as_str());
+    }
+    for (name, value) in [
+        ("origin", &query.filter.origin),
+        ("type", &query.filter.event_type),
+        ("search", &query.filter.search),
+    ] {
+        if let Some(value) = value {
+            out.append_pair(name, value);
+        }
+    }
+    out.append_pair("after", &after.to_string());
+    out.append_pair("limit", &query.limit.to_string());
+    format!("{WEBHOOKS_PATH}?{}", out.finish())
 }
 
 /// Refuses too many or too large headers before anything else is read (431).
@@ -361,21 +467,28 @@ mod tests {
         let kind = |route: &Route| match route {
             Route::Capture { .. } => 0,
             Route::Status { .. } => 1,
-            Route::List { .. } => 2,
-            Route::Replay { .. } => 3,
-            Route::SendDemo => 4,
+            Route::Payload { .. } => 2,
+            Route::List { .. } => 3,
+            Route::Replay { .. } => 4,
+            Route::Counts { .. } => 5,
+            Route::SendDemo => 6,
+            Route::Console { asset } if asset.is_empty() => 7,
+            Route::Console { .. } => 8,
         };
         let id = id::webhook_id("stripe", "evt_1");
         let mut kinds: Vec<usize> = ROUTES
             .iter()
             .map(|(method, path)| {
-                let path = path.replace("{origin}", "stripe").replace("{id}", &id);
+                let path = path
+                    .replace("{origin}", "stripe")
+                    .replace("{id}", &id)
+                    .replace("{asset}", "app.js");
                 let served = route(method, &path);
                 kind(&served.unwrap_or_else(|p| panic!("{method} {path}: {p:?}")))
             })
             .collect();
         kinds.sort();
-        assert_eq!(kinds, [0, 1, 2, 3, 4]);
+        assert_eq!(kinds, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
     #[test]
@@ -434,7 +547,7 @@ mod tests {
         );
         assert_eq!(
             route("GET", &format!("/api/webhooks/{id}")),
-            Ok(Route::Status { id })
+            Ok(Route::Status { id: id.clone() })
         );
         assert_eq!(
             route("GET", "/api/webhooks/../../x").unwrap_err().status,
@@ -452,6 +565,82 @@ mod tests {
         assert_eq!(
             route("DELETE", "/api/webhooks/stripe").unwrap_err().status,
             405
+        );
+        assert_eq!(
+            route("GET", &format!("/api/webhooks/{id}/payload")),
+            Ok(Route::Payload { id: id.clone() })
+        );
+        assert_eq!(
+            route("POST", &format!("/api/webhooks/{id}/payload"))
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            route("GET", "/console"),
+            Ok(Route::Console {
+                asset: String::new()
+            })
+        );
+        assert_eq!(route("POST", "/console/app.js").unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn lists_take_filters_a_cursor_and_a_limit() {
+        let id = id::webhook_id("a", "b");
+        let path = format!(
+            "/api/webhooks?status=operator_required&origin=bigcommerce&type=store%2Forder%2Fcreated&search=&after=17.{id}&limit=20"
+        );
+        let Ok(Route::List { query }) = route("GET", &path) else {
+            panic!("{path} is a list");
+        };
+        assert_eq!(query.state, Some(State::OperatorRequired));
+        assert_eq!(
+            query.filter.event_type.as_deref(),
+            Some("store/order/created")
+        );
+        // A blank field is no filter.
+        assert_eq!(query.filter.search, None);
+        assert_eq!(query.after.as_ref().map(|c| c.received_at), Some(17));
+        assert_eq!(query.limit, 20);
+        // The next page's link asks for the same list from its cursor.
+        let next = next_page(
+            &query,
+            &Cursor {
+                received_at: 9,
+                id: id.clone(),
+            },
+        );
+        let Ok(Route::List { query: again }) = route("GET", &next) else {
+            panic!("{next} is a list");
+        };
+        assert_eq!(again.filter, query.filter);
+        assert_eq!(again.after.map(|c| c.received_at), Some(9));
+        for bad in [
+            "status=done",
+            "limit=0",
+            "limit=1001",
+            "after=x",
+            "origin=a&origin=b",
+            "token=x",
+        ] {
+            let refused = route("GET", &format!("/api/webhooks?{bad}")).unwrap_err();
+            assert_eq!(refused.status, 400, "{bad}");
+        }
+        assert_eq!(
+            route("GET", "/api/counts?origin=stripe"),
+            Ok(Route::Counts {
+                filter: Filter {
+                    origin: Some("stripe".into()),
+                    ..Filter::default()
+                }
+            })
+        );
+        assert_eq!(
+            route("GET", "/api/counts?status=failed")
+                .unwrap_err()
+                .status,
+            400
         );
     }
 

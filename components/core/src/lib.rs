@@ -13,6 +13,7 @@ pub mod forward;
 pub mod id;
 pub mod item;
 pub mod lifecycle;
+pub mod listing;
 pub mod model;
 pub mod problem;
 pub mod provider;

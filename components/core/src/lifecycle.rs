@@ -14,6 +14,7 @@
 //! two processors never both win, and a processor that lost its lease cannot record.
 
 use crate::config::{Config, ConfigError, parsed};
+pub use crate::model::{Attempt, DeadLetter};
 use crate::model::{State, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,19 +51,25 @@ pub enum Outcome {
     },
 }
 
-/// A status change to write, with the dead-letter record it implies.
+/// A status change to write, with the records it implies (written in the same commit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub status: Status,
     /// Set when the webhook lands in `operator_required`: what went wrong, to keep.
     pub dead_letter: Option<DeadLetter>,
+    /// Set when an attempt ends (or one that never finished is taken over): how it went.
+    pub attempt: Option<Attempt>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub at: i64,
-    pub attempts: u32,
-    pub reason: String,
+impl Transition {
+    /// A change that ends no attempt and needs no operator.
+    pub fn to(status: Status) -> Transition {
+        Transition {
+            status,
+            dead_letter: None,
+            attempt: None,
+        }
+    }
 }
 
 /// Retry budget and backoff.
@@ -210,12 +217,37 @@ impl Status {
                 last_error: Some(reason.clone()),
                 ..self.clone()
             },
+            attempt: self.attempt_ended(now, State::OperatorRequired, Some(reason.clone())),
             dead_letter: Some(DeadLetter {
                 at: now,
                 attempts: self.retries,
                 reason,
             }),
         }
+    }
+
+    /// The record of the attempt holding this status, ending now in `state`; `None` when no
+    /// attempt holds it.
+    pub fn attempt_ended(&self, now: i64, state: State, error: Option<String>) -> Option<Attempt> {
+        (self.state == State::Processing).then(|| Attempt {
+            number: self.retries,
+            started_at: self.updated_at,
+            ended_at: now,
+            state,
+            error,
+        })
+    }
+
+    /// The record of an attempt whose lease expired before it finished, as another
+    /// attempt takes the webhook over (`None` unless it was held).
+    pub fn taken_over(&self, now: i64) -> Option<Attempt> {
+        self.attempt_ended(
+            now,
+            State::Processing,
+            Some(
+                "it never finished: its lease expired (its host stopped or ran out of time)".into(),
+            ),
+        )
     }
 
     /// Records how the attempt that claimed this status ended.
@@ -243,6 +275,7 @@ impl Status {
                     ..base.clone()
                 },
                 dead_letter: None,
+                attempt: self.attempt_ended(now, State::Completed, None),
             },
             Outcome::Reject { reason } => dead(format!("rejected: {reason}")),
             Outcome::Retry { reason, .. } if self.retries >= policy.max_attempts() => {
@@ -263,6 +296,7 @@ impl Status {
                         ..base.clone()
                     },
                     dead_letter: None,
+                    attempt: self.attempt_ended(now, State::Failed, Some(reason.clone())),
                 }
             }
         })
@@ -368,7 +402,21 @@ mod tests {
         assert_eq!(done.status.state, State::Completed);
         assert_eq!(done.status.version, 3);
         assert_eq!(done.dead_letter, None);
+        assert_eq!(
+            done.attempt,
+            Some(Attempt {
+                number: 1,
+                started_at: 10,
+                ended_at: 20,
+                state: State::Completed,
+                error: None,
+            })
+        );
         assert!(done.status.claim(30, LEASE, &policy()).is_err());
+        // Only an attempt that held the webhook is recorded.
+        assert_eq!(received.taken_over(5), None);
+        let lost = processing.taken_over(10 + LEASE as i64).unwrap();
+        assert_eq!((lost.number, lost.state), (1, State::Processing));
     }
 
     #[test]
@@ -394,8 +442,14 @@ mod tests {
         let dead = last.finish(&retry("boom"), &policy(), now).unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
         assert_eq!(dead.status.retries, 3);
+        let attempt = dead.attempt.unwrap();
+        assert_eq!(
+            (attempt.number, attempt.state),
+            (3, State::OperatorRequired)
+        );
         let letter = dead.dead_letter.unwrap();
         assert_eq!(letter.attempts, 3);
+        assert_eq!(attempt.error.as_ref(), Some(&letter.reason));
         assert!(
             letter.reason.contains("retries exhausted"),
             "{}",

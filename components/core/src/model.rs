@@ -17,7 +17,7 @@ pub struct Webhook {
     pub payload: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Received,
@@ -119,6 +119,47 @@ impl StatusView {
             next_attempt_at: status.next_attempt_at,
         }
     }
+}
+
+/// How one processing attempt ended: kept with the webhook, so an operator sees every
+/// try, not only the last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first run; a replay starts counting again.
+    pub number: u32,
+    /// When the attempt took the webhook (unix milliseconds).
+    pub started_at: i64,
+    /// When its end was recorded (unix milliseconds).
+    pub ended_at: i64,
+    /// The state it left the webhook in (`processing` when it never finished and another
+    /// attempt took the webhook over).
+    pub state: State,
+    pub error: Option<String>,
+}
+
+/// A time the webhook needed an operator, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub at: i64,
+    /// The attempts made before it.
+    pub attempts: u32,
+    pub reason: String,
+}
+
+/// Everything about a webhook but its payload: what the status endpoint and the console
+/// show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Details {
+    #[serde(flatten)]
+    pub view: StatusView,
+    pub idempotency_key: String,
+    /// When the provider says the event happened (unix seconds).
+    pub provider_timestamp: Option<i64>,
+    pub headers: Vec<(String, String)>,
+    /// Oldest first.
+    pub attempts: Vec<Attempt>,
+    /// Oldest first.
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 #[cfg(test)]

@@ -58,10 +58,7 @@ impl Resend {
         let status = change(&current).map_err(|e| StoreError::Conflict(e.to_string()))?;
         Ok(Resend {
             expected_version: current.version,
-            transition: Transition {
-                status,
-                dead_letter: None,
-            },
+            transition: Transition::to(status),
             done,
         })
     }

@@ -3,9 +3,9 @@
 //! different types with the same fields, so the conversions are written once, here, and
 //! expanded against each side's bindings.
 
-/// Defines `webhook_to_wit`, `webhook_from_wit`, `state_to_wit`, `state_from_wit`,
-/// `status_to_wit`, `status_from_wit`, `view_to_summary` and `view_from_summary` in the
-/// calling module, for the bindings module named by the path (e.g.
+/// Defines `<type>_to_wit` and `<type>_from_wit` for the webhook, state, status, filter,
+/// list query, page, counts and details (and `view_to_summary`, `view_from_summary`) in
+/// the calling module, for the bindings module named by the path (e.g.
 /// `wit_conversions!(bindings::webhooks::inbox::types)`).
 #[macro_export]
 macro_rules! wit_conversions {
@@ -114,6 +114,153 @@ macro_rules! wit_conversions {
                 received_at: summary.received_at,
                 updated_at: summary.status.updated_at,
                 next_attempt_at: summary.status.next_attempt_at,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn filter_to_wit(filter: $crate::listing::Filter) -> $($wit)::+::Filter {
+            $($wit)::+::Filter {
+                origin: filter.origin,
+                event_type: filter.event_type,
+                search: filter.search,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn filter_from_wit(filter: $($wit)::+::Filter) -> $crate::listing::Filter {
+            $crate::listing::Filter {
+                origin: filter.origin,
+                event_type: filter.event_type,
+                search: filter.search,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn query_to_wit(query: $crate::listing::Query) -> $($wit)::+::ListQuery {
+            $($wit)::+::ListQuery {
+                filter: filter_to_wit(query.filter),
+                state: query.state.map(state_to_wit),
+                after: query.after.map(|c| $($wit)::+::Cursor {
+                    received_at: c.received_at,
+                    id: c.id,
+                }),
+                limit: query.limit,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn query_from_wit(query: $($wit)::+::ListQuery) -> $crate::listing::Query {
+            $crate::listing::Query {
+                filter: filter_from_wit(query.filter),
+                state: query.state.map(state_from_wit),
+                after: query.after.map(|c| $crate::listing::Cursor {
+                    received_at: c.received_at,
+                    id: c.id,
+                }),
+                limit: query.limit,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn page_to_wit(page: $crate::listing::Page) -> $($wit)::+::Page {
+            $($wit)::+::Page {
+                webhooks: page.webhooks.into_iter().map(view_to_summary).collect(),
+                next: page.next.map(|c| $($wit)::+::Cursor {
+                    received_at: c.received_at,
+                    id: c.id,
+                }),
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn page_from_wit(page: $($wit)::+::Page) -> $crate::listing::Page {
+            $crate::listing::Page {
+                webhooks: page.webhooks.into_iter().map(view_from_summary).collect(),
+                next: page.next.map(|c| $crate::listing::Cursor {
+                    received_at: c.received_at,
+                    id: c.id,
+                }),
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn counts_to_wit(counts: $crate::listing::Counts) -> Vec<$($wit)::+::Count> {
+            counts
+                .0
+                .into_iter()
+                .map(|(state, webhooks)| $($wit)::+::Count {
+                    state: state_to_wit(state),
+                    webhooks,
+                })
+                .collect()
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn counts_from_wit(counts: Vec<$($wit)::+::Count>) -> $crate::listing::Counts {
+            let mut all = $crate::listing::Counts::zero();
+            for count in counts {
+                all.0.insert(state_from_wit(count.state), count.webhooks);
+            }
+            all
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn details_to_wit(details: $crate::model::Details) -> $($wit)::+::Details {
+            $($wit)::+::Details {
+                summary: view_to_summary(details.view),
+                idempotency_key: details.idempotency_key,
+                provider_timestamp: details.provider_timestamp,
+                headers: details.headers,
+                attempts: details
+                    .attempts
+                    .into_iter()
+                    .map(|a| $($wit)::+::Attempt {
+                        number: a.number,
+                        started_at: a.started_at,
+                        ended_at: a.ended_at,
+                        state: state_to_wit(a.state),
+                        error: a.error,
+                    })
+                    .collect(),
+                dead_letters: details
+                    .dead_letters
+                    .into_iter()
+                    .map(|d| $($wit)::+::DeadLetter {
+                        at: d.at,
+                        attempts: d.attempts,
+                        reason: d.reason,
+                    })
+                    .collect(),
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn details_from_wit(details: $($wit)::+::Details) -> $crate::model::Details {
+            $crate::model::Details {
+                view: view_from_summary(details.summary),
+                idempotency_key: details.idempotency_key,
+                provider_timestamp: details.provider_timestamp,
+                headers: details.headers,
+                attempts: details
+                    .attempts
+                    .into_iter()
+                    .map(|a| $crate::model::Attempt {
+                        number: a.number,
+                        started_at: a.started_at,
+                        ended_at: a.ended_at,
+                        state: state_from_wit(a.state),
+                        error: a.error,
+                    })
+                    .collect(),
+                dead_letters: details
+                    .dead_letters
+                    .into_iter()
+                    .map(|d| $crate::model::DeadLetter {
+                        at: d.at,
+                        attempts: d.attempts,
+                        reason: d.reason,
+                    })
+                    .collect(),
             }
         }
     };

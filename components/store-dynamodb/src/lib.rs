@@ -20,8 +20,6 @@ use bindings::exports::webhooks::inbox::store::{
     CaptureOutcome, Existing, Guest, StoreError as WitError,
 };
 use bindings::webhooks::inbox::types as wit;
-use inbox_core::Status;
-use inbox_core::capture::MAX_LIST;
 use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, secrets};
 use inbox_core::item::dynamodb::{
@@ -29,6 +27,7 @@ use inbox_core::item::dynamodb::{
 };
 use inbox_core::item::{ItemError, STATUS_SK, WEBHOOK_SK};
 use inbox_core::store::{Resend, StoreError};
+use inbox_core::{State, Status};
 use inbox_guest::config::WasiConfig;
 use inbox_guest::http;
 use inbox_guest::wasi::http::types::Method;
@@ -59,32 +58,35 @@ impl Guest for DynamoStore {
         Ok(get().map_err(store_error_to_wit)?.map(webhook_to_wit))
     }
 
-    fn get_status(id: String) -> Result<Option<wit::Status>, WitError> {
-        let table = Table::from_config().map_err(store_error_to_wit)?;
-        let status = table.status(&id).map_err(store_error_to_wit)?;
-        Ok(status.as_ref().map(status_to_wit))
+    fn get_details(id: String) -> Result<Option<wit::Details>, WitError> {
+        let details = || {
+            let table = Table::from_config()?;
+            let projection = dynamodb::details_projection();
+            let pk = inbox_core::item::pk(&id);
+            let items = table.pages("Query", |start| {
+                json::partition(&table.name, &pk, &projection, start)
+            })?;
+            dynamodb::details(items)
+        };
+        Ok(details().map_err(store_error_to_wit)?.map(details_to_wit))
     }
 
-    fn list_webhooks(state: Option<wit::State>, limit: u32) -> Result<Vec<wit::Summary>, WitError> {
+    fn list_webhooks(query: wit::ListQuery) -> Result<wit::Page, WitError> {
+        let query = query_from_wit(query);
         let list = || {
-            let table = Table::from_config()?;
-            let limit = limit.min(MAX_LIST) as usize;
-            let state = state.map(state_from_wit);
-            let corrupt = |e: ItemError| StoreError::Corrupt(e.to_string());
-            let items = match state {
-                // The webhooks in flight are few, however many the table keeps: read the index.
-                Some(state) if state.in_flight() => {
-                    let (mut items, keys) =
-                        due_index::latest(table.in_flight()?, state, limit).map_err(corrupt)?;
-                    items.extend(table.batch_get(keys, &dynamodb::summary_projection())?);
-                    items
-                }
-                _ => table.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))?,
-            };
-            dynamodb::summaries(items, state, limit).map_err(corrupt)
+            let items = Table::from_config()?.summary_items(query.state)?;
+            dynamodb::page(items, &query).map_err(corrupt)
         };
-        let views = list().map_err(store_error_to_wit)?;
-        Ok(views.into_iter().map(view_to_summary).collect())
+        Ok(page_to_wit(list().map_err(store_error_to_wit)?))
+    }
+
+    fn count_webhooks(filter: wit::Filter) -> Result<Vec<wit::Count>, WitError> {
+        let filter = filter_from_wit(filter);
+        let count = || {
+            let items = Table::from_config()?.summary_items(None)?;
+            dynamodb::counts(items, &filter).map_err(corrupt)
+        };
+        Ok(counts_to_wit(count().map_err(store_error_to_wit)?))
     }
 
     fn replay(id: String) -> Result<wit::Status, WitError> {
@@ -218,6 +220,20 @@ impl Table {
             id: id.to_owned(),
             status: status_to_wit(&status),
         }))
+    }
+
+    /// The `WEBHOOK` and `STATUS` items a list reads (without payloads): for a state in
+    /// flight, the few the `due` index holds and their webhook items; else a scan.
+    fn summary_items(&self, state: Option<State>) -> Result<Vec<Item>, StoreError> {
+        match state {
+            Some(state) if state.in_flight() => {
+                let (mut items, keys) =
+                    due_index::latest(self.in_flight()?, state).map_err(corrupt)?;
+                items.extend(self.batch_get(keys, &dynamodb::summary_projection())?);
+                Ok(items)
+            }
+            _ => self.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK])),
+        }
     }
 
     /// Every item the scan finds, page after page.
@@ -369,4 +385,8 @@ impl Table {
             Err(json::refusal(&body))
         }
     }
+}
+
+fn corrupt(error: ItemError) -> StoreError {
+    StoreError::Corrupt(error.to_string())
 }

@@ -18,7 +18,6 @@ use bindings::exports::webhooks::inbox::store::{
 };
 use bindings::spin::sqlite::sqlite::{self as spin, Value as SpinValue};
 use bindings::webhooks::inbox::types as wit;
-use inbox_core::capture::MAX_LIST;
 use inbox_core::clock::now_ms;
 use inbox_core::item::sqlite::{self, Answer, Value};
 use inbox_core::store::{Captured, Resend, StoreError};
@@ -53,16 +52,21 @@ impl Guest for SqliteStore {
         Ok(webhook.map(webhook_to_wit))
     }
 
-    fn get_status(id: String) -> Result<Option<wit::Status>, WitError> {
-        let status = sqlite::status(&mut Db::open()?, &id).map_err(store_error_to_wit)?;
-        Ok(status.as_ref().map(status_to_wit))
+    fn get_details(id: String) -> Result<Option<wit::Details>, WitError> {
+        let details = sqlite::details(&mut Db::open()?, &id).map_err(store_error_to_wit)?;
+        Ok(details.map(details_to_wit))
     }
 
-    fn list_webhooks(state: Option<wit::State>, limit: u32) -> Result<Vec<wit::Summary>, WitError> {
-        let limit = limit.min(MAX_LIST) as usize;
-        let views = sqlite::list(&mut Db::open()?, state.map(state_from_wit), limit)
+    fn list_webhooks(query: wit::ListQuery) -> Result<wit::Page, WitError> {
+        let page =
+            sqlite::list(&mut Db::open()?, &query_from_wit(query)).map_err(store_error_to_wit)?;
+        Ok(page_to_wit(page))
+    }
+
+    fn count_webhooks(filter: wit::Filter) -> Result<Vec<wit::Count>, WitError> {
+        let counts = sqlite::counts(&mut Db::open()?, &filter_from_wit(filter))
             .map_err(store_error_to_wit)?;
-        Ok(views.into_iter().map(view_to_summary).collect())
+        Ok(counts_to_wit(counts))
     }
 
     fn replay(id: String) -> Result<wit::Status, WitError> {

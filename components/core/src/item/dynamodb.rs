@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use serde_dynamo::{AttributeValue, Item};
 
-use super::{BodyItem, DeadLetterItem, STATUS_SK, StatusItem, WebhookItem, pk};
-use crate::lifecycle::DeadLetter;
-use crate::model::{Status, Webhook};
+use super::{
+    ATTEMPT_SK_PREFIX, AttemptItem, BodyItem, DEAD_LETTER_SK_PREFIX, DeadLetterItem, STATUS_SK,
+    StatusItem, WEBHOOK_SK, WebhookItem, pk,
+};
+use crate::listing::{Counts, Filter, Page, Query};
+use crate::model::{Attempt, DeadLetter, Details, Status, StatusView, Webhook};
 use crate::store::StoreError;
 
 /// DynamoDB refuses items over 400 KB, names and values counted; read as 400,000
@@ -108,17 +111,17 @@ pub const STATUS_ATTRIBUTES: [&str; 8] = [
     "last_error",
 ];
 
-/// What a summary shows of a `WEBHOOK` item besides its keys and id.
-const WEBHOOK_SUMMARY_ATTRIBUTES: [&str; 3] = ["origin", "type", "received_at"];
+/// What a summary shows of a `WEBHOOK` item besides its keys and id (the idempotency key
+/// for a search).
+const WEBHOOK_SUMMARY_ATTRIBUTES: [&str; 4] = ["origin", "type", "received_at", "idempotency_key"];
 
-/// The most recently changed webhooks (only those in `state`, if given), from the
-/// `WEBHOOK` and `STATUS` items of a scan. A status whose webhook item the scan has not
-/// seen yet is left for next time.
-pub fn summaries(
+/// The `WEBHOOK` and `STATUS` items of a scan (or of the `due` index and a batch read),
+/// joined: each webhook's summary and idempotency key. A status whose webhook item the
+/// scan has not seen yet is left for next time; of a status read twice (it changed while
+/// the index was read), the latest version counts.
+fn joined(
     items: impl IntoIterator<Item = Item>,
-    state: Option<crate::State>,
-    limit: usize,
-) -> Result<Vec<crate::model::StatusView>, super::ItemError> {
+) -> Result<Vec<(StatusView, String)>, super::ItemError> {
     #[derive(serde::Deserialize)]
     struct Summary {
         id: String,
@@ -126,40 +129,136 @@ pub fn summaries(
         #[serde(rename = "type")]
         event_type: String,
         received_at: i64,
+        idempotency_key: String,
     }
     let malformed = |e: serde_dynamo::Error| super::ItemError(e.to_string());
     let mut webhooks = HashMap::new();
-    let mut statuses = Vec::new();
+    let mut statuses: HashMap<String, StatusItem> = HashMap::new();
     for item in items {
-        if item.get("SK") == Some(&AttributeValue::S(super::WEBHOOK_SK.to_owned())) {
+        if item.get("SK") == Some(&AttributeValue::S(WEBHOOK_SK.to_owned())) {
             let summary: Summary = serde_dynamo::from_item(item).map_err(malformed)?;
             webhooks.insert(summary.id.clone(), summary);
         } else {
             let status: StatusItem = serde_dynamo::from_item(item).map_err(malformed)?;
-            if state.is_none_or(|s| s == status.status) {
-                statuses.push(status);
+            if statuses
+                .get(&status.id)
+                .is_none_or(|seen| seen.version < status.version)
+            {
+                statuses.insert(status.id.clone(), status);
             }
         }
     }
-    statuses.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
     Ok(statuses
-        .into_iter()
+        .into_values()
         .filter_map(|status| {
-            let webhook = webhooks.get(&status.id)?;
-            Some(crate::model::StatusView {
+            let webhook = webhooks.remove(&status.id)?;
+            let view = StatusView {
                 id: status.id,
-                origin: webhook.origin.clone(),
-                event_type: webhook.event_type.clone(),
+                origin: webhook.origin,
+                event_type: webhook.event_type,
                 status: status.status,
                 retries: status.retries,
                 last_error: status.last_error,
                 received_at: webhook.received_at,
                 updated_at: status.updated_at,
                 next_attempt_at: status.next_attempt_at,
-            })
+            };
+            Some((view, webhook.idempotency_key))
         })
-        .take(limit)
         .collect())
+}
+
+/// The page `query` asks for, of the webhooks in `items` ([`joined`]).
+pub fn page(
+    items: impl IntoIterator<Item = Item>,
+    query: &Query,
+) -> Result<Page, super::ItemError> {
+    Ok(query.page(joined(items)?))
+}
+
+/// How many of the webhooks in `items` ([`joined`]) pass `filter`, by state.
+pub fn counts(
+    items: impl IntoIterator<Item = Item>,
+    filter: &Filter,
+) -> Result<Counts, super::ItemError> {
+    let webhooks = joined(items)?;
+    Ok(Counts::tally(webhooks.into_iter().filter_map(
+        |(view, key)| {
+            filter
+                .matches(&view.id, &view.origin, &view.event_type, &key)
+                .then_some(view.status)
+        },
+    )))
+}
+
+/// What a query of one webhook's items reads: everything but its payload.
+pub fn details_projection() -> Projection {
+    let names: Vec<&str> = ["PK", "SK", "created", "headers"]
+        .into_iter()
+        .chain(WEBHOOK_SUMMARY_ATTRIBUTES)
+        .chain(STATUS_ATTRIBUTES)
+        .collect();
+    projection(names)
+}
+
+/// A webhook's details, from the items of a query of its partition
+/// ([`details_projection`]); `None` without its webhook and status items.
+pub fn details(items: impl IntoIterator<Item = Item>) -> Result<Option<Details>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        origin: String,
+        #[serde(rename = "type")]
+        event_type: String,
+        #[serde(default)]
+        created: Option<i64>,
+        received_at: i64,
+        idempotency_key: String,
+        headers: String,
+    }
+    let mut head = None;
+    let mut status = None;
+    let mut attempts: Vec<(String, Attempt)> = Vec::new();
+    let mut dead_letters: Vec<(String, DeadLetter)> = Vec::new();
+    for item in items {
+        let sk = match item.get("SK") {
+            Some(AttributeValue::S(sk)) => sk.clone(),
+            _ => return Err(StoreError::Corrupt("an item without a sort key".into())),
+        };
+        if sk == WEBHOOK_SK {
+            head = Some(read::<Head>(item)?);
+        } else if sk == STATUS_SK {
+            status = Some(read::<StatusItem>(item)?);
+        } else if sk.starts_with(ATTEMPT_SK_PREFIX) {
+            attempts.push((sk, read::<AttemptItem>(item)?.into_attempt()));
+        } else if sk.starts_with(DEAD_LETTER_SK_PREFIX) {
+            dead_letters.push((sk, read_dead_letter(item)?));
+        }
+    }
+    let (Some(head), Some(status)) = (head, status) else {
+        return Ok(None);
+    };
+    attempts.sort_by(|a, b| a.0.cmp(&b.0));
+    dead_letters.sort_by(|a, b| a.0.cmp(&b.0));
+    let headers = serde_json::from_str(&head.headers)
+        .map_err(|e| StoreError::Corrupt(format!("headers of {}: {e}", status.id)))?;
+    Ok(Some(Details {
+        view: StatusView {
+            id: status.id,
+            origin: head.origin,
+            event_type: head.event_type,
+            status: status.status,
+            retries: status.retries,
+            last_error: status.last_error,
+            received_at: head.received_at,
+            updated_at: status.updated_at,
+            next_attempt_at: status.next_attempt_at,
+        },
+        idempotency_key: head.idempotency_key,
+        provider_timestamp: head.created,
+        headers,
+        attempts: attempts.into_iter().map(|(_, a)| a).collect(),
+        dead_letters: dead_letters.into_iter().map(|(_, d)| d).collect(),
+    }))
 }
 
 /// The conditional update that writes `status` over the one at `expected_version`
@@ -346,14 +445,27 @@ pub fn capture_refused(refusal: &Refusal, attempt: u32) -> CaptureRefused {
     }
 }
 
-/// The dead letter written with a status change, in one transaction: the update of
-/// [`status_update`], then this item under [`NOT_EXISTS`].
-pub fn dead_letter_item(id: &str, letter: &DeadLetter, retention_secs: Option<u64>) -> Item {
-    to_item(&DeadLetterItem::new(
-        id,
-        letter,
-        expires_at(letter.at, retention_secs),
-    ))
+/// The records a status change writes besides the status (its attempt, its dead letter),
+/// in one transaction with it: the update of [`status_update`], then these items, each
+/// under [`NOT_EXISTS`]. Empty for most changes, which are then a single update.
+pub fn transition_items(
+    id: &str,
+    transition: &crate::lifecycle::Transition,
+    retention_secs: Option<u64>,
+) -> Vec<Item> {
+    let version = transition.status.version;
+    let attempt = transition.attempt.as_ref().map(|attempt| {
+        let expires = expires_at(attempt.ended_at, retention_secs);
+        to_item(&AttemptItem::new(id, version, attempt, expires))
+    });
+    let letter = transition.dead_letter.as_ref().map(|letter| {
+        to_item(&DeadLetterItem::new(
+            id,
+            letter,
+            expires_at(letter.at, retention_secs),
+        ))
+    });
+    attempt.into_iter().chain(letter).collect()
 }
 
 /// What a refused status change means.
@@ -365,7 +477,7 @@ pub enum SwapRefused {
 }
 
 /// Reads every cancellation reason of a status change (the update's own condition, alone
-/// or as the first item of the transaction with its dead letter, then the dead letter's).
+/// or as the first item of the transaction with its records, then the records').
 pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
     let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
     if refusal.kind == "ConditionalCheckFailedException"
@@ -373,9 +485,14 @@ pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
     {
         return SwapRefused::Lost;
     }
-    if reason(1) == Some("ConditionalCheckFailed") {
+    if refusal
+        .reasons
+        .iter()
+        .skip(1)
+        .any(|r| r == "ConditionalCheckFailed")
+    {
         return SwapRefused::Failed(StoreError::Corrupt(format!(
-            "a dead letter is already recorded at this time: {}",
+            "an attempt or dead letter is already recorded under this key: {}",
             refusal.message
         )));
     }
@@ -577,14 +694,13 @@ pub mod due_index {
         Ok((status.id.clone(), status.into_status()))
     }
 
-    /// Of the status items the index holds, those in `state`, the most recently changed
-    /// first (as [`super::summaries`] lists them), and the keys of their `WEBHOOK` items,
-    /// to read for the summaries. A webhook whose status changed while the index was read
-    /// may be there twice (under its old and new due time): its latest version counts.
+    /// Of the status items the index holds, those in `state`, and the keys of their
+    /// `WEBHOOK` items, to read for a list ([`super::page`]). A webhook whose status
+    /// changed while the index was read may be there twice (under its old and new due
+    /// time): its latest version counts.
     pub fn latest(
         items: impl IntoIterator<Item = Item>,
         state: State,
-        limit: usize,
     ) -> Result<(Vec<Item>, Vec<Item>), ItemError> {
         let mut newest: HashMap<String, (StatusItem, Item)> = HashMap::new();
         for item in items {
@@ -602,7 +718,6 @@ pub mod due_index {
             .map(|(status, item)| (status.updated_at, status.id, item))
             .collect();
         kept.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        kept.truncate(limit);
         let keys = kept.iter().map(|(_, id, _)| key(id, WEBHOOK_SK)).collect();
         Ok((kept.into_iter().map(|(_, _, item)| item).collect(), keys))
     }
@@ -671,6 +786,29 @@ pub mod json {
         if let Some(limit) = limit {
             request["Limit"] = json!(limit);
         }
+        if let Some(start) = start {
+            request["ExclusiveStartKey"] = start;
+        }
+        request
+    }
+
+    /// `Query` of one partition (`PK = pk`), strongly consistent, from `start`.
+    pub fn partition(
+        table: &str,
+        pk: &str,
+        projection: &Projection,
+        start: Option<Value>,
+    ) -> Value {
+        let mut names = projection.names.clone();
+        names.insert("#pk".to_owned(), "PK".to_owned());
+        let mut request = json!({
+            "TableName": table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ProjectionExpression": projection.expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": { ":pk": { "S": pk } },
+            "ConsistentRead": true,
+        });
         if let Some(start) = start {
             request["ExclusiveStartKey"] = start;
         }
@@ -803,9 +941,10 @@ mod tests {
     }
 
     #[test]
-    fn summaries_join_the_items_of_a_scan_most_recent_first() {
+    fn lists_join_the_items_of_a_scan_newest_first() {
         let mut other = webhook();
         other.id = "9abc".into();
+        other.received_at += 1;
         let older = Status::received(10);
         let newer = Status::received(20)
             .claim(30, 1_000, &RetryPolicy::default())
@@ -813,18 +952,60 @@ mod tests {
         let items = vec![
             to_item(&StatusItem::new("57f0", &older, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
+            to_item(&StatusItem::new("9abc", &older, None)),
+            // Read twice: the later version counts.
             to_item(&StatusItem::new("9abc", &newer, None)),
             to_item(&WebhookItem::new(&other, None)),
             // A status whose webhook the scan has not reached yet.
             to_item(&StatusItem::new("dead", &older, None)),
         ];
-        let all = summaries(items.clone(), None, 10).unwrap();
-        let ids: Vec<_> = all.iter().map(|v| v.id.as_str()).collect();
+        let all = page(items.clone(), &Query::default()).unwrap();
+        let ids: Vec<_> = all.webhooks.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["9abc", "57f0"]);
-        assert_eq!(all[1].event_type, "charge.succeeded");
-        let received = summaries(items.clone(), Some(State::Received), 10).unwrap();
-        assert_eq!(received.len(), 1);
-        assert_eq!(summaries(items, None, 1).unwrap().len(), 1);
+        assert_eq!(all.webhooks[0].status, State::Processing);
+        assert_eq!(all.webhooks[1].event_type, "charge.succeeded");
+        let received = Query {
+            state: Some(State::Received),
+            ..Query::default()
+        };
+        assert_eq!(page(items.clone(), &received).unwrap().webhooks.len(), 1);
+        let by_key = Filter {
+            search: Some("evt_1".into()),
+            ..Filter::default()
+        };
+        let counts = counts(items, &by_key).unwrap();
+        assert_eq!(counts.total(), 2);
+        assert_eq!(counts.0[&State::Processing], 1);
+    }
+
+    #[test]
+    fn details_read_every_item_of_a_webhook_but_its_payload() {
+        let policy = RetryPolicy::default();
+        let taken = Status::received(10).claim(20, 1_000, &policy).unwrap();
+        let failed = taken
+            .finish(
+                &crate::lifecycle::Outcome::Reject {
+                    reason: "410".into(),
+                },
+                &policy,
+                30,
+            )
+            .unwrap();
+        let mut items = vec![
+            to_item(&StatusItem::new("57f0", &failed.status, None)),
+            to_item(&WebhookItem::new(&webhook(), None)),
+        ];
+        items.extend(transition_items("57f0", &failed, Some(60)));
+        let details = details(items).unwrap().unwrap();
+        assert_eq!(details.view.status, State::OperatorRequired);
+        assert_eq!(details.idempotency_key, "evt_1");
+        assert_eq!(details.headers.len(), 1);
+        assert_eq!(details.attempts.len(), 1);
+        assert_eq!(details.attempts[0].started_at, 20);
+        assert_eq!(details.dead_letters[0].reason, "rejected: 410");
+        assert_eq!(super::details(Vec::new()).unwrap(), None);
+        let projected = details_projection();
+        assert!(!projected.names.values().any(|n| n == "payload"));
     }
 
     #[test]
@@ -1033,7 +1214,7 @@ mod tests {
             None,
         )));
         items.push(to_item(&StatusItem::new("b", &Status::received(30), None)));
-        let (statuses, keys) = due_index::latest(items, State::Received, 2).unwrap();
+        let (statuses, keys) = due_index::latest(items, State::Received).unwrap();
         let ids: Vec<_> = statuses.iter().map(|s| s["id"].clone()).collect();
         assert_eq!(
             ids,

@@ -5,6 +5,7 @@
 //! | Webhook        | `WH#<id>` | `WEBHOOK`          | the immutable delivery                   |
 //! | Webhook Status | `WH#<id>` | `STATUS`           | state, retries, version, lease, due time |
 //! | Dead letter    | `WH#<id>` | `DEAD#<unix ms>`   | why it needed an operator                |
+//! | Attempt        | `WH#<id>` | `ATTEMPT#<version>`| how one processing attempt ended         |
 //! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
 //!
 //! On DynamoDB every item, dead letters included, lives as long as the retention
@@ -21,13 +22,13 @@ pub mod sqlite;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::lifecycle::DeadLetter;
-use crate::model::{State, Status, Webhook};
+use crate::model::{Attempt, DeadLetter, State, Status, Webhook};
 
 pub const WEBHOOK_SK: &str = "WEBHOOK";
 pub const STATUS_SK: &str = "STATUS";
 pub const DEAD_LETTER_SK_PREFIX: &str = "DEAD#";
 pub const BODY_SK: &str = "BODY";
+pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
 
 pub fn pk(id: &str) -> String {
     format!("WH#{id}")
@@ -35,6 +36,12 @@ pub fn pk(id: &str) -> String {
 
 pub fn dead_letter_sk(at: i64) -> String {
     format!("{DEAD_LETTER_SK_PREFIX}{at:013}")
+}
+
+/// An attempt's record is keyed by the status version its end wrote: unique per webhook,
+/// and zero-padded so a webhook's attempts sort in the order they ended.
+pub fn attempt_sk(version: u64) -> String {
+    format!("{ATTEMPT_SK_PREFIX}{version:010}")
 }
 
 /// The key of a body's digest on an origin, for the replay guard: the same signed body
@@ -135,6 +142,54 @@ pub struct DeadLetterItem {
     pub last_error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+}
+
+/// An `ATTEMPT#<version>` item: how one processing attempt ended. Like a dead letter it
+/// reuses the other items' attribute names: `retries` holds the attempt's number,
+/// `received_at` when it took the webhook, `updated_at` when it ended, `status` the state
+/// it left the webhook in and `last_error` why it did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: String,
+    pub retries: u32,
+    pub received_at: i64,
+    pub updated_at: i64,
+    pub status: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl AttemptItem {
+    /// The record of `attempt`, whose end wrote status `version`.
+    pub fn new(id: &str, version: u64, attempt: &Attempt, expires_at: Option<i64>) -> AttemptItem {
+        AttemptItem {
+            pk: pk(id),
+            sk: attempt_sk(version),
+            id: id.to_owned(),
+            retries: attempt.number,
+            received_at: attempt.started_at,
+            updated_at: attempt.ended_at,
+            status: attempt.state,
+            last_error: attempt.error.clone(),
+            expires_at,
+        }
+    }
+
+    pub fn into_attempt(self) -> Attempt {
+        Attempt {
+            number: self.retries,
+            started_at: self.received_at,
+            ended_at: self.updated_at,
+            state: self.status,
+            error: self.last_error,
+        }
+    }
 }
 
 /// A `BODY` item: a body already captured on an origin, and the webhook it was captured as.
@@ -347,6 +402,17 @@ pub(crate) mod tests {
         let item = DeadLetterItem::new("57f0", &letter, None);
         assert_eq!(item.sk, "DEAD#0000000000009");
         assert_eq!(item.into_dead_letter(), letter);
+        let attempt = Attempt {
+            number: 2,
+            started_at: 5,
+            ended_at: 8,
+            state: State::Failed,
+            error: Some("503".into()),
+        };
+        let item = AttemptItem::new("57f0", 12, &attempt, None);
+        assert_eq!(item.sk, "ATTEMPT#0000000012");
+        assert!(attempt_sk(99) < attempt_sk(100));
+        assert_eq!(item.into_attempt(), attempt);
     }
 
     #[test]

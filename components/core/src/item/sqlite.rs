@@ -7,12 +7,13 @@
 //! column names without case), so one database file is shared by every SQLite store.
 
 use super::{
-    BODY_SK, BodyItem, DEAD_LETTER_SK_PREFIX, STATUS_SK, WEBHOOK_SK, WebhookItem, dead_letter_sk,
-    pk,
+    ATTEMPT_SK_PREFIX, AttemptItem, BODY_SK, BodyItem, DEAD_LETTER_SK_PREFIX, STATUS_SK,
+    WEBHOOK_SK, WebhookItem, dead_letter_sk, pk,
 };
 use crate::config::CaptureLimits;
-use crate::lifecycle::{DeadLetter, Transition};
-use crate::model::{State, Status, StatusView, Webhook};
+use crate::lifecycle::Transition;
+use crate::listing::{Counts, Filter, Page, Query};
+use crate::model::{Attempt, DeadLetter, Details, State, Status, StatusView, Webhook};
 use crate::store::{Captured, StoreError};
 
 pub const SCHEMA: &str = "
@@ -46,12 +47,16 @@ CREATE INDEX IF NOT EXISTS items_leased ON items (lease_until)
     WHERE sk = 'STATUS' AND status = 'processing';
 CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
     WHERE sk = 'STATUS';
-PRAGMA user_version = 1;
+-- What operators list: newest first, a page at a time.
+CREATE INDEX IF NOT EXISTS items_by_received ON items (received_at, id)
+    WHERE sk = 'WEBHOOK';
+PRAGMA user_version = 2;
 ";
 
 /// The `user_version` the last statement of [`SCHEMA`] sets: bump both with every change to
-/// it. A database that has it needs none of the statements ([`ensure_schema`]).
-pub const SCHEMA_VERSION: i64 = 1;
+/// it. A database that has it needs none of the statements ([`ensure_schema`]); one with
+/// an older version gets them all again, which every statement allows (`IF NOT EXISTS`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Creates what [`SCHEMA`] creates, unless the database has it already: one read, where a
 /// store that opens the database for every request (Spin's component) would otherwise run
@@ -127,11 +132,51 @@ const SWAP_STATUS: &str = "UPDATE items SET status = ?1, retries = ?2, version =
     WHERE pk = ?8 AND sk = ?9 AND version = ?10";
 const INSERT_DEAD_LETTER: &str = "INSERT INTO items (pk, sk, id, retries, updated_at,
     last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const LIST: &str = "SELECT w.id, w.origin, w.type, w.received_at, s.status, s.retries,
+const INSERT_ATTEMPT: &str = "INSERT INTO items (pk, sk, id, retries, received_at,
+    updated_at, status, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// The filter of [`Filter::matches`] on the `WEBHOOK` row `w`, from parameter `?{n}`.
+macro_rules! filter_on_webhook {
+    ($origin:literal, $type:literal, $search:literal) => {
+        concat!(
+            "(",
+            $origin,
+            " IS NULL OR w.origin = ",
+            $origin,
+            ") AND (",
+            $type,
+            " IS NULL OR w.type = ",
+            $type,
+            ") AND (",
+            $search,
+            " IS NULL OR w.id = ",
+            $search,
+            " OR w.idempotency_key = ",
+            $search,
+            ")"
+        )
+    };
+}
+/// [`Query`]'s order and cursor: newest received first, then by id.
+const LIST: &str = concat!(
+    "SELECT w.id, w.origin, w.type, w.received_at, s.status, s.retries,
     s.last_error, s.updated_at, s.next_attempt_at
-    FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
-    WHERE s.sk = 'STATUS' AND (?1 IS NULL OR s.status = ?1)
-    ORDER BY s.updated_at DESC LIMIT ?2";
+    FROM items w JOIN items s ON s.pk = w.pk AND s.sk = 'STATUS'
+    WHERE w.sk = 'WEBHOOK' AND (?1 IS NULL OR s.status = ?1) AND ",
+    filter_on_webhook!("?2", "?3", "?4"),
+    " AND (?5 IS NULL OR w.received_at < ?5 OR (w.received_at = ?5 AND w.id < ?6))
+    ORDER BY w.received_at DESC, w.id DESC LIMIT ?7"
+);
+const COUNTS: &str = concat!(
+    "SELECT s.status, COUNT(*) FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
+    WHERE s.sk = 'STATUS' AND ",
+    filter_on_webhook!("?1", "?2", "?3"),
+    " GROUP BY s.status"
+);
+/// Every item of a webhook but its payload, in the order of their keys: attempts, dead
+/// letters, the status, the webhook.
+const DETAILS: &str = "SELECT sk, origin, type, created, received_at, idempotency_key,
+    headers, status, retries, updated_at, next_attempt_at, last_error
+    FROM items WHERE pk = ?1 ORDER BY sk";
 // Two queries for what is due, so each uses its partial index.
 // The partial indexes, named: left to itself (no statistics) the planner takes
 // `items_by_status` and sorts every webhook waiting, so each look at a backlog of n cost O(n).
@@ -141,9 +186,6 @@ const DUE: &str = "SELECT id FROM items INDEXED BY items_due
 const LEASE_EXPIRED: &str = "SELECT id FROM items INDEXED BY items_leased
     WHERE sk = 'STATUS' AND status = 'processing'
     AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
-/// Every SK of a dead letter starts with the prefix; `~` sorts after its digits.
-const DEAD_LETTERS: &str = "SELECT updated_at, retries, last_error FROM items
-    WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk";
 
 /// Refuses a webhook no SQLite store keeps (never truncated): before anything is opened
 /// or queued, so a busy database does not turn the answer into a wait.
@@ -262,9 +304,9 @@ pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, Stor
     }))
 }
 
-/// Writes `transition` if the stored status still has `expected_version`, with its dead
-/// letter; `false` if another writer got there first. With a dead letter, run it inside a
-/// write transaction, so both are written or neither.
+/// Writes `transition` if the stored status still has `expected_version`, with its attempt
+/// and dead letter; `false` if another writer got there first. With either, run it inside
+/// a write transaction, so all are written or none.
 pub fn swap_status(
     db: &mut impl Connection,
     id: &str,
@@ -282,6 +324,22 @@ pub fn swap_status(
     if swapped.changes != 1 {
         return Ok(false);
     }
+    if let Some(attempt) = &transition.attempt {
+        let item = AttemptItem::new(id, transition.status.version, attempt, None);
+        db.execute(
+            INSERT_ATTEMPT,
+            vec![
+                text(&item.pk),
+                text(&item.sk),
+                text(id),
+                Value::Integer(item.retries.into()),
+                Value::Integer(item.received_at),
+                Value::Integer(item.updated_at),
+                text(item.status.as_str()),
+                optional_text(item.last_error.as_deref()),
+            ],
+        )?;
+    }
     if let Some(letter) = &transition.dead_letter {
         db.execute(
             INSERT_DEAD_LETTER,
@@ -298,15 +356,20 @@ pub fn swap_status(
     Ok(true)
 }
 
-/// The most recently changed webhooks, only those in `state` if given.
-pub fn list(
-    db: &mut impl Connection,
-    state: Option<State>,
-    limit: usize,
-) -> Result<Vec<StatusView>, StoreError> {
-    let state = state.map_or(Value::Null, |s| text(s.as_str()));
-    let answer = db.execute(LIST, vec![state, Value::Integer(limit_of(limit))])?;
-    read_rows(answer, |columns| {
+/// A page of the webhooks `query` asks for ([`Query`]'s order, filter and cursor).
+pub fn list(db: &mut impl Connection, query: &Query) -> Result<Page, StoreError> {
+    let limit = query.limit();
+    let (after_at, after_id) = match &query.after {
+        Some(cursor) => (Value::Integer(cursor.received_at), text(&cursor.id)),
+        None => (Value::Null, Value::Null),
+    };
+    let params = [query.state.map_or(Value::Null, |s| text(s.as_str()))]
+        .into_iter()
+        .chain(filter_values(&query.filter))
+        .chain([after_at, after_id, Value::Integer(limit_of(limit + 1))])
+        .collect();
+    let answer = db.execute(LIST, params)?;
+    let webhooks = read_rows(answer, |columns| {
         Ok(StatusView {
             id: columns.text()?,
             origin: columns.text()?,
@@ -318,7 +381,108 @@ pub fn list(
             updated_at: columns.integer()?,
             next_attempt_at: columns.optional_integer()?,
         })
-    })
+    })?;
+    Ok(Page::of(webhooks, limit))
+}
+
+/// How many webhooks passing `filter` are in each state.
+pub fn counts(db: &mut impl Connection, filter: &Filter) -> Result<Counts, StoreError> {
+    let answer = db.execute(COUNTS, filter_values(filter).into_iter().collect())?;
+    let mut counts = Counts::zero();
+    for (state, n) in read_rows(answer, |columns| {
+        Ok((columns.state()?, columns.unsigned()?))
+    })? {
+        counts.0.insert(state, n);
+    }
+    Ok(counts)
+}
+
+/// Everything about a webhook but its payload, in one read.
+pub fn details(db: &mut impl Connection, id: &str) -> Result<Option<Details>, StoreError> {
+    let answer = db.execute(DETAILS, vec![text(&pk(id))])?;
+    let mut webhook = None;
+    let mut status = None;
+    let mut attempts = Vec::new();
+    let mut dead_letters = Vec::new();
+    for row in answer.rows {
+        let mut columns = Columns(row.into_iter());
+        let sk = columns.text()?;
+        if sk == WEBHOOK_SK {
+            webhook = Some((
+                columns.text()?,
+                columns.text()?,
+                columns.optional_integer()?,
+                columns.integer()?,
+                columns.text()?,
+                columns.text()?,
+            ));
+        } else if sk == STATUS_SK {
+            columns.skip(6)?;
+            status = Some((
+                columns.state()?,
+                columns.unsigned()?,
+                columns.integer()?,
+                columns.optional_integer()?,
+                columns.optional_text()?,
+            ));
+        } else if sk.starts_with(ATTEMPT_SK_PREFIX) {
+            columns.skip(3)?;
+            let started_at = columns.integer()?;
+            columns.skip(2)?;
+            let state = columns.state()?;
+            let number = columns.unsigned()?;
+            let ended_at = columns.integer()?;
+            columns.skip(1)?;
+            attempts.push(Attempt {
+                number,
+                started_at,
+                ended_at,
+                state,
+                error: columns.optional_text()?,
+            });
+        } else if sk.starts_with(DEAD_LETTER_SK_PREFIX) {
+            columns.skip(7)?;
+            let attempts = columns.unsigned()?;
+            let at = columns.integer()?;
+            columns.skip(1)?;
+            dead_letters.push(DeadLetter {
+                at,
+                attempts,
+                reason: columns.text()?,
+            });
+        }
+    }
+    let (Some(webhook), Some(status)) = (webhook, status) else {
+        return Ok(None);
+    };
+    let (origin, event_type, provider_timestamp, received_at, idempotency_key, headers) = webhook;
+    let (state, retries, updated_at, next_attempt_at, last_error) = status;
+    let headers = serde_json::from_str(&headers)
+        .map_err(|e| StoreError::Corrupt(format!("headers of {id}: {e}")))?;
+    Ok(Some(Details {
+        view: StatusView {
+            id: id.to_owned(),
+            origin,
+            event_type,
+            status: state,
+            retries,
+            last_error,
+            received_at,
+            updated_at,
+            next_attempt_at,
+        },
+        idempotency_key,
+        provider_timestamp,
+        headers,
+        attempts,
+        dead_letters,
+    }))
+}
+
+/// `origin, type, search`: the parameters of [`filter_on_webhook`].
+fn filter_values(filter: &Filter) -> [Value; 3] {
+    [&filter.origin, &filter.event_type, &filter.search]
+        .map(|value| optional_text(value.as_deref()))
 }
 
 /// Ids whose next attempt is due at `now`, then those whose lease has expired.
@@ -335,26 +499,6 @@ pub fn due(db: &mut impl Connection, now: i64, limit: usize) -> Result<Vec<Strin
     }
     ids.truncate(limit);
     Ok(ids)
-}
-
-/// Every time the webhook needed an operator, oldest first.
-pub fn dead_letters(db: &mut impl Connection, id: &str) -> Result<Vec<DeadLetter>, StoreError> {
-    let upper = format!("{DEAD_LETTER_SK_PREFIX}~");
-    let answer = db.execute(
-        DEAD_LETTERS,
-        vec![
-            text(&pk(id)),
-            text(DEAD_LETTER_SK_PREFIX),
-            Value::Text(upper),
-        ],
-    )?;
-    read_rows(answer, |columns| {
-        Ok(DeadLetter {
-            at: columns.integer()?,
-            attempts: columns.unsigned()?,
-            reason: columns.text()?,
-        })
-    })
 }
 
 /// Every row of `answer`, each read by `read` in column order.
@@ -377,6 +521,13 @@ impl Columns {
         self.0
             .next()
             .ok_or_else(|| StoreError::Corrupt("a row is missing a column".into()))
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), StoreError> {
+        for _ in 0..n {
+            self.next()?;
+        }
+        Ok(())
     }
 
     fn text(&mut self) -> Result<String, StoreError> {
@@ -475,12 +626,12 @@ mod tests {
     #[test]
     fn the_schema_runs_one_statement_at_a_time() {
         let statements: Vec<_> = schema_statements().collect();
-        assert_eq!(statements.len(), 5);
+        assert_eq!(statements.len(), 6);
         assert!(statements[0].contains("CREATE TABLE IF NOT EXISTS items"));
         assert!(statements.iter().all(|s| !s.trim().is_empty()));
         // The version it records is the one `ensure_schema` looks for.
         assert_eq!(
-            statements[4].trim(),
+            statements[5].trim(),
             format!("PRAGMA user_version = {SCHEMA_VERSION}")
         );
     }
