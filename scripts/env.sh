@@ -50,6 +50,31 @@ ensure_aws_tools() {
     export INBOX_CARGO_LAMBDA="$venv/bin/cargo-lambda"
 }
 
+# The console's browser test: Playwright for Python (pinned, in its own venv) driving
+# Debian's chromium, installed with apt when missing (Playwright's own browser downloads
+# are not used).
+PLAYWRIGHT_VERSION=1.65.2
+
+ensure_console_tools() {
+    local venv="$TOOLS_DIR/console"
+    if [ ! -x "$venv/bin/python" ] || ! grep -qx "$PLAYWRIGHT_VERSION" "$venv/.pinned" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
+        echo "$PLAYWRIGHT_VERSION" > "$venv/.pinned"
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        echo "installing Debian's chromium for the console test" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            chromium fonts-dejavu-core >/dev/null
+    fi
+    export INBOX_CONSOLE_PYTHON="$venv/bin/python"
+    INBOX_CHROMIUM="$(command -v chromium)"
+    export INBOX_CHROMIUM
+}
+
 ensure_sam_tools() {
     local venv="$TOOLS_DIR/sam"
     if [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cfn-lint" ] \

@@ -281,6 +281,8 @@ async function replayAll() {
 function confirm(message) {
   const dialog = $("#confirm");
   $("#confirm-text").textContent = message;
+  // Escape closes without a value: the last answer must not count again.
+  dialog.returnValue = "";
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
