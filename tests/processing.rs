@@ -45,6 +45,14 @@ fn a_webhook_that_keeps_failing_gets_three_attempts_then_needs_an_operator_and_r
         "{shown}"
     );
     assert_eq!(shown["dead_letters"][0]["attempts"], 3);
+    // Every attempt is on record, with how it ended.
+    let ended: Vec<&str> = shown["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(ended, ["failed", "failed", "operator_required"], "{shown}");
 
     // The operator fixes the cause (here: the failure rate), then replays.
     let inbox = inbox.restart(&[("INBOX_DEMO_FAILURE_RATE", "0")]);
@@ -334,4 +342,56 @@ fn the_host_refuses_to_start_on_settings_that_would_fail_every_attempt() {
         assert!(!output.status.success(), "{name}={value} started");
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
+}
+
+#[test]
+fn inbox_tail_follows_arrivals_and_outcomes_as_json_lines_through_a_pipe() {
+    let inbox = Inbox::start(&[("INBOX_DEMO_FAILURE_RATE", "0")]);
+    let mut tail = std::process::Command::new(inbox_exe())
+        .args(["tail", "--every-ms", "50", "--db"])
+        .arg(inbox.db())
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started before anything arrives: wait for its first look.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event(&format!("tail-{n}")));
+        assert_eq!(code, 202);
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+    }
+    let stdout = tail.stdout.take().unwrap();
+    let (lines, read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut arrived = Vec::new();
+    let mut completed = Vec::new();
+    while completed.len() < ids.len() {
+        let line = read
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("tail went quiet: {arrived:?} {completed:?}"));
+        assert!(!line.contains('\x1b'), "no colour into a pipe: {line}");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let id = event["id"].as_str().unwrap().to_owned();
+        if event["event"] == "arrived" {
+            arrived.push(id.clone());
+        }
+        // Seen first already done, or done since.
+        if event["status"] == "completed" {
+            completed.push(id);
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert_eq!(arrived, ids, "each arrival once, in order");
+    completed.sort();
+    ids.sort();
+    assert_eq!(completed, ids);
 }

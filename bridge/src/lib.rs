@@ -5,7 +5,8 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
-//! - [`operator`]: the operator's commands, [`terminal`] what they print;
+//! - [`operator`]: the operator's commands ([`tail`] follows the store), [`terminal`]
+//!   what they print;
 //!   [`conformance`]: `inbox check-processor`.
 
 pub mod attempt;
@@ -14,6 +15,7 @@ pub mod lambda;
 pub mod operator;
 pub mod serve;
 pub mod settings;
+pub mod tail;
 pub mod terminal;
 pub mod worker;
 

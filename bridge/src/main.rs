@@ -13,7 +13,7 @@ use inbox_bridge::lambda::sqs::Queues;
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::operator::{self, DeadQueue};
 use inbox_bridge::settings::Settings;
-use inbox_bridge::{conformance, serve, terminal, worker};
+use inbox_bridge::{conformance, serve, tail, terminal, worker};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
 use inbox_core::listing::{Filter, Query};
@@ -113,6 +113,18 @@ enum Command {
         search: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// JSON lines even on a terminal.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Follow what arrives and what becomes of it until interrupted: lines on a terminal,
+    /// JSON lines (`"event": "arrived"` or `"changed"`) otherwise.
+    Tail {
+        /// How often to look at the store, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        every_ms: u64,
         /// JSON lines even on a terminal.
         #[arg(long)]
         json: bool,
@@ -486,6 +498,20 @@ async fn run(command: Command) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Tail { every_ms, json, db } => {
+            let (store, _) = db.open().await?;
+            let stdout = std::io::stdout();
+            let table = !json && stdout.is_terminal();
+            let colour = terminal::colour(&stdout);
+            tail::follow(store.as_ref(), Duration::from_millis(every_ms), |event| {
+                if table {
+                    println!("{}", terminal::event_line(event, colour));
+                } else if let Ok(line) = serde_json::to_string(event) {
+                    println!("{line}");
+                }
+            })
+            .await
         }
         Command::Replay {
             id,

@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use inbox_core::State;
 use inbox_core::model::StatusView;
 
+use crate::tail::Event;
+
 /// Whether `stream` is a terminal that takes colour (<https://no-color.org>).
 pub fn colour(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -81,6 +83,33 @@ pub fn table(views: &[StatusView], colour: bool) -> String {
     out
 }
 
+/// A line of `inbox tail`: when, which, and what became of it.
+pub fn event_line(event: &Event, colour: bool) -> String {
+    let webhook = event.webhook();
+    let (at, what) = match event {
+        Event::Arrived { .. } => (webhook.received_at, format!("arrived, {}", webhook.status)),
+        Event::Changed { from, .. } => {
+            (webhook.updated_at, format!("{from} -> {}", webhook.status))
+        }
+    };
+    let what = if colour {
+        format!("\x1b[{}m{what}\x1b[0m", code(webhook.status))
+    } else {
+        what
+    };
+    let mut line = format!(
+        "{}  {}  {} {}  {what}",
+        local_time(at),
+        webhook.id,
+        webhook.origin,
+        webhook.event_type
+    );
+    if let (Event::Changed { .. }, Some(error)) = (event, &webhook.last_error) {
+        line.push_str(&format!(" ({})", one_line(error)));
+    }
+    line
+}
+
 /// The first line of an error, shortened for a table cell.
 fn one_line(error: &str) -> String {
     let first = error.lines().next().unwrap_or_default();
@@ -135,5 +164,20 @@ mod tests {
         assert!(!plain.contains('\x1b'));
         let painted = table(&views, true);
         assert!(painted.contains("\x1b[31moperator_required"));
+    }
+
+    #[test]
+    fn tail_lines_say_what_changed_and_why() {
+        let event = Event::Changed {
+            from: State::Processing,
+            webhook: view(State::Failed, Some("destination answered 503")),
+        };
+        let line = event_line(&event, false);
+        assert!(
+            line.ends_with("processing -> failed (destination answered 503)"),
+            "{line}"
+        );
+        assert!(line.contains("stripe charge.succeeded"));
+        assert!(event_line(&event, true).contains("\x1b[33m"));
     }
 }

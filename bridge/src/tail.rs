@@ -1,0 +1,217 @@
+//! `inbox tail`: what arrives and what becomes of it, as it happens. It polls the store,
+//! so it follows any host writing to it (`inbox serve`, Spin, Lambda on DynamoDB): new
+//! webhooks from the top of the list, and the status of every webhook on its way (those
+//! in flight when it started, and those that arrived since) until it is finished.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use inbox_core::State;
+use inbox_core::listing::{Cursor, Query};
+use inbox_core::model::StatusView;
+use inbox_stores::WebhookStore;
+use serde::Serialize;
+
+use crate::operator;
+
+/// Something that happened to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Arrived {
+        #[serde(flatten)]
+        webhook: StatusView,
+    },
+    Changed {
+        from: State,
+        #[serde(flatten)]
+        webhook: StatusView,
+    },
+}
+
+impl Event {
+    pub fn webhook(&self) -> &StatusView {
+        match self {
+            Event::Arrived { webhook } | Event::Changed { webhook, .. } => webhook,
+        }
+    }
+}
+
+/// The most arrivals read in one look; more wait for the next.
+const ARRIVALS_PER_LOOK: u32 = 500;
+
+pub struct Tail {
+    /// The newest webhook seen: what is newer has arrived since.
+    newest: Option<Cursor>,
+    /// The webhooks on their way, as last seen.
+    following: HashMap<String, StatusView>,
+}
+
+impl Tail {
+    /// Starts from now: the webhooks in flight are followed, the others are history.
+    pub async fn start(store: &dyn WebhookStore) -> Result<Tail> {
+        let top = store
+            .list(&Query {
+                limit: 1,
+                ..Query::default()
+            })
+            .await?;
+        let mut following = HashMap::new();
+        for state in [State::Received, State::Processing, State::Failed] {
+            let query = Query {
+                state: Some(state),
+                ..Query::default()
+            };
+            for view in operator::every(store, query).await? {
+                following.insert(view.id.clone(), view);
+            }
+        }
+        Ok(Tail {
+            newest: top.webhooks.first().map(Cursor::of),
+            following,
+        })
+    }
+
+    /// What happened since the last look: arrivals (oldest first), then changes.
+    pub async fn look(&mut self, store: &dyn WebhookStore) -> Result<Vec<Event>> {
+        let top = store
+            .list(&Query {
+                limit: ARRIVALS_PER_LOOK,
+                ..Query::default()
+            })
+            .await?;
+        let mut arrived: Vec<StatusView> = top
+            .webhooks
+            .into_iter()
+            .filter(|view| self.newest.as_ref().is_none_or(|n| Cursor::of(view) > *n))
+            .collect();
+        arrived.reverse();
+        let mut events = Vec::new();
+        for view in arrived {
+            self.newest = Some(Cursor::of(&view));
+            if view.status.in_flight() {
+                self.following.insert(view.id.clone(), view.clone());
+            }
+            events.push(Event::Arrived { webhook: view });
+        }
+        let mut finished = Vec::new();
+        for (id, seen) in &mut self.following {
+            let Some(status) = store.status(id).await? else {
+                continue;
+            };
+            if status.state == seen.status && status.updated_at == seen.updated_at {
+                continue;
+            }
+            let from = seen.status;
+            seen.status = status.state;
+            seen.retries = status.retries;
+            seen.last_error = status.last_error;
+            seen.updated_at = status.updated_at;
+            seen.next_attempt_at = status.next_attempt_at;
+            if from != seen.status {
+                events.push(Event::Changed {
+                    from,
+                    webhook: seen.clone(),
+                });
+            }
+            if !seen.status.in_flight() {
+                finished.push(id.clone());
+            }
+        }
+        for id in finished {
+            self.following.remove(&id);
+        }
+        Ok(events)
+    }
+}
+
+/// Follows the store until interrupted, printing each event with `print`.
+pub async fn follow(
+    store: &dyn WebhookStore,
+    every: Duration,
+    mut print: impl FnMut(&Event),
+) -> Result<()> {
+    let mut tail = Tail::start(store).await?;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        for event in tail.look(store).await? {
+            print(&event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use inbox_core::Webhook;
+    use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
+    use inbox_stores::sqlite::SqliteStore;
+
+    use super::*;
+
+    fn webhook(key: &str, received_at: i64) -> Webhook {
+        Webhook {
+            id: inbox_core::id::webhook_id("stripe", key),
+            origin: "stripe".into(),
+            event_type: "charge.succeeded".into(),
+            provider_timestamp: None,
+            received_at,
+            idempotency_key: key.into(),
+            headers: Vec::new(),
+            payload: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn arrivals_then_outcomes_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("inbox.db")).unwrap();
+        let old = webhook("old", 1_000);
+        store.capture(&old, false).await.unwrap();
+        let mut tail = Tail::start(&store).await.unwrap();
+        assert_eq!(tail.look(&store).await.unwrap(), Vec::new());
+
+        for (key, at) in [("a", 2_000), ("b", 3_000)] {
+            store.capture(&webhook(key, at), false).await.unwrap();
+        }
+        let events = tail.look(&store).await.unwrap();
+        let arrived: Vec<_> = events.iter().map(|e| e.webhook().id.clone()).collect();
+        let expected = [webhook("a", 0).id, webhook("b", 0).id];
+        assert_eq!(arrived, expected, "oldest first");
+        assert!(tail.look(&store).await.unwrap().is_empty(), "once");
+
+        // The old one, in flight when the tail started, completes.
+        let policy = RetryPolicy::default();
+        let status = store.status(&old.id).await.unwrap().unwrap();
+        let taken = status.claim(5_000, 60_000, &policy).unwrap();
+        assert!(
+            store
+                .swap_status(&old.id, status.version, &Transition::to(taken.clone()))
+                .await
+                .unwrap()
+        );
+        let done = taken.finish(&Outcome::Completed, &policy, 5_001).unwrap();
+        assert!(
+            store
+                .swap_status(&old.id, taken.version, &done)
+                .await
+                .unwrap()
+        );
+        let events = tail.look(&store).await.unwrap();
+        assert_eq!(events.len(), 1);
+        let Event::Changed { from, webhook } = &events[0] else {
+            panic!("{events:?}");
+        };
+        assert_eq!((*from, webhook.status), (State::Received, State::Completed));
+        assert_eq!(
+            serde_json::to_value(&events[0]).unwrap()["event"],
+            "changed"
+        );
+        assert!(tail.look(&store).await.unwrap().is_empty());
+    }
+}
