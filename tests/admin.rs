@@ -382,7 +382,11 @@ fn check_admin_api(admin: &dyn Admin, seeded: &[Seeded]) {
     let target = &seeded[7].webhook;
     for search in [&target.idempotency_key, &target.id] {
         let found = admin.get(&format!("/api/webhooks?search={search}"), true);
-        assert_eq!(ids(&found.json()), [target.id.clone()], "{search}");
+        assert_eq!(
+            ids(&found.json()),
+            std::slice::from_ref(&target.id),
+            "{search}"
+        );
     }
 
     // Counts per state, all of them and for one origin.

@@ -6,6 +6,7 @@ mod moto;
 mod sam;
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use inbox_core::State;
@@ -320,13 +321,15 @@ async fn a_webhook_is_processed_once_from_the_stream_by_the_bare_bootstrap() {
     );
     assert_eq!(shown["dead_letters"], json!([]));
 
-    // On Lambda every log line is a JSON object, for CloudWatch to query by field.
+    // On Lambda every log line is a JSON object, for CloudWatch to query by field: a log
+    // entry, or a metric in the embedded metric format.
     let log = function.log();
     assert!(log.contains(r#""component":"processor""#), "{log}");
     for line in log.lines() {
         let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(
-            entry["level"].is_string() && entry["fields"].is_object(),
+            (entry["level"].is_string() && entry["fields"].is_object())
+                || entry["_aws"]["CloudWatchMetrics"].is_array(),
             "{line}"
         );
     }
@@ -1117,4 +1120,107 @@ async fn a_precompiled_python_processor_meets_the_conformance_cases_on_lambda() 
 async fn a_javascript_processor_meets_the_conformance_cases_on_lambda() {
     let processor = support::kit_processor("javascript");
     conformance_on_lambda(processor.clone(), processor).await;
+}
+
+/// The function's CloudWatch metrics: the embedded-metric-format lines of its log, each
+/// `(metric, dimensions, value)`.
+fn emf_metrics(function: &LambdaFunction) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut metrics = Vec::new();
+    for line in function.log().lines() {
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(declared) = value.pointer("/_aws/CloudWatchMetrics/0") else {
+            continue;
+        };
+        assert_eq!(declared["Namespace"], "WebhookInbox", "{line}");
+        let dimensions: BTreeMap<String, String> = declared["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| {
+                let name = name.as_str().unwrap();
+                (name.to_owned(), value[name].as_str().unwrap().to_owned())
+            })
+            .collect();
+        for metric in declared["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            let amount = value[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {line}"));
+            metrics.push((name.to_owned(), dimensions.clone(), amount));
+        }
+    }
+    metrics
+}
+
+fn total(
+    metrics: &[(String, BTreeMap<String, String>, f64)],
+    name: &str,
+    dimension: (&str, &str),
+) -> f64 {
+    metrics
+        .iter()
+        .filter(|(n, d, _)| {
+            n == name && d.get(dimension.0).map(String::as_str) == Some(dimension.1)
+        })
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_functions_write_cloudwatch_metrics_in_their_logs() {
+    let aws = aws().await;
+    let function = LambdaFunction::start(&["lambda"], &function_env(&aws, &[]));
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    captured(&function, "emf-1");
+    captured(&function, "emf-2");
+    assert_eq!(capture(&function, "emf-1").0, 200, "a redelivery");
+    let forged = moto::http_event(
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("content-type", "application/json"),
+            ("signature", "forged"),
+        ],
+        &support::bigcommerce_event("emf-3"),
+    );
+    assert_eq!(function.invoke(&forged)["statusCode"], 401);
+    let admin = moto::http_event(
+        "GET",
+        "/api/counts",
+        &[("authorization", &format!("Bearer {}", support::ADMIN_TOKEN))],
+        b"",
+    );
+    assert_eq!(function.invoke(&admin)["statusCode"], 200);
+    assert_eq!(deliver_stream(&function, &mut stream).await, 2);
+
+    let metrics = emf_metrics(&function);
+    let origin = ("Origin", "bigcommerce");
+    assert_eq!(
+        total(&metrics, "WebhooksReceived", origin),
+        2.0,
+        "{metrics:?}"
+    );
+    assert_eq!(total(&metrics, "WebhooksDuplicate", origin), 1.0);
+    assert_eq!(
+        total(&metrics, "WebhooksRefused", ("Reason", "unauthenticated")),
+        1.0
+    );
+    assert_eq!(total(&metrics, "Attempts", ("Outcome", "completed")), 2.0);
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|(name, _, _)| name == "DeliveryLatency")
+            .count(),
+        2
+    );
+    // The admin API is not a delivery.
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|(name, _, _)| name.starts_with("Webhooks"))
+            .count(),
+        4
+    );
 }

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use inbox_bridge::attempt::Processor;
+use inbox_bridge::metrics::NoMetrics;
 use inbox_bridge::serve::{self, Capture, HttpLimits, RequestBody};
 use inbox_bridge::settings::Settings;
 use inbox_bridge::worker;
@@ -136,6 +137,7 @@ async fn main() -> Result<()> {
         store.clone(),
         wake,
         settings,
+        Arc::new(NoMetrics),
         stopped,
     ));
     let capture = Arc::new(NativeCapture { config, store });
@@ -143,6 +145,7 @@ async fn main() -> Result<()> {
         capture,
         listener,
         limits,
+        Arc::new(NoMetrics),
         std::future::pending(),
         Duration::ZERO,
     )

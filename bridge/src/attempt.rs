@@ -13,6 +13,7 @@ use inbox_core::lifecycle::{Outcome, Transition};
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::{StoreError, WebhookStore};
 
+use crate::metrics::{Event, Metrics};
 use crate::settings::Settings;
 
 /// Runs the user's processing (the processor component, in every host).
@@ -98,6 +99,7 @@ pub struct Attempts<'a> {
     pub processor: &'a dyn Processor,
     pub follow_up: &'a dyn FollowUp,
     pub settings: &'a Settings,
+    pub metrics: &'a dyn Metrics,
 }
 
 impl Attempts<'_> {
@@ -167,6 +169,7 @@ impl Attempts<'_> {
             return Ok(Attempted::Discarded);
         }
         log_attempt(&webhook, &claimed, &outcome, &transition, started);
+        self.count(&webhook, &transition, started.elapsed());
         self.notify(id, Some(&webhook), &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
     }
@@ -187,8 +190,30 @@ impl Attempts<'_> {
             reason = dead.status.last_error.as_deref().unwrap_or(""),
             "dead-lettered: an operator is required"
         );
+        let origin = webhook.map_or("unknown", |w| w.origin.as_str());
+        self.metrics.record(&Event::DeadLettered { origin });
         self.notify(id, webhook, &dead).await;
         Ok(Attempted::Recorded(dead.status.state))
+    }
+
+    /// Counts a recorded attempt: its outcome and time, the webhook's wait if it completed,
+    /// the dead letter if it needs an operator.
+    fn count(&self, webhook: &Webhook, transition: &Transition, took: Duration) {
+        let (origin, state) = (webhook.origin.as_str(), transition.status.state);
+        self.metrics.record(&Event::Attempt {
+            origin,
+            state,
+            took,
+        });
+        match state {
+            State::Completed => {
+                let waited = transition.status.updated_at - webhook.received_at;
+                let waited = Duration::from_millis(waited.max(0) as u64);
+                self.metrics.record(&Event::Delivered { origin, waited });
+            }
+            State::OperatorRequired => self.metrics.record(&Event::DeadLettered { origin }),
+            _ => {}
+        }
     }
 
     /// Writes `transition` over `expected_version`, trying again while the store is
@@ -292,6 +317,8 @@ mod tests {
     use inbox_core::model::Details;
     use inbox_stores::Captured;
     use inbox_stores::sqlite::SqliteStore;
+
+    use crate::metrics::NoMetrics;
 
     use super::*;
 
@@ -439,6 +466,7 @@ mod tests {
             processor: &processor,
             follow_up: &follow_up,
             settings: &settings,
+            metrics: &NoMetrics,
         };
         assert_eq!(
             attempts.run(&hook.id, None).await.unwrap(),
@@ -502,6 +530,7 @@ mod tests {
             processor: &processor,
             follow_up: &follow_up,
             settings: &settings,
+            metrics: &NoMetrics,
         };
         assert_eq!(
             attempts.run(&hook.id, None).await.unwrap(),
@@ -535,6 +564,7 @@ mod tests {
             processor: &processor,
             follow_up: &NoFollowUp,
             settings: &settings,
+            metrics: &NoMetrics,
         };
         assert_eq!(
             attempts.run(&hook.id, None).await.unwrap(),
@@ -568,6 +598,7 @@ mod tests {
             processor: &processor,
             follow_up: &refusing,
             settings: &settings,
+            metrics: &NoMetrics,
         };
         let error = attempts.run(&hook.id, Some(&hook)).await.unwrap_err();
         assert!(matches!(error, AttemptError::FollowUp(_)), "{error}");
@@ -590,6 +621,7 @@ mod tests {
             processor: &overtaken,
             follow_up: &follow_up,
             settings: &settings,
+            metrics: &NoMetrics,
         };
         assert_eq!(
             attempts.run(&other.id, None).await.unwrap(),
@@ -681,6 +713,7 @@ mod tests {
                 processor: &processor,
                 follow_up: &NoFollowUp,
                 settings: &settings,
+                metrics: &NoMetrics,
             };
             assert_eq!(
                 attempts.run(&hook.id, None).await.unwrap(),

@@ -5,6 +5,7 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
+//! - [`metrics`]: what operators graph, for Prometheus and CloudWatch;
 //! - [`operator`]: the operator's commands ([`tail`] follows the store), [`terminal`]
 //!   what they print;
 //!   [`conformance`]: `inbox check-processor`.
@@ -12,6 +13,7 @@
 pub mod attempt;
 pub mod conformance;
 pub mod lambda;
+pub mod metrics;
 pub mod operator;
 pub mod serve;
 pub mod settings;

@@ -13,7 +13,7 @@ use inbox_bridge::lambda::sqs::Queues;
 use inbox_bridge::lambda::{self, Handler};
 use inbox_bridge::operator::{self, DeadQueue};
 use inbox_bridge::settings::Settings;
-use inbox_bridge::{conformance, serve, tail, terminal, worker};
+use inbox_bridge::{conformance, metrics, serve, tail, terminal, worker};
 use inbox_core::State;
 use inbox_core::config::{CaptureLimits, parsed};
 use inbox_core::listing::{Filter, Query};
@@ -42,12 +42,16 @@ enum Command {
         #[arg(long, env = "INBOX_LISTEN", default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
         #[command(flatten)]
+        metrics: MetricsAddress,
+        #[command(flatten)]
         db: Db,
         #[command(flatten)]
         components: Components,
     },
     /// Process what another host (e.g. Spin) captured into the database, without HTTP.
     Worker {
+        #[command(flatten)]
+        metrics: MetricsAddress,
         #[command(flatten)]
         db: Db,
         #[command(flatten)]
@@ -166,6 +170,41 @@ enum Command {
 }
 
 /// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
+#[derive(Args)]
+struct MetricsAddress {
+    /// Serve Prometheus metrics at http://ADDRESS/metrics, on a listener of their own
+    /// (e.g. 127.0.0.1:9464); none by default.
+    #[arg(long = "metrics-listen", env = "INBOX_METRICS_LISTEN")]
+    address: Option<SocketAddr>,
+}
+
+impl MetricsAddress {
+    /// The metrics to record into, and the server that shows them (until `stop`), if an
+    /// address is given.
+    fn start(
+        &self,
+        store: Arc<dyn WebhookStore>,
+        mut stop: watch::Receiver<bool>,
+    ) -> (
+        Arc<dyn metrics::Metrics>,
+        Option<tokio::task::JoinHandle<Result<()>>>,
+    ) {
+        let Some(address) = self.address else {
+            return (Arc::new(metrics::NoMetrics), None);
+        };
+        let prometheus = Arc::new(metrics::Prometheus::default());
+        let server = tokio::spawn(metrics::serve(
+            address,
+            prometheus.clone(),
+            store,
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            },
+        ));
+        (prometheus, Some(server))
+    }
+}
+
 #[derive(Args)]
 struct Db {
     /// The SQLite database file.
@@ -326,6 +365,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve {
             listen,
+            metrics,
             db,
             components,
         } => {
@@ -345,11 +385,13 @@ async fn run(command: Command) -> Result<()> {
             println!("listening on http://{address}");
             // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
             let (stop, stopped) = watch::channel(false);
+            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone());
             let worker = tokio::spawn(worker::run(
                 processor,
                 store,
                 wake,
                 host.settings,
+                recorder.clone(),
                 stopped.clone(),
             ));
             let mut http_stopped = stopped;
@@ -357,6 +399,7 @@ async fn run(command: Command) -> Result<()> {
                 capture,
                 listener,
                 http_limits,
+                recorder,
                 async move {
                     let _ = http_stopped.wait_for(|stop| *stop).await;
                 },
@@ -369,19 +412,37 @@ async fn run(command: Command) -> Result<()> {
             stop.send_replace(true);
             server.await??;
             worker.await?;
+            if let Some(metrics_server) = metrics_server {
+                metrics_server.await??;
+            }
             tracing::info!("stopped");
             Ok(())
         }
-        Command::Worker { db, components } => {
+        Command::Worker {
+            metrics,
+            db,
+            components,
+        } => {
             let (store, wake) = db.open().await?;
             let host = Loaded::prepare(components.paths(Some(&db))?)?;
             let processor = host.processor()?;
             tracing::info!(store = db.describe(), "processing");
             let (stop, stopped) = watch::channel(false);
-            let worker = tokio::spawn(worker::run(processor, store, wake, host.settings, stopped));
+            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone());
+            let worker = tokio::spawn(worker::run(
+                processor,
+                store,
+                wake,
+                host.settings,
+                recorder,
+                stopped,
+            ));
             shutdown_signal().await;
             stop.send_replace(true);
             worker.await?;
+            if let Some(metrics_server) = metrics_server {
+                metrics_server.await??;
+            }
             tracing::info!("stopped");
             Ok(())
         }
@@ -417,7 +478,14 @@ async fn run(command: Command) -> Result<()> {
                 tracing::warn!(problem, "the function is too small for its settings");
             }
             tracing::info!(table, "serving Lambda events");
-            let handler = Handler::new(capture, processor, store, queues, host.settings);
+            let handler = Handler::new(
+                capture,
+                processor,
+                store,
+                queues,
+                host.settings,
+                Arc::new(metrics::Emf),
+            );
             lambda::run(handler).await.map_err(|e| anyhow!(e))
         }
         Command::CheckProcessor {

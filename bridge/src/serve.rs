@@ -25,6 +25,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::metrics::{self, Metrics};
+
 /// What one client may hold of the server.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
@@ -97,6 +99,7 @@ pub async fn serve(
     capture: Arc<dyn Capture>,
     listener: tokio::net::TcpListener,
     limits: HttpLimits,
+    metrics: Arc<dyn Metrics>,
     stop: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) -> Result<()> {
@@ -122,18 +125,28 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (capture, requests, limits_for_requests) =
-            (capture.clone(), requests.clone(), limits.clone());
-        let service = hyper::service::service_fn(move |request| {
-            let (capture, requests, limits) = (
+        let (capture, requests, limits_for_requests, metrics) = (
+            capture.clone(),
+            requests.clone(),
+            limits.clone(),
+            metrics.clone(),
+        );
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            let (capture, requests, limits, metrics) = (
                 capture.clone(),
                 requests.clone(),
                 limits_for_requests.clone(),
+                metrics.clone(),
             );
             async move {
-                Ok::<_, std::convert::Infallible>(
-                    answer(&capture, &requests, &limits, request).await,
-                )
+                let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+                let response = answer(&capture, &requests, &limits, request).await;
+                if let Some(event) =
+                    metrics::of_delivery(method.as_str(), &path, response.status().as_u16())
+                {
+                    metrics.record(&event);
+                }
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::attempt::{Attempts, NoFollowUp, Processor};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// Processes whatever is due, `settings.concurrency` at a time, until `stop` turns true;
@@ -22,6 +23,7 @@ pub async fn run(
     store: Arc<dyn WebhookStore>,
     wake: Arc<Notify>,
     settings: Settings,
+    metrics: Arc<dyn Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(settings.concurrency));
@@ -47,12 +49,13 @@ pub async fn run(
                             .acquire_owned()
                             .await
                             .expect("the semaphore stays open");
-                        let (processor, store, settings, in_flight, wake) = (
+                        let (processor, store, settings, in_flight, wake, metrics) = (
                             processor.clone(),
                             store.clone(),
                             settings.clone(),
                             in_flight.clone(),
                             wake.clone(),
+                            metrics.clone(),
                         );
                         attempts.spawn(async move {
                             let attempts = Attempts {
@@ -60,6 +63,7 @@ pub async fn run(
                                 processor: processor.as_ref(),
                                 follow_up: &NoFollowUp,
                                 settings: &settings,
+                                metrics: metrics.as_ref(),
                             };
                             if let Err(error) = attempts.run(&id, None).await {
                                 tracing::error!(id, %error, "processing stopped on a store error; the lease will expire and it is retried");

@@ -651,15 +651,19 @@ fn spawn_function(base_url: &str, args: &[String], env: &[(String, String)], log
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("INBOX_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        );
+        // Both into the log, as Lambda sends both to CloudWatch Logs (the metrics'
+        // lines are on stdout).
+        .stdout(append(log))
+        .stderr(append(log));
     spawn_tied(command)
+}
+
+fn append(log: &Path) -> std::fs::File {
+    std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap()
 }
 
 impl Drop for LambdaFunction {

@@ -35,6 +35,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::attempt::{Attempted, Attempts, Processor};
+use crate::metrics::{self, Metrics};
 use crate::settings::Settings;
 use sqs::{Message, Queues};
 use stream::Work;
@@ -52,6 +53,7 @@ pub struct Handler {
     settings: Settings,
     /// The records of a batch are processed side by side, this many at a time.
     permits: Arc<Semaphore>,
+    metrics: Arc<dyn Metrics>,
 }
 
 /// The components a function loads at start (`INBOX_LAMBDA_COMPONENTS`, comma separated:
@@ -141,6 +143,7 @@ impl Handler {
         store: Arc<dyn WebhookStore>,
         queues: Queues,
         settings: Settings,
+        metrics: Arc<dyn Metrics>,
     ) -> Handler {
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         Handler {
@@ -150,6 +153,7 @@ impl Handler {
             queues,
             settings,
             permits,
+            metrics,
         }
     }
 
@@ -209,6 +213,8 @@ impl Handler {
 
     /// An API Gateway request, through the capture component.
     async fn http(&self, event: ApiGatewayV2httpRequest) -> Value {
+        let method = event.request_context.http.method.to_string();
+        let path = event.raw_path.clone().unwrap_or_default();
         let response = match (apigw::request_of(event), &self.capture) {
             (Ok(request), Some(capture)) => capture.handle(request).await,
             (Ok(_), None) => Err(anyhow::anyhow!(
@@ -220,6 +226,9 @@ impl Handler {
             tracing::error!(error = format!("{error:#}"), "request failed");
             internal_error()
         });
+        if let Some(event) = metrics::of_delivery(&method, &path, response.status().as_u16()) {
+            self.metrics.record(&event);
+        }
         apigw::answer(response).await
     }
 
@@ -302,6 +311,7 @@ impl Handler {
             processor,
             follow_up: &self.queues,
             settings: &self.settings,
+            metrics: self.metrics.as_ref(),
         };
         match attempts.run(id, Some(webhook)).await? {
             Attempted::Missing => bail!("{id} has no status item"),

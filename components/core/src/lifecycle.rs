@@ -229,7 +229,7 @@ impl Status {
     /// The record of the attempt holding this status, ending now in `state`; `None` when no
     /// attempt holds it.
     pub fn attempt_ended(&self, now: i64, state: State, error: Option<String>) -> Option<Attempt> {
-        (self.state == State::Processing).then(|| Attempt {
+        (self.state == State::Processing).then_some(Attempt {
             number: self.retries,
             started_at: self.updated_at,
             ended_at: now,
