@@ -33,7 +33,11 @@ fn signed_bigcommerce_and_stripe_webhooks_are_captured_and_completed() {
         assert_eq!(status["retries"], 1, "one attempt: {status}");
         assert_eq!(status["last_error"], serde_json::Value::Null);
     }
-    assert_eq!(inbox.item_count(), 4, "a WEBHOOK and a STATUS item each");
+    assert_eq!(
+        inbox.item_count(),
+        6,
+        "a WEBHOOK, a STATUS and an ATTEMPT item each"
+    );
 }
 
 #[test]
@@ -68,7 +72,11 @@ fn the_same_webhook_delivered_three_times_at_once_is_stored_and_processed_once()
 
     let status = inbox.wait_for(id, "completed", Duration::from_secs(15));
     assert_eq!(status["retries"], 1, "processed once: {status}");
-    assert_eq!(inbox.item_count(), 2);
+    assert_eq!(
+        inbox.item_count(),
+        3,
+        "the webhook, its status, one attempt"
+    );
 
     // A later redelivery is acknowledged with the current status and changes nothing.
     let (code, answer) = inbox.post_bigcommerce(&body);

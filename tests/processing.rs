@@ -352,10 +352,18 @@ fn inbox_tail_follows_arrivals_and_outcomes_as_json_lines_through_a_pipe() {
         .arg(inbox.db())
         .env_clear()
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Started before anything arrives: wait for its first look.
-    std::thread::sleep(Duration::from_millis(500));
+    // Started before anything arrives: wait until it follows the store.
+    let mut log = BufReader::new(tail.stderr.take().unwrap()).lines();
+    while !log
+        .next()
+        .expect("tail says when it follows")
+        .unwrap()
+        .contains("following")
+    {}
+    std::thread::spawn(move || log.for_each(drop));
     let mut ids = Vec::new();
     for n in 0..3 {
         let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event(&format!("tail-{n}")));

@@ -45,7 +45,7 @@ fn every_scheme_accepts_exactly_the_genuine_deliveries() {
         .filter(|(origin, _)| ["github", "shopify", "shop2"].contains(&origin.as_str()))
         .count();
     assert_eq!(
-        inbox.item_count(),
+        inbox.captured_item_count(),
         (2 * accepted.len() + guarded) as i64,
         "refusals store nothing"
     );
@@ -199,7 +199,7 @@ fn a_replayed_github_or_shopify_delivery_with_a_new_id_is_the_duplicate_of_the_f
             }
         }
         // One webhook of each, with its status and its body's digest.
-        assert_eq!(inbox.item_count(), 2 * 3, "{}", inbox.log());
+        assert_eq!(inbox.captured_item_count(), 2 * 3, "{}", inbox.log());
     }
 
     // Where a source turns the guard off, the same body is a new event.

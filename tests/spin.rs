@@ -45,7 +45,11 @@ fn the_store_component_captures_once_and_the_worker_processes_it() {
     let view = inbox.wait_for(&id, "completed", Duration::from_secs(10));
     assert_eq!(view["type"], "store/order/created");
     assert_eq!(view["retries"], 1);
-    assert_eq!(inbox.item_count(), 2);
+    assert_eq!(
+        inbox.item_count(),
+        3,
+        "the webhook, its status, one attempt"
+    );
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let (code, list) = request(
         &inbox.url,

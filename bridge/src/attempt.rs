@@ -200,11 +200,6 @@ impl Attempts<'_> {
     /// the dead letter if it needs an operator.
     fn count(&self, webhook: &Webhook, transition: &Transition, took: Duration) {
         let (origin, state) = (webhook.origin.as_str(), transition.status.state);
-        self.metrics.record(&Event::Attempt {
-            origin,
-            state,
-            took,
-        });
         match state {
             State::Completed => {
                 let waited = transition.status.updated_at - webhook.received_at;
@@ -214,6 +209,12 @@ impl Attempts<'_> {
             State::OperatorRequired => self.metrics.record(&Event::DeadLettered { origin }),
             _ => {}
         }
+        // Last, so that whoever sees the attempt counted sees what it led to.
+        self.metrics.record(&Event::Attempt {
+            origin,
+            state,
+            took,
+        });
     }
 
     /// Writes `transition` over `expected_version`, trying again while the store is

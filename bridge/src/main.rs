@@ -127,7 +127,7 @@ enum Command {
     /// JSON lines (`"event": "arrived"` or `"changed"`) otherwise.
     Tail {
         /// How often to look at the store, in milliseconds.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
         every_ms: u64,
         /// JSON lines even on a terminal.
         #[arg(long)]
@@ -178,30 +178,32 @@ struct MetricsAddress {
     address: Option<SocketAddr>,
 }
 
+type MetricsServer = tokio::task::JoinHandle<Result<()>>;
+
 impl MetricsAddress {
     /// The metrics to record into, and the server that shows them (until `stop`), if an
-    /// address is given.
-    fn start(
+    /// address is given; an address that cannot be listened on stops the start.
+    async fn start(
         &self,
         store: Arc<dyn WebhookStore>,
         mut stop: watch::Receiver<bool>,
-    ) -> (
-        Arc<dyn metrics::Metrics>,
-        Option<tokio::task::JoinHandle<Result<()>>>,
-    ) {
+    ) -> Result<(Arc<dyn metrics::Metrics>, Option<MetricsServer>)> {
         let Some(address) = self.address else {
-            return (Arc::new(metrics::NoMetrics), None);
+            return Ok((Arc::new(metrics::NoMetrics), None));
         };
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} for metrics"))?;
         let prometheus = Arc::new(metrics::Prometheus::default());
         let server = tokio::spawn(metrics::serve(
-            address,
+            listener,
             prometheus.clone(),
             store,
             async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             },
         ));
-        (prometheus, Some(server))
+        Ok((prometheus, Some(server)))
     }
 }
 
@@ -385,7 +387,7 @@ async fn run(command: Command) -> Result<()> {
             println!("listening on http://{address}");
             // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
             let (stop, stopped) = watch::channel(false);
-            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone());
+            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone()).await?;
             let worker = tokio::spawn(worker::run(
                 processor,
                 store,
@@ -428,7 +430,7 @@ async fn run(command: Command) -> Result<()> {
             let processor = host.processor()?;
             tracing::info!(store = db.describe(), "processing");
             let (stop, stopped) = watch::channel(false);
-            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone());
+            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone()).await?;
             let worker = tokio::spawn(worker::run(
                 processor,
                 store,

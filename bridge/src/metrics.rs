@@ -6,7 +6,6 @@
 //! the Lambda functions write each as a line in CloudWatch's embedded metric format
 //! ([`Emf`]), which CloudWatch turns into metrics from the logs, with no call to make.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -269,15 +268,14 @@ impl Prometheus {
     }
 }
 
-/// Serves `GET /metrics` on `address` until `stop` completes: its own listener, so the
-/// metrics can be bound to a private interface whatever the capture endpoint faces.
+/// Serves `GET /metrics` on `listener` until `stop` completes: a listener of its own, so
+/// the metrics can be bound to a private interface whatever the capture endpoint faces.
 pub async fn serve(
-    address: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Arc<Prometheus>,
     store: Arc<dyn WebhookStore>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
     tokio::pin!(stop);
     loop {

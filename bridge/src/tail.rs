@@ -38,12 +38,19 @@ impl Event {
     }
 }
 
-/// The most arrivals read in one look; more wait for the next.
-const ARRIVALS_PER_LOOK: u32 = 500;
+/// How far behind the newest webhook seen a look reads again: a webhook is received
+/// (its `received_at` set) before its commit, so one received earlier can commit after a
+/// newer one was seen; within this window it is still found (capture's own deadline is
+/// 10 s, and several hosts' clocks may differ a little).
+const LOOK_BACK_MS: i64 = 60_000;
+/// A page of a look.
+const PAGE: u32 = 500;
 
 pub struct Tail {
-    /// The newest webhook seen: what is newer has arrived since.
-    newest: Option<Cursor>,
+    /// When the newest webhook seen was received.
+    newest_at: Option<i64>,
+    /// The webhooks seen within the look-back window, by id, with when they were received.
+    seen: HashMap<String, i64>,
     /// The webhooks on their way, as last seen.
     following: HashMap<String, StatusView>,
 }
@@ -51,12 +58,6 @@ pub struct Tail {
 impl Tail {
     /// Starts from now: the webhooks in flight are followed, the others are history.
     pub async fn start(store: &dyn WebhookStore) -> Result<Tail> {
-        let top = store
-            .list(&Query {
-                limit: 1,
-                ..Query::default()
-            })
-            .await?;
         let mut following = HashMap::new();
         for state in [State::Received, State::Processing, State::Failed] {
             let query = Query {
@@ -67,33 +68,70 @@ impl Tail {
                 following.insert(view.id.clone(), view);
             }
         }
-        Ok(Tail {
-            newest: top.webhooks.first().map(Cursor::of),
+        let mut tail = Tail {
+            newest_at: None,
+            seen: HashMap::new(),
             following,
-        })
+        };
+        let top = store
+            .list(&Query {
+                limit: 1,
+                ..Query::default()
+            })
+            .await?;
+        if let Some(newest) = top.webhooks.first() {
+            tail.newest_at = Some(newest.received_at);
+            for view in tail.recent(store).await? {
+                tail.seen.insert(view.id, view.received_at);
+            }
+        }
+        Ok(tail)
+    }
+
+    /// The webhooks received within the look-back window of the newest seen (all of them
+    /// when none was seen yet), newest first, a page at a time.
+    async fn recent(&self, store: &dyn WebhookStore) -> Result<Vec<StatusView>> {
+        let floor = self.newest_at.map(|at| at - LOOK_BACK_MS);
+        let mut query = Query {
+            limit: PAGE,
+            ..Query::default()
+        };
+        let mut recent = Vec::new();
+        loop {
+            let page = store.list(&query).await?;
+            for view in page.webhooks {
+                if floor.is_some_and(|floor| view.received_at < floor) {
+                    return Ok(recent);
+                }
+                recent.push(view);
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(recent),
+            }
+        }
     }
 
     /// What happened since the last look: arrivals (oldest first), then changes.
     pub async fn look(&mut self, store: &dyn WebhookStore) -> Result<Vec<Event>> {
-        let top = store
-            .list(&Query {
-                limit: ARRIVALS_PER_LOOK,
-                ..Query::default()
-            })
-            .await?;
-        let mut arrived: Vec<StatusView> = top
-            .webhooks
+        let mut arrived: Vec<StatusView> = self
+            .recent(store)
+            .await?
             .into_iter()
-            .filter(|view| self.newest.as_ref().is_none_or(|n| Cursor::of(view) > *n))
+            .filter(|view| !self.seen.contains_key(&view.id))
             .collect();
-        arrived.reverse();
+        arrived.sort_by_key(Cursor::of);
         let mut events = Vec::new();
         for view in arrived {
-            self.newest = Some(Cursor::of(&view));
+            self.seen.insert(view.id.clone(), view.received_at);
+            self.newest_at = self.newest_at.max(Some(view.received_at));
             if view.status.in_flight() {
                 self.following.insert(view.id.clone(), view.clone());
             }
             events.push(Event::Arrived { webhook: view });
+        }
+        if let Some(newest) = self.newest_at {
+            self.seen.retain(|_, at| *at >= newest - LOOK_BACK_MS);
         }
         let mut finished = Vec::new();
         for (id, seen) in &mut self.following {
@@ -133,6 +171,7 @@ pub async fn follow(
     mut print: impl FnMut(&Event),
 ) -> Result<()> {
     let mut tail = Tail::start(store).await?;
+    tracing::info!("following the store; Ctrl-C stops");
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -184,6 +223,13 @@ mod tests {
         let expected = [webhook("a", 0).id, webhook("b", 0).id];
         assert_eq!(arrived, expected, "oldest first");
         assert!(tail.look(&store).await.unwrap().is_empty(), "once");
+
+        // Received before the newest seen, committed after it: still an arrival.
+        let late = webhook("late", 2_500);
+        store.capture(&late, false).await.unwrap();
+        let events = tail.look(&store).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].webhook().id, late.id);
 
         // The old one, in flight when the tail started, completes.
         let policy = RetryPolicy::default();

@@ -42,8 +42,8 @@ pub fn table(views: &[StatusView], colour: bool) -> String {
             [
                 local_time(v.received_at),
                 v.id.clone(),
-                v.origin.clone(),
-                v.event_type.clone(),
+                clean(&v.origin),
+                clean(&v.event_type),
                 v.status.to_string(),
                 v.retries.to_string(),
                 v.last_error.as_deref().map(one_line).unwrap_or_default(),
@@ -101,8 +101,8 @@ pub fn event_line(event: &Event, colour: bool) -> String {
         "{}  {}  {} {}  {what}",
         local_time(at),
         webhook.id,
-        webhook.origin,
-        webhook.event_type
+        clean(&webhook.origin),
+        clean(&webhook.event_type)
     );
     if let (Event::Changed { .. }, Some(error)) = (event, &webhook.last_error) {
         line.push_str(&format!(" ({})", one_line(error)));
@@ -110,13 +110,21 @@ pub fn event_line(event: &Event, colour: bool) -> String {
     line
 }
 
+/// Text from a sender or a processor, with no control character left to move the cursor,
+/// clear the screen or change the terminal's title.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The first line of an error, shortened for a table cell.
 fn one_line(error: &str) -> String {
-    let first = error.lines().next().unwrap_or_default();
+    let first = clean(error.lines().next().unwrap_or_default());
     if first.chars().count() > 60 {
         first.chars().take(59).chain(['…']).collect()
     } else {
-        first.to_owned()
+        first
     }
 }
 
@@ -178,6 +186,16 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("stripe charge.succeeded"));
+        let mut hostile = view(State::Failed, Some("\x1b]0;pwned\x07 500"));
+        hostile.event_type = "order\x1b[2J".into();
+        let line = event_line(
+            &Event::Changed {
+                from: State::Processing,
+                webhook: hostile,
+            },
+            false,
+        );
+        assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line:?}");
         assert!(event_line(&event, true).contains("\x1b[33m"));
     }
 }

@@ -113,9 +113,10 @@ def main():
         page.select_option("select[name=status]", "operator_required")
         page.click("#filters button[type=submit]")
         expect(page).to_have_url(re.compile(r"status=operator_required"))
+        # The filtered page replaces the first page, which has as many rows.
+        others = page.locator("#webhooks tbody .state:not(.state-operator_required)")
+        expect(others).to_have_count(0)
         expect(rows).to_have_count(PAGE_SIZE)
-        states = page.locator("#webhooks tbody .state").all_inner_texts()
-        assert set(states) == {"operator_required"}, states
         page.fill("input[name=origin]", "stripe")
         page.click("#filters button[type=submit]")
         expect(page.locator("#empty")).to_be_visible()
@@ -128,14 +129,15 @@ def main():
         expect(rows).to_have_count(PAGE_SIZE)
 
         step("search by id from the keyboard, open it with Enter")
+        # Held still: a refresh between focusing a row and pressing Enter would replace it.
+        page.uncheck("#auto-refresh")
         page.locator("body").press("/")
         search = page.locator("input[name=search]")
         expect(search).to_be_focused()
         search.type(EXPECTED["open"])
         page.keyboard.press("Enter")
         expect(rows).to_have_count(1)
-        page.locator("#webhooks tbody a").first.focus()
-        page.keyboard.press("Enter")
+        page.locator("#webhooks tbody a").first.press("Enter")
         view = page.locator("#webhook-view")
         expect(view).to_be_visible()
 
@@ -172,6 +174,7 @@ def main():
         step("replay every other dead webhook: Escape cancels, then confirm")
         page.click("#back")
         expect(page.locator("#list-view")).to_be_visible()
+        page.check("#auto-refresh")
         page.select_option("select[name=status]", "operator_required")
         page.click("#filters button[type=submit]")
         left = dead - 1

@@ -213,6 +213,18 @@ impl Inbox {
             .unwrap()
     }
 
+    /// How many items capture wrote (webhooks, statuses, body digests): all but the
+    /// records of attempts and dead letters, which processing adds.
+    pub fn captured_item_count(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE sk NOT LIKE 'ATTEMPT#%' AND sk NOT LIKE 'DEAD#%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("inbox.log")).unwrap_or_default()
     }

@@ -1,5 +1,6 @@
 //! Where the component files are: given on the command line or in the environment, next
-//! to the `inbox` executable (a deployment), or where the workspace's build puts them.
+//! to the `inbox` executable (a deployment), where the workspace's build puts them, or
+//! where `scripts/install` puts them for an `inbox` installed with `cargo install`.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +26,9 @@ pub struct StoreComponent {
 }
 
 impl ComponentPaths {
-    /// Next to the `inbox` executable (a deployment), or where the workspace's build puts
-    /// them (`target/wasm32-wasip2/release`, beside `target/<profile>/inbox`).
+    /// Next to the `inbox` executable (a deployment), where the workspace's build puts
+    /// them (`target/wasm32-wasip2/release`, beside `target/<profile>/inbox`), or in the
+    /// user's data directory ([`installed_dir`]).
     pub fn beside_executable() -> Result<ComponentPaths> {
         let exe = std::env::current_exe().context("cannot locate the inbox executable")?;
         let dir = exe.parent().context("the executable has no directory")?;
@@ -34,11 +36,16 @@ impl ComponentPaths {
             dir.to_path_buf(),
             dir.join("components"),
             dir.join("../wasm32-wasip2/release"),
-        ];
-        for candidate in &candidates {
+        ]
+        .into_iter()
+        .chain(installed_dir(
+            std::env::var_os("XDG_DATA_HOME"),
+            std::env::var_os("HOME"),
+        ));
+        for candidate in candidates {
             if let (Some(capture), Some(processor)) = (
-                component_in(candidate, "inbox_capture"),
-                component_in(candidate, "inbox_processor"),
+                component_in(&candidate, "inbox_capture"),
+                component_in(&candidate, "inbox_processor"),
             ) {
                 return Ok(ComponentPaths {
                     capture,
@@ -48,10 +55,24 @@ impl ComponentPaths {
             }
         }
         bail!(
-            "no components found beside {}; build them with scripts/run (or scripts/test), or pass --capture and --processor",
+            "no components found beside {} nor in the data directory; build them with scripts/run (or scripts/test), install them with scripts/install, or pass --capture and --processor",
             exe.display()
         )
     }
+}
+
+/// Where `scripts/install` puts the components for an `inbox` on the `PATH`:
+/// `$XDG_DATA_HOME/webhook-inbox/components`, by default
+/// `~/.local/share/webhook-inbox/components`.
+pub fn installed_dir(
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let data = match xdg_data_home.filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(home.filter(|dir| !dir.is_empty())?).join(".local/share"),
+    };
+    Some(data.join("webhook-inbox/components"))
 }
 
 /// `dir/<stem>.wasm` (whose precompiled form beside it a host prefers), or
@@ -63,4 +84,29 @@ fn component_in(dir: &Path, stem: &str) -> Option<PathBuf> {
     ]
     .into_iter()
     .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installed_components_live_in_the_data_directory() {
+        assert_eq!(
+            installed_dir(None, Some("/home/ops".into())),
+            Some(PathBuf::from(
+                "/home/ops/.local/share/webhook-inbox/components"
+            ))
+        );
+        assert_eq!(
+            installed_dir(Some("/data".into()), Some("/home/ops".into())),
+            Some(PathBuf::from("/data/webhook-inbox/components"))
+        );
+        // An empty XDG_DATA_HOME counts as unset, as the XDG specification says.
+        assert_eq!(
+            installed_dir(Some("".into()), Some("/h".into())),
+            Some(PathBuf::from("/h/.local/share/webhook-inbox/components"))
+        );
+        assert_eq!(installed_dir(None, None), None);
+    }
 }

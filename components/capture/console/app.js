@@ -16,6 +16,8 @@ let token = sessionStorage.getItem(TOKEN_KEY);
 // The list's place: the cursor of each page shown so far (the first page has none).
 let pages = [null];
 let listKey = "";
+// Each load of the list is numbered: an answer that a later load overtook is dropped.
+let listLoads = 0;
 let counts = null;
 
 class SignedOut extends Error {}
@@ -126,6 +128,7 @@ async function showList() {
 }
 
 async function loadList() {
+  const load = ++listLoads;
   const filters = filtersFromHash();
   const after = pages[pages.length - 1];
   const filter = new URLSearchParams();
@@ -141,8 +144,10 @@ async function loadList() {
       api(`/api/counts?${filter}`),
       api(`/api/webhooks?${list}`),
     ]);
-    counts = await countsAnswer.json();
+    const answered = await countsAnswer.json();
     const webhooks = await listAnswer.json();
+    if (load !== listLoads) return;
+    counts = answered;
     const next = nextCursor(listAnswer.headers.get("Link"));
     renderCounts(filters);
     renderRows(webhooks);
@@ -153,7 +158,9 @@ async function loadList() {
     $("#list-error").textContent = "";
     stamp();
   } catch (error) {
-    if (!(error instanceof SignedOut)) $("#list-error").textContent = error.message;
+    if (load === listLoads && !(error instanceof SignedOut)) {
+      $("#list-error").textContent = error.message;
+    }
   }
 }
 
@@ -311,8 +318,10 @@ async function loadWebhook(id) {
     if (shownId !== id) return;
     renderWebhook(details);
     if (!payloadBytes) {
-      payloadBytes = await (await api(`/api/webhooks/${id}/payload`)).arrayBuffer();
-      renderPayload(payloadBytes);
+      const bytes = await (await api(`/api/webhooks/${id}/payload`)).arrayBuffer();
+      if (shownId !== id) return;
+      payloadBytes = bytes;
+      renderPayload(bytes);
     }
     $("#webhook-error").textContent = "";
     stamp();
@@ -467,14 +476,18 @@ $("#filters").addEventListener("reset", () => {
   });
 });
 
+// Each pager button is disabled until the page it asked for is shown: a second click
+// cannot skip a page.
 $("#older").addEventListener("click", () => {
   const next = $("#older").dataset.next;
   if (!next) return;
+  $("#older").disabled = true;
   pages.push(next);
   loadList();
 });
 
 $("#newer").addEventListener("click", () => {
+  $("#newer").disabled = true;
   if (pages.length > 1) pages.pop();
   loadList();
 });
@@ -484,7 +497,10 @@ $("#replay-one").addEventListener("click", replayOne);
 $("#download").addEventListener("click", download);
 
 document.addEventListener("keydown", (event) => {
-  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
+  // Not while typing in a field (a checkbox or a button takes no text).
+  const typing =
+    event.target instanceof Element &&
+    event.target.matches("input:not([type=checkbox]):not([type=radio]), select, textarea");
   if (event.key === "/" && !typing && !$("#list-view").hidden) {
     event.preventDefault();
     $("#filters").elements.search.focus();

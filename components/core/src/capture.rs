@@ -157,7 +157,16 @@ fn list_route(query: &str) -> Result<Route, Problem> {
     )?;
     let state = parameters
         .get("status")
-        .map(|value| value.parse::<State>().map_err(Problem::bad_request))
+        .map(|value| {
+            value.parse::<State>().map_err(|_| {
+                let known: Vec<_> = State::ALL.iter().map(|s| s.as_str()).collect();
+                Problem::bad_request(format!(
+                    "unknown status `{}`; expected one of {}",
+                    printable(value),
+                    known.join(", ")
+                ))
+            })
+        })
         .transpose()?;
     let after = parameters
         .get("after")

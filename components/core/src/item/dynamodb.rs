@@ -237,6 +237,10 @@ pub fn details(items: impl IntoIterator<Item = Item>) -> Result<Option<Details>,
     let (Some(head), Some(status)) = (head, status) else {
         return Ok(None);
     };
+    // Records of an earlier life of the same id (redelivered after its items expired; TTL
+    // deletes items independently) are not this webhook's.
+    attempts.retain(|(_, attempt)| attempt.started_at >= head.received_at);
+    dead_letters.retain(|(_, letter)| letter.at >= head.received_at);
     attempts.sort_by(|a, b| a.0.cmp(&b.0));
     dead_letters.sort_by(|a, b| a.0.cmp(&b.0));
     let headers = serde_json::from_str(&head.headers)
@@ -981,27 +985,30 @@ mod tests {
     #[test]
     fn details_read_every_item_of_a_webhook_but_its_payload() {
         let policy = RetryPolicy::default();
-        let taken = Status::received(10).claim(20, 1_000, &policy).unwrap();
-        let failed = taken
-            .finish(
-                &crate::lifecycle::Outcome::Reject {
-                    reason: "410".into(),
-                },
-                &policy,
-                30,
-            )
+        let at = webhook().received_at;
+        let reject = crate::lifecycle::Outcome::Reject {
+            reason: "410".into(),
+        };
+        let taken = Status::received(at).claim(at + 10, 1_000, &policy).unwrap();
+        let failed = taken.finish(&reject, &policy, at + 20).unwrap();
+        // A record left from an earlier life of the same id, before this one was received.
+        let earlier = Status::received(at - 100)
+            .claim(at - 90, 1_000, &policy)
             .unwrap();
+        let stale = earlier.finish(&reject, &policy, at - 80).unwrap();
         let mut items = vec![
             to_item(&StatusItem::new("57f0", &failed.status, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
         ];
         items.extend(transition_items("57f0", &failed, Some(60)));
+        items.extend(transition_items("57f0", &stale, Some(60)));
         let details = details(items).unwrap().unwrap();
         assert_eq!(details.view.status, State::OperatorRequired);
         assert_eq!(details.idempotency_key, "evt_1");
         assert_eq!(details.headers.len(), 1);
         assert_eq!(details.attempts.len(), 1);
-        assert_eq!(details.attempts[0].started_at, 20);
+        assert_eq!(details.attempts[0].started_at, at + 10);
+        assert_eq!(details.dead_letters.len(), 1);
         assert_eq!(details.dead_letters[0].reason, "rejected: 410");
         assert_eq!(super::details(Vec::new()).unwrap(), None);
         let projected = details_projection();

@@ -5,7 +5,7 @@
 //! | Webhook        | `WH#<id>` | `WEBHOOK`          | the immutable delivery                   |
 //! | Webhook Status | `WH#<id>` | `STATUS`           | state, retries, version, lease, due time |
 //! | Dead letter    | `WH#<id>` | `DEAD#<unix ms>`   | why it needed an operator                |
-//! | Attempt        | `WH#<id>` | `ATTEMPT#<version>`| how one processing attempt ended         |
+//! | Attempt        | `WH#<id>` | `ATTEMPT#<unix ms>#<version>` | how one processing attempt ended |
 //! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
 //!
 //! On DynamoDB every item, dead letters included, lives as long as the retention
@@ -38,10 +38,13 @@ pub fn dead_letter_sk(at: i64) -> String {
     format!("{DEAD_LETTER_SK_PREFIX}{at:013}")
 }
 
-/// An attempt's record is keyed by the status version its end wrote: unique per webhook,
-/// and zero-padded so a webhook's attempts sort in the order they ended.
-pub fn attempt_sk(version: u64) -> String {
-    format!("{ATTEMPT_SK_PREFIX}{version:010}")
+/// An attempt's record is keyed by when it ended and the status version its end wrote,
+/// zero-padded so a webhook's attempts sort in the order they ended. The version alone is
+/// unique only within one life of a webhook: on DynamoDB, a webhook redelivered after its
+/// items expired starts again at version 1, while an attempt record of its first life may
+/// not have been swept yet (TTL deletes items independently).
+pub fn attempt_sk(ended_at: i64, version: u64) -> String {
+    format!("{ATTEMPT_SK_PREFIX}{ended_at:013}#{version:010}")
 }
 
 /// The key of a body's digest on an origin, for the replay guard: the same signed body
@@ -170,7 +173,7 @@ impl AttemptItem {
     pub fn new(id: &str, version: u64, attempt: &Attempt, expires_at: Option<i64>) -> AttemptItem {
         AttemptItem {
             pk: pk(id),
-            sk: attempt_sk(version),
+            sk: attempt_sk(attempt.ended_at, version),
             id: id.to_owned(),
             retries: attempt.number,
             received_at: attempt.started_at,
@@ -410,8 +413,9 @@ pub(crate) mod tests {
             error: Some("503".into()),
         };
         let item = AttemptItem::new("57f0", 12, &attempt, None);
-        assert_eq!(item.sk, "ATTEMPT#0000000012");
-        assert!(attempt_sk(99) < attempt_sk(100));
+        assert_eq!(item.sk, "ATTEMPT#0000000000008#0000000012");
+        assert!(attempt_sk(8, 99) < attempt_sk(8, 100));
+        assert!(attempt_sk(999, 7) < attempt_sk(1_000, 6));
         assert_eq!(item.into_attempt(), attempt);
     }
 
