@@ -403,3 +403,48 @@ fn inbox_tail_follows_arrivals_and_outcomes_as_json_lines_through_a_pipe() {
     ids.sort();
     assert_eq!(completed, ids);
 }
+
+#[test]
+fn inbox_list_is_a_coloured_table_on_a_terminal_and_json_lines_into_a_pipe() {
+    let inbox = Inbox::start(&[]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-table"));
+    let id = answer["id"].as_str().unwrap().to_owned();
+    inbox.wait_for(&id, "completed", PATIENCE);
+
+    let (ok, piped) = inbox.cli(&["list"]);
+    assert!(ok, "{piped}");
+    let line: serde_json::Value = serde_json::from_str(piped.lines().next().unwrap()).unwrap();
+    assert_eq!(line["id"], id.as_str());
+    assert!(!piped.contains('\x1b'), "no colour into a pipe: {piped:?}");
+
+    // On a terminal: util-linux's `script` runs the command on a pseudo-terminal.
+    let on_a_terminal = |no_color: Option<&str>| {
+        let command = format!(
+            "{} list --db {}",
+            inbox_exe().display(),
+            inbox.db().display()
+        );
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .env_clear()
+            .env("TERM", "xterm");
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let output = script.output().expect("util-linux's script runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let table = on_a_terminal(None);
+    assert!(
+        table.contains("RECEIVED") && table.contains("LAST ERROR"),
+        "{table:?}"
+    );
+    assert!(table.contains(&id), "{table:?}");
+    assert!(table.contains("\x1b[32mcompleted"), "{table:?}");
+    let plain = on_a_terminal(Some("1"));
+    assert!(
+        plain.contains("completed") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+}
