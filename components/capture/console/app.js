@@ -350,20 +350,25 @@ function renderWebhook(details) {
   fact("Updated", time(details.updated_at));
   if (details.next_attempt_at) fact("Next attempt", time(details.next_attempt_at));
   fact("Attempts this round", details.retries);
-  if (details.last_error) fact("Last error", details.last_error);
+  // A completed webhook keeps the error of its last failure: history, not a problem now.
+  if (details.last_error && details.status !== "completed") fact("Last error", details.last_error);
   $("#webhook-view").dataset.status = details.status;
   $("#replay-one").hidden = details.status !== "operator_required";
 
   const attempts = $("#attempts tbody");
   attempts.replaceChildren();
-  for (const attempt of details.attempts) {
+  details.attempts.forEach((attempt, index) => {
     const row = attempts.insertRow();
-    cell(row, attempt.number, "#");
+    cell(row, index + 1, "#");
+    // A replay gives a fresh budget: its attempts count from 1 again.
+    cell(row, attempt.number, "Try");
     cell(row, time(attempt.started_at), "Started");
     cell(row, `${Math.max(0, attempt.ended_at - attempt.started_at)} ms`, "Took");
     cell(row, stateBadge(attempt.state), "Ended in");
     cell(row, attempt.error, "Error", "error-cell");
-  }
+  });
+  $("#attempts").hidden = details.attempts.length === 0;
+  $("#no-attempts").hidden = details.attempts.length !== 0;
   const letters = $("#dead-letters tbody");
   letters.replaceChildren();
   for (const letter of details.dead_letters) {
@@ -372,6 +377,8 @@ function renderWebhook(details) {
     cell(row, letter.attempts, "After attempts");
     cell(row, letter.reason, "Reason", "error-cell");
   }
+  $("#dead-letters").hidden = details.dead_letters.length === 0;
+  $("#no-dead-letters").hidden = details.dead_letters.length !== 0;
   const headers = $("#headers");
   headers.replaceChildren();
   for (const [name, value] of details.headers) {
