@@ -521,16 +521,22 @@ async fn run(command: Command) -> Result<()> {
             target,
         } => {
             let compiler = inbox_host::precompiled::compiler(target.as_deref())?;
+            let progress = terminal::progress(components.len(), "compiling");
             for wasm in &components {
+                progress.set_message(wasm.display().to_string());
                 let written = inbox_host::precompiled::precompile(&compiler, wasm, &out_dir)?;
-                println!(
-                    "{} -> {} ({:.1} MB, compiled in {} ms)",
-                    wasm.display(),
-                    written.path.display(),
-                    written.size_bytes as f64 / 1e6,
-                    written.compile_time.as_millis()
-                );
+                progress.suspend(|| {
+                    println!(
+                        "{} -> {} ({:.1} MB, compiled in {} ms)",
+                        wasm.display(),
+                        written.path.display(),
+                        written.size_bytes as f64 / 1e6,
+                        written.compile_time.as_millis()
+                    )
+                });
+                progress.inc(1);
             }
+            progress.finish_and_clear();
             Ok(())
         }
         Command::Status { id, db } => {

@@ -15,6 +15,7 @@ use inbox_stores::{StoreError, WebhookStore};
 
 use crate::lambda::sqs::{DeadNotice, Queues};
 use crate::lambda::stream::{self, BatchInfo, ReadBack};
+use crate::terminal;
 
 pub async fn details_of(store: &dyn WebhookStore, id: &str) -> Result<Details> {
     match store.details(id).await? {
@@ -84,10 +85,7 @@ pub async fn replay_all_dead(
         .into_iter()
         .map(|view| view.id)
         .collect();
-    let progress = indicatif::ProgressBar::new(ids.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} {msg}")
-            .expect("a valid template"),
-    );
+    let progress = terminal::progress(ids.len(), "replaying");
     let mut sent = HashSet::new();
     let mut failed = 0;
     for id in &ids {

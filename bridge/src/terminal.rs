@@ -14,6 +14,18 @@ pub fn colour(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// A progress bar for `len` steps of `what`, on stderr when it is a terminal (hidden
+/// otherwise, so a log or a pipe gets no escape codes); it moves while a long step runs.
+pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} {{bar:40}} {{pos}}/{{len}} {{msg}}"
+    ))
+    .expect("a valid template");
+    let bar = indicatif::ProgressBar::new(len as u64).with_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// Unix milliseconds as this machine's local time, to the second.
 pub fn local_time(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
