@@ -158,18 +158,7 @@ async fn the_native_dynamodb_store_lists_a_thousand_through_api_gateway() {
     let table = moto::unique("list");
     moto::create_table(&client, &table).await;
     fill_dynamodb(&client, &table).await;
-    let sqs = moto.sqs().await;
-    let queues = moto::create_queues(&sqs, &moto::unique("list")).await;
-    let mut env = moto::aws_env(moto);
-    for (k, v) in [
-        ("INBOX_TABLE", table.as_str()),
-        ("INBOX_FAILED_QUEUE_URL", queues.failed_url.as_str()),
-        ("INBOX_DEAD_QUEUE_URL", queues.dead_url.as_str()),
-        ("INBOX_ADMIN_TOKEN", ADMIN_TOKEN),
-    ] {
-        env.push((k.to_owned(), v.to_owned()));
-    }
-    let function = moto::LambdaFunction::start(&["lambda"], &env);
+    let function = lambda_function(moto, &table).await;
     let auth = format!("Bearer {ADMIN_TOKEN}");
     for path in [PATH, IN_FLIGHT_PATH] {
         let event = moto::http_event("GET", path, &[("authorization", &auth)], b"");
@@ -178,6 +167,22 @@ async fn the_native_dynamodb_store_lists_a_thousand_through_api_gateway() {
         let list: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         assert_listed(code, &list);
     }
+}
+
+/// `inbox lambda` on `table`, behind cargo-lambda's Runtime API, as API Gateway invokes it.
+async fn lambda_function(moto: &moto::Moto, table: &str) -> moto::LambdaFunction {
+    let sqs = moto.sqs().await;
+    let queues = moto::create_queues(&sqs, &moto::unique("admin")).await;
+    let mut env = moto::aws_env(moto);
+    for (k, v) in [
+        ("INBOX_TABLE", table),
+        ("INBOX_FAILED_QUEUE_URL", queues.failed_url.as_str()),
+        ("INBOX_DEAD_QUEUE_URL", queues.dead_url.as_str()),
+        ("INBOX_ADMIN_TOKEN", ADMIN_TOKEN),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    moto::LambdaFunction::start(&["lambda"], &env)
 }
 
 /// An admin API answer: its status, headers (lower-case names) and body.
@@ -494,17 +499,6 @@ async fn the_admin_api_pages_filters_counts_and_details_on_lambda_and_dynamodb()
     let table = moto::unique("admin");
     moto::create_table(&client, &table).await;
     let seeded = seed(&DynamoStore::new(client, &table, None)).await;
-    let sqs = moto.sqs().await;
-    let queues = moto::create_queues(&sqs, &moto::unique("admin")).await;
-    let mut env = moto::aws_env(moto);
-    for (k, v) in [
-        ("INBOX_TABLE", table.as_str()),
-        ("INBOX_FAILED_QUEUE_URL", queues.failed_url.as_str()),
-        ("INBOX_DEAD_QUEUE_URL", queues.dead_url.as_str()),
-        ("INBOX_ADMIN_TOKEN", ADMIN_TOKEN),
-    ] {
-        env.push((k.to_owned(), v.to_owned()));
-    }
-    let function = moto::LambdaFunction::start(&["lambda"], &env);
+    let function = lambda_function(moto, &table).await;
     check_admin_api(&function, &seeded);
 }

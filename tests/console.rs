@@ -28,18 +28,24 @@ fn answer(status: u16) -> Answer {
     }
 }
 
+/// How many webhooks the inbox holds in each state.
+fn counts(inbox: &Inbox) -> Value {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    support::request(
+        &inbox.url,
+        "GET",
+        "/api/counts",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .1
+}
+
 /// Waits until the inbox holds `n` webhooks in `state`.
 fn wait_for_count(inbox: &Inbox, state: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let counts = support::request(
-            &inbox.url,
-            "GET",
-            "/api/counts",
-            &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-            b"",
-        )
-        .1;
+        let counts = counts(inbox);
         if counts[state] == n {
             return;
         }
@@ -166,14 +172,7 @@ async fn an_operator_recovers_a_bad_morning_in_the_console() {
 
     // What the browser did, seen from the store: nothing left for an operator, the
     // replays delivered.
-    let states: Value = support::request(
-        &inbox.url,
-        "GET",
-        "/api/counts",
-        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        b"",
-    )
-    .1;
+    let states = counts(&inbox);
     assert_eq!(states["operator_required"], 0, "{states}");
     assert_eq!(states["completed"], DEAD + 3, "{states}");
     for name in [
