@@ -63,7 +63,7 @@ async fn fill_sqlite(inbox: &Inbox) {
         .into_iter()
         .map(|webhook| {
             let store = store.clone();
-            tokio::spawn(async move { store.capture(&webhook, false).await.unwrap() })
+            tokio::spawn(async move { store.capture(webhook.clone(), false).await.unwrap() })
         })
         .collect();
     for write in writes {
@@ -293,7 +293,7 @@ async fn seed(store: &dyn WebhookStore) -> Vec<Seeded> {
             headers: vec![("content-type".into(), "application/json".into())],
             payload: format!(r#"{{"id":"evt_admin_{n}","n":{n}}}"#).into_bytes(),
         };
-        store.capture(&webhook, false).await.unwrap();
+        store.capture(webhook.clone(), false).await.unwrap();
         let outcome = match n {
             0 | 3 | 4 => Some(Outcome::Reject {
                 reason: format!("410 from the destination ({n})"),

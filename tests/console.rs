@@ -114,7 +114,7 @@ async fn an_operator_recovers_a_bad_morning_in_the_console() {
             headers: vec![("content-type".into(), "application/json".into())],
             payload: bigcommerce_event(key),
         };
-        store.capture(&webhook, false).await.unwrap();
+        store.capture(webhook.clone(), false).await.unwrap();
         if key == "running" {
             let status = store.status(&webhook.id).await.unwrap().unwrap();
             let taken = status

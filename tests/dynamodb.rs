@@ -68,7 +68,7 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
     let (store, client) = store().await;
     let original = webhook("evt_1", br#"{"id":"evt_1","amount":100}"#.to_vec());
 
-    let captured = store.capture(&original, false).await.unwrap();
+    let captured = store.capture(original.clone(), false).await.unwrap();
     assert_eq!(
         captured,
         Captured::Stored(Status::received(original.received_at))
@@ -100,7 +100,7 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
     // A redelivery (even with other bytes) is acknowledged, never overwrites.
     let mut redelivery = original.clone();
     redelivery.payload = br#"{"id":"evt_1","amount":999}"#.to_vec();
-    let again = store.capture(&redelivery, false).await.unwrap();
+    let again = store.capture(redelivery.clone(), false).await.unwrap();
     assert_eq!(
         again,
         Captured::Duplicate {
@@ -120,7 +120,7 @@ async fn concurrent_captures_of_one_webhook_store_it_once() {
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (store, delivery) = (store.clone(), delivery.clone());
-        racers.spawn(async move { store.capture(&delivery, false).await });
+        racers.spawn(async move { store.capture(delivery.clone(), false).await });
     }
     let mut stored = 0;
     let mut duplicates = 0;
@@ -144,7 +144,7 @@ async fn concurrent_captures_of_one_webhook_store_it_once() {
 async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     let (store, client) = store().await;
     let delivery = webhook("evt_cas", b"{}".to_vec());
-    store.capture(&delivery, false).await.unwrap();
+    store.capture(delivery.clone(), false).await.unwrap();
     let id = delivery.id.as_str();
     let received = store.status(id).await.unwrap().unwrap();
 
@@ -231,7 +231,7 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
 async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
     let (store, _) = store().await;
     let delivery = webhook("evt_lease", b"{}".to_vec());
-    store.capture(&delivery, false).await.unwrap();
+    store.capture(delivery.clone(), false).await.unwrap();
     let id = delivery.id.as_str();
     let received = store.status(id).await.unwrap().unwrap();
     let t0 = received.updated_at;
@@ -293,7 +293,7 @@ async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
     let (store, client) = store().await;
     // Refused by the store's own count, before any request: just over 400 KB.
     let huge = webhook("evt_huge", vec![b'x'; 399_800]);
-    match store.capture(&huge, false).await {
+    match store.capture(huge.clone(), false).await {
         Err(StoreError::TooLarge(message)) => assert!(message.contains("400000"), "{message}"),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -301,7 +301,7 @@ async fn a_payload_over_the_item_limit_is_refused_and_nothing_is_written() {
     // What fits is stored whole.
     let large = webhook("evt_large", vec![b'y'; 399_000]);
     assert!(matches!(
-        store.capture(&large, false).await.unwrap(),
+        store.capture(large.clone(), false).await.unwrap(),
         Captured::Stored(_)
     ));
     assert_eq!(
@@ -323,7 +323,7 @@ async fn list_shows_the_newest_first_and_filters_by_state_a_page_at_a_time() {
     for n in 0..3 {
         let mut delivery = webhook(&format!("evt_list_{n}"), b"{}".to_vec());
         delivery.received_at += n;
-        store.capture(&delivery, false).await.unwrap();
+        store.capture(delivery.clone(), false).await.unwrap();
         ids.push(delivery.id);
     }
     let status = store.status(&ids[0]).await.unwrap().unwrap();
@@ -368,7 +368,7 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays
     let body = br#"{"action":"opened","issue":{"number":7}}"#.to_vec();
     let first = webhook("delivery-1", body.clone());
     assert!(matches!(
-        store.capture(&first, true).await.unwrap(),
+        store.capture(first.clone(), true).await.unwrap(),
         Captured::Stored(_)
     ));
     // The same body under other delivery ids (new webhook ids): none is stored.
@@ -378,7 +378,7 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays
             store.clone(),
             webhook(&format!("delivery-{n}"), body.clone()),
         );
-        racers.spawn(async move { (replay.id.clone(), store.capture(&replay, true).await) });
+        racers.spawn(async move { (replay.id.clone(), store.capture(replay.clone(), true).await) });
     }
     while let Some(raced) = racers.join_next().await {
         let (replay_id, captured) = raced.unwrap();
@@ -407,7 +407,7 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays
     // Without the guard the same body is a new webhook.
     let unguarded = webhook("delivery-99", body);
     assert!(matches!(
-        store.capture(&unguarded, false).await.unwrap(),
+        store.capture(unguarded.clone(), false).await.unwrap(),
         Captured::Stored(_)
     ));
 }
@@ -420,7 +420,7 @@ async fn webhooks_stored_before_the_due_index_are_found_once_reindexed() {
         webhook("evt_taken", b"{}".to_vec()),
     );
     for hook in [&old, &taken] {
-        store.capture(hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
     }
     let claimed = Status::received(1)
         .claim(2, 1_000, &RetryPolicy::default())

@@ -961,7 +961,7 @@ async fn conformance_on_lambda(processor: std::path::PathBuf, loaded: std::path:
             received_at: now_ms(),
             ..case.webhook.clone()
         };
-        aws.store.capture(&webhook, false).await.unwrap();
+        aws.store.capture(webhook.clone(), false).await.unwrap();
         assert_eq!(
             deliver_stream(&function, &mut stream).await,
             1,

@@ -76,14 +76,15 @@ impl NativeCapture {
             .await
             .map_err(|_| capture::body_too_large(limit))?
             .to_bytes();
-        let webhook = intake.accept(&headers, &body, &self.config, now_ms())?;
+        let webhook = intake.accept(&headers, Vec::from(body), &self.config, now_ms())?;
+        let id = webhook.id.clone();
         let (code, id, status, duplicate) = match self
             .store
-            .capture(&webhook, intake.refuse_replayed_body)
+            .capture(webhook, intake.refuse_replayed_body)
             .await
             .map_err(store_problem)?
         {
-            Captured::Stored(status) => (202, webhook.id, status, false),
+            Captured::Stored(status) => (202, id, status, false),
             Captured::Duplicate { id, status } => (200, id, status, true),
         };
         let answer =

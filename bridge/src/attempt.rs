@@ -458,7 +458,7 @@ mod tests {
     async fn an_attempt_takes_runs_follows_up_and_records_within_the_budget() {
         let (_dir, store) = store();
         let hook = webhook("a");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         let processor = Scripted::new(vec![retry(), retry()]);
         let follow_up = Recorder::default();
         let settings = settings();
@@ -514,7 +514,7 @@ mod tests {
     async fn an_attempt_that_never_finished_is_not_retaken_past_the_budget() {
         let (_dir, store) = store();
         let hook = webhook("crashed");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         // Both attempts of the budget were taken and their hosts died: the lease expired.
         rewrite(&store, &hook.id, |s| {
             s.state = State::Processing;
@@ -553,7 +553,7 @@ mod tests {
     async fn a_status_without_its_webhook_is_dead_lettered_not_retaken() {
         let (dir, store) = store();
         let hook = webhook("orphan");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         rusqlite::Connection::open(dir.path().join("inbox.db"))
             .unwrap()
             .execute("DELETE FROM items WHERE sk = 'WEBHOOK'", [])
@@ -587,7 +587,7 @@ mod tests {
     async fn nothing_is_recorded_when_the_follow_up_fails_or_the_lease_was_lost() {
         let (_dir, store) = store();
         let hook = webhook("b");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         let processor = Scripted::new(vec![Outcome::Completed]);
         let refusing = Recorder {
             refuse: true,
@@ -611,7 +611,7 @@ mod tests {
         );
 
         let other = webhook("c");
-        store.capture(&other, false).await.unwrap();
+        store.capture(other.clone(), false).await.unwrap();
         let mut overtaken = Scripted::new(vec![Outcome::Reject {
             reason: "no".into(),
         }]);
@@ -651,7 +651,7 @@ mod tests {
     impl WebhookStore for Flaky {
         async fn capture(
             &self,
-            webhook: &Webhook,
+            webhook: Webhook,
             refuse_replayed_body: bool,
         ) -> Result<Captured, StoreError> {
             self.inner.capture(webhook, refuse_replayed_body).await
@@ -701,7 +701,7 @@ mod tests {
         for after_writing in [false, true] {
             let (_dir, store) = store();
             let hook = webhook("flaky");
-            store.capture(&hook, false).await.unwrap();
+            store.capture(hook.clone(), false).await.unwrap();
             let flaky = Flaky {
                 inner: store.clone(),
                 failures: AtomicU32::new(2),

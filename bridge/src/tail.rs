@@ -211,12 +211,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("inbox.db")).unwrap();
         let old = webhook("old", 1_000);
-        store.capture(&old, false).await.unwrap();
+        store.capture(old.clone(), false).await.unwrap();
         let mut tail = Tail::start(&store).await.unwrap();
         assert_eq!(tail.look(&store).await.unwrap(), Vec::new());
 
         for (key, at) in [("a", 2_000), ("b", 3_000)] {
-            store.capture(&webhook(key, at), false).await.unwrap();
+            store.capture(webhook(key, at), false).await.unwrap();
         }
         let events = tail.look(&store).await.unwrap();
         let arrived: Vec<_> = events.iter().map(|e| e.webhook().id.clone()).collect();
@@ -226,7 +226,7 @@ mod tests {
 
         // Received before the newest seen, committed after it: still an arrival.
         let late = webhook("late", 2_500);
-        store.capture(&late, false).await.unwrap();
+        store.capture(late.clone(), false).await.unwrap();
         let events = tail.look(&store).await.unwrap();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].webhook().id, late.id);

@@ -38,7 +38,7 @@ impl wit_store::Host for HostState {
     ) -> Result<wit_store::CaptureOutcome, wit_store::StoreError> {
         let captured = self
             .webhook_store()?
-            .capture(&webhook_from_wit(webhook), refuse_replayed_body)
+            .capture(webhook_from_wit(webhook), refuse_replayed_body)
             .await;
         match captured.map_err(failed)? {
             Captured::Stored(status) => {

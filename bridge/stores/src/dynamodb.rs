@@ -248,10 +248,10 @@ impl DynamoStore {
 impl WebhookStore for DynamoStore {
     async fn capture(
         &self,
-        webhook: &Webhook,
+        webhook: Webhook,
         refuse_replayed_body: bool,
     ) -> Result<Captured, StoreError> {
-        let plan = dynamodb::capture(webhook, self.retention_secs(), refuse_replayed_body)?;
+        let plan = dynamodb::capture(&webhook, self.retention_secs(), refuse_replayed_body)?;
         let items = plan
             .items
             .iter()

@@ -18,10 +18,11 @@ use inbox_core::{Status, Webhook};
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// Writes the webhook and its `received` status atomically, unless the id exists (or,
-    /// with `refuse_replayed_body`, the origin delivered the same body before).
+    /// with `refuse_replayed_body`, the origin delivered the same body before). The store
+    /// takes the webhook, so its payload is not copied on the way to the disk.
     async fn capture(
         &self,
-        webhook: &Webhook,
+        webhook: Webhook,
         refuse_replayed_body: bool,
     ) -> Result<Captured, StoreError>;
     async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;

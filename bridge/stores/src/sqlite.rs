@@ -143,12 +143,12 @@ impl SqliteStore {
 impl WebhookStore for SqliteStore {
     async fn capture(
         &self,
-        webhook: &Webhook,
+        webhook: Webhook,
         refuse_replayed_body: bool,
     ) -> Result<Captured, StoreError> {
-        sqlite::check_size(webhook)?;
+        sqlite::check_size(&webhook)?;
         let op = WriteOp::Capture {
-            webhook: webhook.clone(),
+            webhook,
             refuse_replayed_body,
         };
         match self.write(op).await? {
@@ -287,9 +287,11 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<N
             }
         }
         let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-        match commit(&mut conn, &ops) {
+        let wakes: Vec<bool> = ops.iter().map(wakes_a_worker).collect();
+        let writes = ops.len();
+        match commit(&mut conn, ops) {
             Ok(results) => {
-                let new_work = ops.iter().zip(&results).any(brings_work);
+                let new_work = wakes.into_iter().zip(&results).any(brings_work);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -298,7 +300,7 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<N
                 }
             }
             Err(error) => {
-                tracing::error!(%error, writes = ops.len(), "SQLite commit failed");
+                tracing::error!(%error, writes, "SQLite commit failed");
                 for reply in replies {
                     let _ = reply.send(Err(unavailable(&error)));
                 }
@@ -307,25 +309,32 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<N
     }
 }
 
-/// Whether a committed write gives a worker something to do now: a webhook captured, or
-/// one sent round again (replayed or requeued, back to `received`). An attempt's own
-/// writes do not (the worker looks again when an attempt ends), nor do retries, which
-/// come due later and are polled for.
-fn brings_work((op, result): (&WriteOp, &Result<Written, StoreError>)) -> bool {
-    match (op, result) {
-        (WriteOp::Capture { .. }, Ok(Written::Captured(Captured::Stored(_)))) => true,
-        (WriteOp::Swap { transition, .. }, Ok(Written::Swapped(true))) => {
-            transition.status.state == State::Received
-        }
-        _ => false,
+/// Whether a write, once it has done what it asks, gives a worker something to do now: a
+/// webhook captured, or one sent round again (replayed or requeued, back to `received`).
+/// An attempt's own writes do not (the worker looks again when an attempt ends), nor do
+/// retries, which come due later and are polled for.
+fn wakes_a_worker(op: &WriteOp) -> bool {
+    match op {
+        WriteOp::Capture { .. } => true,
+        WriteOp::Swap { transition, .. } => transition.status.state == State::Received,
     }
+}
+
+/// Whether a committed write brought a worker something to do: one that wakes a worker
+/// ([`wakes_a_worker`]) and did it (stored, or swapped).
+fn brings_work((wakes, result): (bool, &Result<Written, StoreError>)) -> bool {
+    wakes
+        && matches!(
+            result,
+            Ok(Written::Captured(Captured::Stored(_)) | Written::Swapped(true))
+        )
 }
 
 /// Applies every write in one transaction; each write is atomic on its own (a savepoint),
 /// so one failing write does not take the others down with it.
 fn commit(
     conn: &mut Connection,
-    ops: &[WriteOp],
+    ops: Vec<WriteOp>,
 ) -> rusqlite::Result<Vec<Result<Written, StoreError>>> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(ops.len());
@@ -341,17 +350,18 @@ fn commit(
     Ok(results)
 }
 
-fn apply(db: &mut Rusqlite<'_>, op: &WriteOp) -> Result<Written, StoreError> {
+/// Carries out one write; a capture's payload moves into its statement.
+fn apply(db: &mut Rusqlite<'_>, op: WriteOp) -> Result<Written, StoreError> {
     match op {
         WriteOp::Capture {
             webhook,
             refuse_replayed_body,
-        } => sqlite::capture(db, webhook, *refuse_replayed_body).map(Written::Captured),
+        } => sqlite::capture(db, webhook, refuse_replayed_body).map(Written::Captured),
         WriteOp::Swap {
             id,
             expected_version,
             transition,
-        } => sqlite::swap_status(db, id, *expected_version, transition).map(Written::Swapped),
+        } => sqlite::swap_status(db, &id, expected_version, &transition).map(Written::Swapped),
     }
 }
 
@@ -402,7 +412,7 @@ mod tests {
         let (_dir, store) = open();
         let hook = webhook("a");
         assert_eq!(
-            store.capture(&hook, false).await.unwrap(),
+            store.capture(hook.clone(), false).await.unwrap(),
             Captured::Stored(Status::received(1_000))
         );
         assert_eq!(store.webhook(&hook.id).await.unwrap(), Some(hook.clone()));
@@ -411,7 +421,7 @@ mod tests {
         redelivery.received_at = 2_000;
         redelivery.payload = b"{}".to_vec();
         assert_eq!(
-            store.capture(&redelivery, false).await.unwrap(),
+            store.capture(redelivery.clone(), false).await.unwrap(),
             Captured::Duplicate {
                 id: hook.id.clone(),
                 status: Status::received(1_000)
@@ -435,7 +445,7 @@ mod tests {
                 // Every key twice: one of each pair is stored, the other is a duplicate.
                 tokio::spawn(async move {
                     store
-                        .capture(&webhook(&(i / 2).to_string()), false)
+                        .capture(webhook(&(i / 2).to_string()), false)
                         .await
                         .unwrap()
                 })
@@ -489,7 +499,7 @@ mod tests {
     async fn status_changes_are_compare_and_swap() {
         let (_dir, store) = open();
         let hook = webhook("cas");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         let received = store.status(&hook.id).await.unwrap().unwrap();
 
         let claim = |status: &Status| {
@@ -578,7 +588,7 @@ mod tests {
     async fn due_follows_the_backoff() {
         let (_dir, store) = open();
         let hook = webhook("due");
-        store.capture(&hook, false).await.unwrap();
+        store.capture(hook.clone(), false).await.unwrap();
         assert_eq!(store.due(999, 10).await.unwrap(), Vec::<String>::new());
         assert_eq!(store.due(1_000, 10).await.unwrap(), vec![hook.id.clone()]);
 
@@ -614,7 +624,7 @@ mod tests {
         let mut hook = webhook("big");
         hook.payload = vec![b' '; CaptureLimits::HARD_MAX_BODY_BYTES + 1];
         assert!(matches!(
-            store.capture(&hook, false).await,
+            store.capture(hook.clone(), false).await,
             Err(StoreError::TooLarge(_))
         ));
         assert_eq!(store.webhook(&hook.id).await.unwrap(), None);

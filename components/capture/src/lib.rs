@@ -47,7 +47,7 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
             // An unknown origin is refused before its body is read.
             let intake = capture::intake(&origin, &WasiConfig)?;
             let body = read_body(&request, &headers, intake.limits.max_body_bytes)?;
-            let webhook = intake.accept(&headers, &body, &WasiConfig, now_ms())?;
+            let webhook = intake.accept(&headers, body, &WasiConfig, now_ms())?;
             store_webhook(webhook, intake.refuse_replayed_body)
         }
         Route::Status { id } => {
@@ -147,9 +147,10 @@ fn send_demo() -> Result<Response, Problem> {
 const SELF_AUTHORITY: &str = "self.alt";
 
 fn store_webhook(webhook: Webhook, refuse_replayed_body: bool) -> Result<Response, Problem> {
-    let stored = store::capture(&webhook_to_wit(webhook.clone()), refuse_replayed_body);
+    let id = webhook.id.clone();
+    let stored = store::capture(&webhook_to_wit(webhook), refuse_replayed_body);
     let (code, id, status, duplicate) = match stored.map_err(store_problem)? {
-        store::CaptureOutcome::Stored(status) => (202, webhook.id, status, false),
+        store::CaptureOutcome::Stored(status) => (202, id, status, false),
         store::CaptureOutcome::Duplicate(existing) => (200, existing.id, existing.status, true),
     };
     let state = state_from_wit(status.state);
@@ -181,11 +182,16 @@ fn read_body(
     let stream = body
         .stream()
         .map_err(|()| Problem::bad_request("the request body cannot be read"))?;
-    let mut bytes = Vec::new();
+    // Room for the whole body at once when its length is declared: no copy on growing.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |len| len as usize));
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
+                if bytes.is_empty() && bytes.capacity() <= chunk.len() {
+                    bytes = chunk;
+                } else {
+                    bytes.extend_from_slice(&chunk);
+                }
                 if bytes.len() > limit {
                     return Err(capture::body_too_large(limit));
                 }

@@ -342,10 +342,11 @@ impl Intake {
     /// The webhook to store for a delivery whose headers passed [`check_headers`], or why
     /// it is refused. The signature is checked before the body is parsed, so nothing
     /// unauthenticated reaches the JSON parser.
+    /// The webhook keeps `body` as its payload, without a copy.
     pub fn accept(
         &self,
         headers: &Headers,
-        body: &[u8],
+        body: Vec<u8>,
         config: &dyn Config,
         now_ms: i64,
     ) -> Result<Webhook, Problem> {
@@ -355,18 +356,18 @@ impl Intake {
         }
         source.verify(
             headers,
-            body,
+            &body,
             config,
             now_ms,
             limits.timestamp_tolerance.as_secs(),
         )?;
         check_content_type(headers)?;
-        let event: serde_json::Value = serde_json::from_slice(body)
+        let event: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
         if !event.is_object() {
             return Err(Problem::bad_request("the body must be a JSON object"));
         }
-        let event = source.describe_event(headers, body, &event)?;
+        let event = source.describe_event(headers, &body, &event)?;
         Ok(Webhook {
             id: id::webhook_id(&source.origin, &event.idempotency_key),
             origin: source.origin.clone(),
@@ -375,7 +376,7 @@ impl Intake {
             received_at: now_ms,
             idempotency_key: event.idempotency_key,
             headers: headers.allowed(source.scheme.stored_headers()),
-            payload: body.to_vec(),
+            payload: body,
         })
     }
 }
@@ -390,7 +391,7 @@ pub fn accept(
 ) -> Result<Webhook, Problem> {
     let intake = intake(origin, config)?;
     check_headers(headers)?;
-    intake.accept(headers, body, config, now_ms)
+    intake.accept(headers, body.to_vec(), config, now_ms)
 }
 
 pub fn body_too_large(limit: usize) -> Problem {
@@ -512,7 +513,7 @@ mod tests {
         let headers = Headers::new(Vec::new());
         for scheme in crate::provider::Scheme::ALL {
             let intake = intake(scheme.name(), &config).unwrap();
-            assert!(intake.accept(&headers, b"{}", &config, 0).is_err());
+            assert!(intake.accept(&headers, b"{}".to_vec(), &config, 0).is_err());
         }
         // An origin that is not built in is looked up among the named sources.
         assert_eq!(intake("acme", &config).err().map(|p| p.status), Some(404));

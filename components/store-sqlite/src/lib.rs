@@ -37,7 +37,7 @@ impl Guest for SqliteStore {
         let webhook = webhook_from_wit(webhook);
         sqlite::check_size(&webhook).map_err(store_error_to_wit)?;
         let mut db = Db::open()?;
-        let captured = db.transaction(|db| sqlite::capture(db, &webhook, refuse_replayed_body))?;
+        let captured = db.transaction(|db| sqlite::capture(db, webhook, refuse_replayed_body))?;
         Ok(match captured {
             Captured::Stored(status) => CaptureOutcome::Stored(status_to_wit(&status)),
             Captured::Duplicate { id, status } => CaptureOutcome::Duplicate(Existing {

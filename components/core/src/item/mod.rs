@@ -234,17 +234,22 @@ impl std::error::Error for ItemError {}
 
 impl WebhookItem {
     pub fn new(webhook: &Webhook, expires_at: Option<i64>) -> WebhookItem {
+        WebhookItem::owning(webhook.clone(), expires_at)
+    }
+
+    /// The item of `webhook`, which keeps its payload rather than a copy of it.
+    pub fn owning(webhook: Webhook, expires_at: Option<i64>) -> WebhookItem {
         WebhookItem {
             pk: pk(&webhook.id),
             sk: WEBHOOK_SK.to_owned(),
-            id: webhook.id.clone(),
-            origin: webhook.origin.clone(),
-            event_type: webhook.event_type.clone(),
+            headers: serde_json::to_string(&webhook.headers).expect("string pairs serialise"),
+            id: webhook.id,
+            origin: webhook.origin,
+            event_type: webhook.event_type,
             created: webhook.provider_timestamp,
             received_at: webhook.received_at,
-            idempotency_key: webhook.idempotency_key.clone(),
-            headers: serde_json::to_string(&webhook.headers).expect("string pairs serialise"),
-            payload: webhook.payload.clone(),
+            idempotency_key: webhook.idempotency_key,
+            payload: webhook.payload,
             expires_at,
         }
     }

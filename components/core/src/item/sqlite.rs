@@ -210,11 +210,11 @@ pub fn check_size(webhook: &Webhook) -> Result<(), StoreError> {
 /// transaction (which makes the check and the writes one step).
 pub fn capture(
     db: &mut impl Connection,
-    webhook: &Webhook,
+    webhook: Webhook,
     refuse_replayed_body: bool,
 ) -> Result<Captured, StoreError> {
-    check_size(webhook)?;
-    let body = BodyItem::new(webhook, None);
+    check_size(&webhook)?;
+    let body = BodyItem::new(&webhook, None);
     if refuse_replayed_body {
         let seen = db.execute(SELECT_BODY, vec![text(&body.pk), text(BODY_SK)])?;
         if let Some(row) = seen.rows.into_iter().next() {
@@ -227,7 +227,9 @@ pub fn capture(
             }
         }
     }
-    let item = WebhookItem::new(webhook, None);
+    // The payload moves into the statement: a capture copies it no further.
+    let (id, received_at) = (webhook.id.clone(), webhook.received_at);
+    let item = WebhookItem::owning(webhook, None);
     let inserted = db.execute(
         INSERT_WEBHOOK,
         vec![
@@ -244,16 +246,15 @@ pub fn capture(
         ],
     )?;
     if inserted.changes == 0 {
-        let existing = status(db, &webhook.id)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("{} is stored without a status", webhook.id))
-        })?;
+        let existing = status(db, &id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{id} is stored without a status")))?;
         return Ok(Captured::Duplicate {
-            id: webhook.id.clone(),
+            id,
             status: existing,
         });
     }
-    let status = Status::received(webhook.received_at);
-    let keys = [text(&item.pk), text(STATUS_SK), text(&webhook.id)];
+    let status = Status::received(received_at);
+    let keys = [text(&pk(&id)), text(STATUS_SK), text(&id)];
     db.execute(
         INSERT_STATUS,
         keys.into_iter().chain(status_values(&status)).collect(),
