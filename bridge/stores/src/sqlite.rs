@@ -408,6 +408,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_of_the_first_schema_is_brought_up_to_date_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.db");
+        {
+            // The first schema: no index by received_at, user_version 1, one webhook in it.
+            let conn = open_connection(&path).unwrap();
+            let first = sqlite::SCHEMA
+                .split("-- What operators list")
+                .next()
+                .unwrap()
+                .to_owned()
+                + "PRAGMA user_version = 1;";
+            conn.execute_batch(&first).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        store.capture(webhook("old"), false).await.unwrap();
+        let conn = open_connection(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, sqlite::SCHEMA_VERSION);
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'items_by_received'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 1);
+        assert_eq!(
+            store.list(&Query::default()).await.unwrap().webhooks.len(),
+            1
+        );
+    }
+
+    #[tokio::test]
     async fn capture_writes_both_items_and_a_duplicate_writes_nothing() {
         let (_dir, store) = open();
         let hook = webhook("a");
