@@ -190,7 +190,8 @@ impl Attempts<'_> {
             reason = dead.status.last_error.as_deref().unwrap_or(""),
             "dead-lettered: an operator is required"
         );
-        let origin = webhook.map_or("unknown", |w| w.origin.as_str());
+        // No source is named with parentheses: this cannot pass for one.
+        let origin = webhook.map_or("(missing)", |w| w.origin.as_str());
         self.metrics.record(&Event::DeadLettered { origin });
         self.notify(id, webhook, &dead).await;
         Ok(Attempted::Recorded(dead.status.state))

@@ -169,7 +169,7 @@ enum Command {
     },
 }
 
-/// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
+/// Where the metrics are served, if anywhere.
 #[derive(Args)]
 struct MetricsAddress {
     /// Serve Prometheus metrics at http://ADDRESS/metrics, on a listener of their own
@@ -207,6 +207,7 @@ impl MetricsAddress {
     }
 }
 
+/// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
 #[derive(Args)]
 struct Db {
     /// The SQLite database file.
@@ -382,12 +383,14 @@ async fn run(command: Command) -> Result<()> {
             let listener =
                 serve::listen(listen).with_context(|| format!("cannot listen on {listen}"))?;
             let address = listener.local_addr()?;
+            // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
+            let (stop, stopped) = watch::channel(false);
+            // Both listeners bound before the address is announced: a start that fails
+            // fails before a script waiting for it goes on.
+            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone()).await?;
             tracing::info!(%address, store = db.describe(), "serving");
             // Scripts and tests read the bound address (the port may have been 0).
             println!("listening on http://{address}");
-            // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
-            let (stop, stopped) = watch::channel(false);
-            let (recorder, metrics_server) = metrics.start(store.clone(), stopped.clone()).await?;
             let worker = tokio::spawn(worker::run(
                 processor,
                 store,

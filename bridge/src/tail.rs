@@ -42,12 +42,13 @@ impl Event {
 /// (its `received_at` set) before its commit, so one received earlier can commit after a
 /// newer one was seen; within this window it is still found (capture's own deadline is
 /// 10 s, and several hosts' clocks may differ a little).
-const LOOK_BACK_MS: i64 = 60_000;
-/// A page of a look.
-const PAGE: u32 = 500;
+const LOOK_BACK_MS: i64 = 15_000;
+/// A page of a look: on DynamoDB each page is a scan, so as few as the window needs.
+const PAGE: u32 = inbox_core::listing::MAX_LIMIT;
 
 pub struct Tail {
-    /// When the newest webhook seen was received.
+    /// When the newest webhook seen was received (never later than this machine's now, so
+    /// one host whose clock runs fast cannot hide the others' arrivals).
     newest_at: Option<i64>,
     /// The webhooks seen within the look-back window, by id, with when they were received.
     seen: HashMap<String, i64>,
@@ -56,22 +57,14 @@ pub struct Tail {
 }
 
 impl Tail {
-    /// Starts from now: the webhooks in flight are followed, the others are history.
+    /// Starts from now: what is stored is history, and the webhooks in flight are followed.
+    /// History is read first: a webhook stored between the two reads is then an arrival
+    /// at the first look, and followed from there.
     pub async fn start(store: &dyn WebhookStore) -> Result<Tail> {
-        let mut following = HashMap::new();
-        for state in [State::Received, State::Processing, State::Failed] {
-            let query = Query {
-                state: Some(state),
-                ..Query::default()
-            };
-            for view in operator::every(store, query).await? {
-                following.insert(view.id.clone(), view);
-            }
-        }
         let mut tail = Tail {
             newest_at: None,
             seen: HashMap::new(),
-            following,
+            following: HashMap::new(),
         };
         let top = store
             .list(&Query {
@@ -80,12 +73,27 @@ impl Tail {
             })
             .await?;
         if let Some(newest) = top.webhooks.first() {
-            tail.newest_at = Some(newest.received_at);
+            tail.saw(newest.received_at);
             for view in tail.recent(store).await? {
                 tail.seen.insert(view.id, view.received_at);
             }
         }
+        for state in [State::Received, State::Processing, State::Failed] {
+            let query = Query {
+                state: Some(state),
+                ..Query::default()
+            };
+            for view in operator::every(store, query).await? {
+                tail.following.insert(view.id.clone(), view);
+            }
+        }
         Ok(tail)
+    }
+
+    /// Moves the newest time seen to `received_at`, if later, but not past now.
+    fn saw(&mut self, received_at: i64) {
+        let at = received_at.min(inbox_core::clock::now_ms());
+        self.newest_at = self.newest_at.max(Some(at));
     }
 
     /// The webhooks received within the look-back window of the newest seen (all of them
@@ -124,7 +132,7 @@ impl Tail {
         let mut events = Vec::new();
         for view in arrived {
             self.seen.insert(view.id.clone(), view.received_at);
-            self.newest_at = self.newest_at.max(Some(view.received_at));
+            self.saw(view.received_at);
             if view.status.in_flight() {
                 self.following.insert(view.id.clone(), view.clone());
             }

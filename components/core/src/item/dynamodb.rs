@@ -191,6 +191,9 @@ pub fn counts(
     )))
 }
 
+/// How far a worker's clock may run behind the capturing host's for a webhook's details.
+const CLOCK_SLACK_MS: i64 = 60_000;
+
 /// What a query of one webhook's items reads: everything but its payload.
 pub fn details_projection() -> Projection {
     let names: Vec<&str> = ["PK", "SK", "created", "headers"]
@@ -238,9 +241,11 @@ pub fn details(items: impl IntoIterator<Item = Item>) -> Result<Option<Details>,
         return Ok(None);
     };
     // Records of an earlier life of the same id (redelivered after its items expired; TTL
-    // deletes items independently) are not this webhook's.
-    attempts.retain(|(_, attempt)| attempt.started_at >= head.received_at);
-    dead_letters.retain(|(_, letter)| letter.at >= head.received_at);
+    // deletes items independently) are not this webhook's: they are older than the
+    // retention. A minute of slack lets a worker's clock run behind the capturing host's.
+    let since = head.received_at - CLOCK_SLACK_MS;
+    attempts.retain(|(_, attempt)| attempt.started_at >= since);
+    dead_letters.retain(|(_, letter)| letter.at >= since);
     attempts.sort_by(|a, b| a.0.cmp(&b.0));
     dead_letters.sort_by(|a, b| a.0.cmp(&b.0));
     let headers = serde_json::from_str(&head.headers)
@@ -991,11 +996,12 @@ mod tests {
         };
         let taken = Status::received(at).claim(at + 10, 1_000, &policy).unwrap();
         let failed = taken.finish(&reject, &policy, at + 20).unwrap();
-        // A record left from an earlier life of the same id, before this one was received.
-        let earlier = Status::received(at - 100)
-            .claim(at - 90, 1_000, &policy)
+        // A record left from an earlier life of the same id, a day before this one.
+        let day = 86_400_000;
+        let earlier = Status::received(at - day)
+            .claim(at - day + 10, 1_000, &policy)
             .unwrap();
-        let stale = earlier.finish(&reject, &policy, at - 80).unwrap();
+        let stale = earlier.finish(&reject, &policy, at - day + 20).unwrap();
         let mut items = vec![
             to_item(&StatusItem::new("57f0", &failed.status, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
