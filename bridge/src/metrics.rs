@@ -280,15 +280,7 @@ pub async fn serve(
     tokio::pin!(stop);
     loop {
         let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, say: the listener is fine, the moment is not.
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a metrics connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = crate::serve::accept(&listener) => accepted,
             () = &mut stop => return Ok(()),
         };
         let (metrics, store) = (metrics.clone(), store.clone());

@@ -110,15 +110,7 @@ pub async fn serve(
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, say: the listener is fine, the moment is not.
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             () = &mut stop => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
@@ -139,14 +131,9 @@ pub async fn serve(
                 metrics.clone(),
             );
             async move {
-                let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-                let response = answer(&capture, &requests, &limits, request).await;
-                if let Some(event) =
-                    metrics::of_delivery(method.as_str(), &path, response.status().as_u16())
-                {
-                    metrics.record(&event);
-                }
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::convert::Infallible>(
+                    answer(&capture, &requests, &limits, metrics.as_ref(), request).await,
+                )
             }
         });
         let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
@@ -176,22 +163,56 @@ pub async fn serve(
     Ok(())
 }
 
+/// The next connection on `listener`. A failed accept (out of file descriptors, say) is
+/// the moment's, not the listener's: it is logged and tried again shortly.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Answers a connection over the limit `503` and closes it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     let answer = stream.write_all(TOO_MANY_CONNECTIONS);
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
-/// One request through the capture component, within the limits.
+/// One request through the capture component, within the limits, counted and logged.
 async fn answer(
     capture: &Arc<dyn Capture>,
     requests: &Arc<Semaphore>,
     limits: &HttpLimits,
+    metrics: &dyn Metrics,
     request: http::Request<hyper::body::Incoming>,
 ) -> http::Response<HyperOutgoingBody> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
+    let response = respond(capture, requests, limits, request, &method, &path).await;
+    let status = response.status().as_u16();
+    if let Some(event) = metrics::of_delivery(method.as_str(), &path, status) {
+        metrics.record(&event);
+    }
+    tracing::debug!(%method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn respond(
+    capture: &Arc<dyn Capture>,
+    requests: &Arc<Semaphore>,
+    limits: &HttpLimits,
+    request: http::Request<hyper::body::Incoming>,
+    method: &http::Method,
+    path: &str,
+) -> http::Response<HyperOutgoingBody> {
     let permit = tokio::time::timeout(limits.body_timeout, requests.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = permit else {
         tracing::warn!(%method, %path, "no capture instance free in time");
@@ -205,7 +226,7 @@ async fn answer(
         complete: complete.clone(),
         timed_out: timed_out.clone(),
     });
-    let response = match capture.clone().handle(request).await {
+    match capture.clone().handle(request).await {
         _ if timed_out.load(Ordering::Relaxed) => body_too_slow(limits.body_timeout),
         Ok(response) => response,
         Err(error) if ran_out_of_time(&error) && !complete.load(Ordering::Relaxed) => {
@@ -221,9 +242,7 @@ async fn answer(
             tracing::error!(error = format!("{error:#}"), %method, %path, "request failed");
             internal_error()
         }
-    };
-    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
-    response
+    }
 }
 
 fn body_too_slow(deadline: Duration) -> http::Response<HyperOutgoingBody> {

@@ -136,14 +136,27 @@ macro_rules! wit_conversions {
         }
 
         #[allow(dead_code)]
+        pub(crate) fn cursor_to_wit(cursor: $crate::listing::Cursor) -> $($wit)::+::Cursor {
+            $($wit)::+::Cursor {
+                received_at: cursor.received_at,
+                id: cursor.id,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn cursor_from_wit(cursor: $($wit)::+::Cursor) -> $crate::listing::Cursor {
+            $crate::listing::Cursor {
+                received_at: cursor.received_at,
+                id: cursor.id,
+            }
+        }
+
+        #[allow(dead_code)]
         pub(crate) fn query_to_wit(query: $crate::listing::Query) -> $($wit)::+::ListQuery {
             $($wit)::+::ListQuery {
                 filter: filter_to_wit(query.filter),
                 state: query.state.map(state_to_wit),
-                after: query.after.map(|c| $($wit)::+::Cursor {
-                    received_at: c.received_at,
-                    id: c.id,
-                }),
+                after: query.after.map(cursor_to_wit),
                 limit: query.limit,
             }
         }
@@ -153,10 +166,7 @@ macro_rules! wit_conversions {
             $crate::listing::Query {
                 filter: filter_from_wit(query.filter),
                 state: query.state.map(state_from_wit),
-                after: query.after.map(|c| $crate::listing::Cursor {
-                    received_at: c.received_at,
-                    id: c.id,
-                }),
+                after: query.after.map(cursor_from_wit),
                 limit: query.limit,
             }
         }
@@ -165,10 +175,7 @@ macro_rules! wit_conversions {
         pub(crate) fn page_to_wit(page: $crate::listing::Page) -> $($wit)::+::Page {
             $($wit)::+::Page {
                 webhooks: page.webhooks.into_iter().map(view_to_summary).collect(),
-                next: page.next.map(|c| $($wit)::+::Cursor {
-                    received_at: c.received_at,
-                    id: c.id,
-                }),
+                next: page.next.map(cursor_to_wit),
             }
         }
 
@@ -176,10 +183,7 @@ macro_rules! wit_conversions {
         pub(crate) fn page_from_wit(page: $($wit)::+::Page) -> $crate::listing::Page {
             $crate::listing::Page {
                 webhooks: page.webhooks.into_iter().map(view_from_summary).collect(),
-                next: page.next.map(|c| $crate::listing::Cursor {
-                    received_at: c.received_at,
-                    id: c.id,
-                }),
+                next: page.next.map(cursor_from_wit),
             }
         }
 
