@@ -218,7 +218,9 @@ async fn respond(
         tracing::warn!(%method, %path, "no capture instance free in time");
         return problem_response(&Problem::unavailable("the inbox is busy; retry later"));
     };
-    let complete = Arc::new(AtomicBool::new(false));
+    // A request without a body (a GET) has all of it already: a deadline it runs past is
+    // the inbox's slowness (503), not a body that did not come (408).
+    let complete = Arc::new(AtomicBool::new(request.body().is_end_stream()));
     let timed_out = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| TimedBody {
         body,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -142,6 +143,7 @@ impl CaptureHost {
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
         let deadline = self.deadline;
+        let (returned, handler_returned) = tokio::sync::oneshot::channel();
         // The guest may go on writing the body after it has set the response.
         let task = tokio::spawn(async move {
             let run = async {
@@ -151,12 +153,22 @@ impl CaptureHost {
                     .call_handle(&mut store, request, out)
                     .await
             };
-            tokio::time::timeout(deadline, run)
+            let result = tokio::time::timeout(deadline, run)
                 .await
-                .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(deadline))))
+                .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(deadline))));
+            // Told before `store` is dropped: dropping it ends the body's channel, and the
+            // body must know by then whether that end is the guest's.
+            let _ = returned.send(result.is_ok());
+            result
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                let length = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|length| length.to_str().ok()?.parse().ok());
+                Ok(response.map(|body| Whole::guard(body, length, handler_returned)))
+            }
             Ok(Err(error)) => bail!("the capture component answered with an error: {error:?}"),
             Err(_) => match task.await {
                 Ok(Ok(())) => bail!("the capture component never set a response"),
@@ -174,6 +186,87 @@ impl CaptureHost {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
     ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>> {
         Box::pin(async move { self.capture(request, SelfRequests::Denied).await })
+    }
+}
+
+/// A guest's response body that ends cleanly only if the guest's answer is whole.
+/// wasmtime-wasi-http ends a response body cleanly when the instance writing it goes away
+/// (a trap, a deadline), so a cut answer would pass for complete: a `200` with half a
+/// list. This one fails instead when fewer bytes came than its `Content-Length` said or,
+/// with no stated length, when the handler did not return; a server then aborts the
+/// connection and the Lambda bridge answers `500`. (A handler that returns without
+/// finishing a body of no stated length is not told apart from one that finished it:
+/// wasmtime-wasi-http ends both alike.)
+struct Whole {
+    body: HyperOutgoingBody,
+    /// Whether the handler returned, once it has ended; taken when the body ends.
+    handler_returned: Option<tokio::sync::oneshot::Receiver<bool>>,
+    length: Option<u64>,
+    sent: u64,
+}
+
+impl Whole {
+    fn guard(
+        body: HyperOutgoingBody,
+        length: Option<u64>,
+        handler_returned: tokio::sync::oneshot::Receiver<bool>,
+    ) -> HyperOutgoingBody {
+        Whole {
+            body,
+            handler_returned: Some(handler_returned),
+            length,
+            sent: 0,
+        }
+        .boxed_unsync()
+    }
+}
+
+impl http_body::Body for Whole {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(error)) => {
+                tracing::error!(sent = this.sent, %error, "the capture component's answer failed");
+                Poll::Ready(Some(Err(error)))
+            }
+            None => {
+                let whole = match this.length {
+                    Some(length) => this.sent == length,
+                    // Without a stated length, only the handler's return vouches for the
+                    // end; one that died (or a host task that did) never says so.
+                    None => match this.handler_returned.as_mut() {
+                        Some(handler) => {
+                            let returned = ready!(Pin::new(handler).poll(cx)).unwrap_or(false);
+                            this.handler_returned = None;
+                            returned
+                        }
+                        None => return Poll::Ready(None),
+                    },
+                };
+                if whole {
+                    Poll::Ready(None)
+                } else {
+                    tracing::error!(
+                        sent = this.sent,
+                        length = this.length,
+                        "the capture component's answer broke off before its end"
+                    );
+                    Poll::Ready(Some(Err(BodyError::HttpResponseIncomplete)))
+                }
+            }
+        }
     }
 }
 

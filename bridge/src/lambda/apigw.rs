@@ -6,6 +6,7 @@ use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
+use inbox_core::Problem;
 use serde_json::{Value, json};
 
 /// The HTTP request an API Gateway HTTP API (payload v2) event describes.
@@ -38,11 +39,11 @@ pub fn request_of(
 }
 
 /// The capture component's answer as API Gateway's response: text bodies as they are,
-/// others in base64.
-pub async fn answer<B>(response: http::Response<B>) -> Value
+/// others in base64. An answer whose body broke off is a `500` (the host logged why): a
+/// cut body is never passed off as the whole answer. Its status, and the response.
+pub async fn answer<B>(response: http::Response<B>) -> (u16, Value)
 where
     B: http_body::Body,
-    B::Error: std::fmt::Debug,
 {
     let status = response.status().as_u16();
     let headers: serde_json::Map<String, Value> = response
@@ -50,16 +51,27 @@ where
         .iter()
         .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
         .collect();
-    let body = match response.into_body().collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            tracing::error!(?error, "the capture component's answer broke off");
-            return json!({ "statusCode": 500, "body": "" });
+    match response.into_body().collect().await {
+        Ok(body) => (status, response_of(status, headers, &body.to_bytes())),
+        Err(_) => {
+            let problem = Problem::new(
+                500,
+                "Internal Server Error",
+                "the answer broke off before its end",
+            );
+            let headers = [("content-type".to_owned(), json!(Problem::CONTENT_TYPE))];
+            (
+                500,
+                response_of(500, headers.into_iter().collect(), &problem.to_json()),
+            )
         }
-    };
-    let (body, encoded) = match std::str::from_utf8(&body) {
+    }
+}
+
+fn response_of(status: u16, headers: serde_json::Map<String, Value>, body: &[u8]) -> Value {
+    let (body, encoded) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
-        Err(_) => (STANDARD.encode(&body), true),
+        Err(_) => (STANDARD.encode(body), true),
     };
     json!({
         "statusCode": status,

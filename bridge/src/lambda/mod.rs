@@ -226,10 +226,11 @@ impl Handler {
             tracing::error!(error = format!("{error:#}"), "request failed");
             internal_error()
         });
-        if let Some(event) = metrics::of_delivery(&method, &path, response.status().as_u16()) {
+        let (status, answer) = apigw::answer(response).await;
+        if let Some(event) = metrics::of_delivery(&method, &path, status) {
             self.metrics.record(&event);
         }
-        apigw::answer(response).await
+        answer
     }
 
     /// DynamoDB Stream records; a record that hits an infrastructure error is reported by
