@@ -1,11 +1,15 @@
-//! The DynamoDB store against moto in server mode: the capture transaction, duplicates
-//! (also concurrent), compare-and-swap conflicts, lease expiry, dead letters, TTL and the
-//! item size limit. Each test has its own table.
+//! The DynamoDB store against moto in server mode: the capture transaction, duplicates,
+//! compare-and-swap conflicts, lease expiry, dead letters, TTL and the item size limit.
+//! Each test has its own table.
+//!
+//! Nothing here races transactions: moto's are not isolated from each other (see
+//! [`a_replayed_body_is_the_duplicate_of_the_first_webhook`]), and two captures of one
+//! webhook at once could both be refused, or the winner's items be undone by the loser's
+//! rollback. DynamoDB's are serializable; races are tested on the SQLite stores.
 
 mod moto;
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -110,34 +114,6 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
     );
     assert_eq!(items(&client, &store, &original.id).await.len(), 2);
     assert_eq!(store.webhook(&original.id).await.unwrap(), Some(original));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_captures_of_one_webhook_store_it_once() {
-    let (store, client) = store().await;
-    let store = Arc::new(store);
-    let delivery = webhook("evt_race", br#"{"id":"evt_race"}"#.to_vec());
-    let mut racers = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (store, delivery) = (store.clone(), delivery.clone());
-        racers.spawn(async move { store.capture(delivery.clone(), false).await });
-    }
-    let mut stored = 0;
-    let mut duplicates = 0;
-    while let Some(result) = racers.join_next().await {
-        match result.unwrap().unwrap() {
-            Captured::Stored(_) => stored += 1,
-            Captured::Duplicate { id, status } => {
-                assert_eq!(
-                    (id.as_str(), status.state),
-                    (delivery.id.as_str(), State::Received)
-                );
-                duplicates += 1;
-            }
-        }
-    }
-    assert_eq!((stored, duplicates), (1, 7));
-    assert_eq!(items(&client, &store, &delivery.id).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -361,33 +337,36 @@ async fn list_shows_the_newest_first_and_filters_by_state_a_page_at_a_time() {
     assert_eq!(page.next, None);
 }
 
+/// The same body under other delivery ids (new webhook ids) is the duplicate of the first
+/// webhook, and nothing is written under a replay's id.
+///
+/// The replays go one after another. moto's TransactWriteItems is not isolated: it
+/// deep-copies the table, applies the items one by one and, when one is refused, puts the
+/// copy back, with no lock between requests; so a transaction racing a refused one can
+/// copy its half-applied items and put them back when it is refused in turn (eight
+/// racing, all-refused transactions sent with boto3 left a replay's WEBHOOK and STATUS
+/// items in one table of twenty). DynamoDB's transactions are serializable, so every
+/// race ends as some order of these: each item of the plan is put under
+/// `attribute_not_exists(PK)` in one transaction (`inbox_core::item::dynamodb`'s tests).
+/// Racing replays are tested where the store isolates them: the SQLite stores
+/// (`bridge/stores/src/sqlite.rs`, `tests/providers.rs`).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_replayed_body_is_the_duplicate_of_the_first_webhook_even_when_replays_race() {
+async fn a_replayed_body_is_the_duplicate_of_the_first_webhook() {
     let (store, client) = store().await;
-    let store = Arc::new(store);
     let body = br#"{"action":"opened","issue":{"number":7}}"#.to_vec();
     let first = webhook("delivery-1", body.clone());
     assert!(matches!(
         store.capture(first.clone(), true).await.unwrap(),
         Captured::Stored(_)
     ));
-    // The same body under other delivery ids (new webhook ids): none is stored.
-    let mut racers = tokio::task::JoinSet::new();
-    for n in 2..10 {
-        let (store, replay) = (
-            store.clone(),
-            webhook(&format!("delivery-{n}"), body.clone()),
-        );
-        racers.spawn(async move { (replay.id.clone(), store.capture(replay.clone(), true).await) });
-    }
-    while let Some(raced) = racers.join_next().await {
-        let (replay_id, captured) = raced.unwrap();
-        match captured.unwrap() {
+    for n in 2..5 {
+        let replay = webhook(&format!("delivery-{n}"), body.clone());
+        match store.capture(replay.clone(), true).await.unwrap() {
             Captured::Duplicate { id, .. } => assert_eq!(id, first.id),
             stored => panic!("a replay was stored: {stored:?}"),
         }
-        assert!(items(&client, &store, &replay_id).await.is_empty());
-        assert_eq!(store.status(&replay_id).await.unwrap(), None);
+        assert!(items(&client, &store, &replay.id).await.is_empty());
+        assert_eq!(store.status(&replay.id).await.unwrap(), None);
     }
     // The digest lives under its own key, as long as the webhook.
     let pk = inbox_core::item::body_pk(&first.origin, &body);

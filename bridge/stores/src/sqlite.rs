@@ -531,6 +531,38 @@ mod tests {
         );
     }
 
+    /// The replay guard's race, none stored before: of eight deliveries of one body under
+    /// distinct ids at once, one is stored and the others are its duplicates.
+    #[tokio::test]
+    async fn racing_replays_of_one_body_store_it_once() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let (store, replay) = (store.clone(), webhook(&format!("delivery-{n}")));
+                tokio::spawn(async move {
+                    let id = replay.id.clone();
+                    (id, store.capture(replay, true).await.unwrap())
+                })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        let mut duplicates = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (id, Captured::Stored(_)) => stored.push(id),
+                (id, Captured::Duplicate { id: first, .. }) => duplicates.push((id, first)),
+            }
+        }
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        for (id, first) in duplicates {
+            assert_eq!(first, stored[0]);
+            assert_eq!(store.status(&id).await.unwrap(), None);
+        }
+        let listed = store.list(&Query::default()).await.unwrap().webhooks;
+        assert_eq!(listed.len(), 1);
+    }
+
     #[tokio::test]
     async fn status_changes_are_compare_and_swap() {
         let (_dir, store) = open();
