@@ -2,10 +2,9 @@
 //! compare-and-swap conflicts, lease expiry, dead letters, TTL and the item size limit.
 //! Each test has its own table.
 //!
-//! Nothing here races transactions: moto's are not isolated from each other (see
-//! [`a_replayed_body_is_the_duplicate_of_the_first_webhook`]), and two captures of one
-//! webhook at once could both be refused, or the winner's items be undone by the loser's
-//! rollback. DynamoDB's are serializable; races are tested on the SQLite stores.
+//! No two transactions race here: moto's are not isolated (each copies the table and puts
+//! the copy back when refused, with no lock), so a racing one's items can be left behind
+//! or undone. DynamoDB's are serializable; races are tested on the SQLite stores.
 
 mod moto;
 mod support;
@@ -338,18 +337,8 @@ async fn list_shows_the_newest_first_and_filters_by_state_a_page_at_a_time() {
 }
 
 /// The same body under other delivery ids (new webhook ids) is the duplicate of the first
-/// webhook, and nothing is written under a replay's id.
-///
-/// The replays go one after another. moto's TransactWriteItems is not isolated: it
-/// deep-copies the table, applies the items one by one and, when one is refused, puts the
-/// copy back, with no lock between requests; so a transaction racing a refused one can
-/// copy its half-applied items and put them back when it is refused in turn (eight
-/// racing, all-refused transactions sent with boto3 left a replay's WEBHOOK and STATUS
-/// items in one table of twenty). DynamoDB's transactions are serializable, so every
-/// race ends as some order of these: each item of the plan is put under
-/// `attribute_not_exists(PK)` in one transaction (`inbox_core::item::dynamodb`'s tests).
-/// Racing replays are tested where the store isolates them: the SQLite stores
-/// (`bridge/stores/src/sqlite.rs`, `tests/providers.rs`).
+/// webhook, and nothing is written under a replay's id; one replay after another (see the
+/// module's note on races).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replayed_body_is_the_duplicate_of_the_first_webhook() {
     let (store, client) = store().await;

@@ -197,6 +197,8 @@ async fn answer(
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
     let response = respond(capture, requests, limits, request, &method, &path).await;
+    // Counted by its head: an answer that breaks off after it is aborted, and logged, by
+    // the capture host.
     let status = response.status().as_u16();
     if let Some(event) = metrics::of_delivery(method.as_str(), &path, status) {
         metrics.record(&event);

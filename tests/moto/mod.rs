@@ -585,9 +585,8 @@ impl LambdaFunction {
         let base_url = format!("http://127.0.0.1:{port}");
         let log = dir.path().join("function.log");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        // Its start (compiling a component the code cache does not hold yet: a JavaScript
-        // processor takes 9 s on a quiet machine of this kind, 18 s beside a CPU load) is
-        // waited for by the first invocation, within the harness's wait for an answer.
+        // Its start (compiling a component the code cache lacks, which can take tens of
+        // seconds) is waited for by the first invocation.
         let function = spawn_function(&base_url, &args, env, &log);
         LambdaFunction {
             base_url,

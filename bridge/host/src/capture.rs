@@ -191,18 +191,19 @@ impl CaptureHost {
 
 /// A guest's response body that ends cleanly only if the guest's answer is whole.
 /// wasmtime-wasi-http ends a response body cleanly when the instance writing it goes away
-/// (a trap, a deadline), so a cut answer would pass for complete: a `200` with half a
-/// list. This one fails instead when fewer bytes came than its `Content-Length` said or,
-/// with no stated length, when the handler did not return; a server then aborts the
-/// connection and the Lambda bridge answers `500`. (A handler that returns without
-/// finishing a body of no stated length is not told apart from one that finished it:
-/// wasmtime-wasi-http ends both alike.)
+/// (a trap, a deadline) before finishing it, so a cut answer would pass for complete: a
+/// `200` with half a list. This one fails instead when fewer bytes came than its
+/// `Content-Length` said or, with no stated length, when the handler did not return (so
+/// such a body ends only once the handler has). A server then aborts the connection and
+/// the Lambda bridge answers `500`. (A body the guest drops unfinished is aborted by
+/// wasmtime-wasi-http itself; one it leaks past a normal return cannot be told apart.)
 struct Whole {
     body: HyperOutgoingBody,
-    /// Whether the handler returned, once it has ended; taken when the body ends.
-    handler_returned: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// Whether the handler returned, once it has ended.
+    handler_returned: tokio::sync::oneshot::Receiver<bool>,
     length: Option<u64>,
     sent: u64,
+    ended: bool,
 }
 
 impl Whole {
@@ -213,9 +214,10 @@ impl Whole {
     ) -> HyperOutgoingBody {
         Whole {
             body,
-            handler_returned: Some(handler_returned),
+            handler_returned,
             length,
             sent: 0,
+            ended: false,
         }
         .boxed_unsync()
     }
@@ -230,41 +232,41 @@ impl http_body::Body for Whole {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let outcome = match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
                 }
-                Poll::Ready(Some(Ok(frame)))
+                return Poll::Ready(Some(Ok(frame)));
             }
-            Some(Err(error)) => {
-                tracing::error!(sent = this.sent, %error, "the capture component's answer failed");
-                Poll::Ready(Some(Err(error)))
-            }
+            Some(Err(error)) => Err(error.to_string()),
             None => {
                 let whole = match this.length {
                     Some(length) => this.sent == length,
-                    // Without a stated length, only the handler's return vouches for the
-                    // end; one that died (or a host task that did) never says so.
-                    None => match this.handler_returned.as_mut() {
-                        Some(handler) => {
-                            let returned = ready!(Pin::new(handler).poll(cx)).unwrap_or(false);
-                            this.handler_returned = None;
-                            returned
-                        }
-                        None => return Poll::Ready(None),
-                    },
+                    // A handler that died (or a host task that did) never says it returned.
+                    None => ready!(Pin::new(&mut this.handler_returned).poll(cx)).unwrap_or(false),
                 };
                 if whole {
-                    Poll::Ready(None)
+                    Ok(())
                 } else {
-                    tracing::error!(
-                        sent = this.sent,
-                        length = this.length,
-                        "the capture component's answer broke off before its end"
-                    );
-                    Poll::Ready(Some(Err(BodyError::HttpResponseIncomplete)))
+                    Err("it broke off before its end".to_owned())
                 }
+            }
+        };
+        this.ended = true;
+        match outcome {
+            Ok(()) => Poll::Ready(None),
+            Err(error) => {
+                tracing::error!(
+                    sent = this.sent,
+                    length = this.length,
+                    error,
+                    "the capture component's answer failed"
+                );
+                Poll::Ready(Some(Err(BodyError::HttpResponseIncomplete)))
             }
         }
     }

@@ -40,7 +40,8 @@ pub fn request_of(
 
 /// The capture component's answer as API Gateway's response: text bodies as they are,
 /// others in base64. An answer whose body broke off is a `500` (the host logged why): a
-/// cut body is never passed off as the whole answer. Its status, and the response.
+/// cut body is never passed off as the whole answer. Returns the status answered with the
+/// response.
 pub async fn answer<B>(response: http::Response<B>) -> (u16, Value)
 where
     B: http_body::Body,

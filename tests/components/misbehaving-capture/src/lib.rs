@@ -3,7 +3,7 @@
 //! - `/cut/{framing}/{ending}`: answers `200` with a head announcing a 512 KiB JSON body
 //!   (`framing` `length`: with its `Content-Length`; `chunked`: without), writes half of it,
 //!   then ends as `ending` says: `trap` panics, `loop` spins until the host's deadline,
-//!   `unfinished` returns without finishing the body.
+//!   `unfinished` drops the body unfinished, `leaked` leaks it and returns.
 //! - `/whole/{framing}`: the same answer, written whole and finished.
 //! - `/stall`: spins until the host's deadline without reading the request or answering.
 
@@ -69,6 +69,7 @@ fn answer(out: ResponseOutparam, with_length: bool, ending: Option<&str>) {
         None => OutgoingBody::finish(outgoing, None).expect("the whole body was written"),
         Some("trap") => panic!("misbehaving capture: trapping mid-body on purpose"),
         Some("loop") => spin(),
+        Some("leaked") => std::mem::forget(outgoing),
         Some(_) => drop(outgoing),
     }
 }
