@@ -97,13 +97,18 @@ fn expected_body() -> Vec<u8> {
     body
 }
 
-#[test]
-fn inbox_serve_aborts_an_answer_that_breaks_off_and_never_ends_it_cleanly() {
+/// `inbox serve` with the misbehaving capture component.
+fn misbehaving_inbox() -> Inbox {
     let capture = component("misbehaving_capture");
-    let inbox = Inbox::start(&[
+    Inbox::start(&[
         ("INBOX_CAPTURE_WASM", capture.to_str().unwrap()),
         ("INBOX_CAPTURE_TIMEOUT_MS", DEADLINE_MS),
-    ]);
+    ])
+}
+
+#[test]
+fn inbox_serve_aborts_an_answer_that_breaks_off_and_never_ends_it_cleanly() {
+    let inbox = misbehaving_inbox();
     let get = |path: &str| {
         let request = support::http("GET", path, &[], b"");
         support::send_raw(&inbox.url, &request).unwrap()
@@ -140,11 +145,7 @@ fn inbox_serve_aborts_an_answer_that_breaks_off_and_never_ends_it_cleanly() {
 /// 503 to retry, not a 408 for a body that did not come.
 #[test]
 fn inbox_serve_answers_503_when_capture_runs_out_of_time_on_a_request_without_a_body() {
-    let capture = component("misbehaving_capture");
-    let inbox = Inbox::start(&[
-        ("INBOX_CAPTURE_WASM", capture.to_str().unwrap()),
-        ("INBOX_CAPTURE_TIMEOUT_MS", DEADLINE_MS),
-    ]);
+    let inbox = misbehaving_inbox();
     let request = support::http("GET", "/stall", &[], b"");
     let (status, _) = support::send_raw(&inbox.url, &request).unwrap();
     assert_eq!(status, 503, "{}", inbox.log());
