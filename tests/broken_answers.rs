@@ -32,13 +32,13 @@ const CUT: [&str; 7] = [
 /// The same answers, whole.
 const WHOLE: [&str; 2] = ["/whole/length", "/whole/chunked"];
 
-/// A response's status and, if it arrived whole by its own framing (`Content-Length` or
-/// chunked), its body; else why not.
-fn framed(response: &[u8]) -> (u16, Result<Vec<u8>, String>) {
+/// A response's status and body if it arrived whole by its own framing (`Content-Length`
+/// or chunked); else how it fell short.
+fn framed(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let end = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
+        .ok_or_else(|| format!("cut within its head, after {} bytes", response.len()))?;
     let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let body = &response[end + 4..];
@@ -60,7 +60,7 @@ fn framed(response: &[u8]) -> (u16, Result<Vec<u8>, String>) {
     } else {
         Err("neither a length nor chunks: ended by the connection's close".to_owned())
     };
-    (status, whole)
+    Ok((status, whole?))
 }
 
 /// A chunked body, if it ends with its last chunk.
@@ -111,26 +111,31 @@ fn inbox_serve_aborts_an_answer_that_breaks_off_and_never_ends_it_cleanly() {
     let inbox = misbehaving_inbox();
     let get = |path: &str| {
         let request = support::http("GET", path, &[], b"");
-        support::send_raw(&inbox.url, &request).unwrap()
+        support::exchange(&inbox.url, &request).unwrap()
     };
     for path in CUT {
-        let (_, response) = get(path);
-        let (status, whole) = framed(response.as_bytes());
-        assert_eq!(
-            status, 200,
-            "{path}: the head went out before the body broke off"
-        );
+        // Whether the head and the first half of the body left before the abort is a race
+        // with hyper's write buffer; either way the answer must not end as complete.
+        let response = get(path);
         assert!(
-            whole.is_err(),
+            framed(&response).is_err(),
             "{path}: a cut answer ended as if complete\n{}",
             inbox.log()
         );
+        if response.starts_with(b"HTTP/1.1 ") {
+            assert!(
+                response.starts_with(b"HTTP/1.1 200 "),
+                "{path}: the head, if any, is the component's"
+            );
+        }
     }
     for path in WHOLE {
-        let (_, response) = get(path);
-        let (status, whole) = framed(response.as_bytes());
-        assert_eq!(status, 200, "{path}");
-        assert_eq!(whole.as_deref(), Ok(expected_body().as_slice()), "{path}");
+        let answer = framed(&get(path));
+        assert!(
+            matches!(&answer, Ok((200, body)) if *body == expected_body()),
+            "{path}: {:?}",
+            answer.map(|(status, body)| (status, body.len()))
+        );
     }
     assert!(
         inbox

@@ -325,6 +325,18 @@ const NO_ANSWER_AFTER: Duration = Duration::from_secs(300);
 /// written on its own thread, so a server that answers before reading it all (a 413) is
 /// still heard.
 pub fn send_raw(url: &str, request: &[u8]) -> Result<(u16, String), String> {
+    let text = String::from_utf8_lossy(&exchange(url, request)?).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no HTTP response: {:?}", &text[..text.len().min(200)]))?;
+    Ok((code, text))
+}
+
+/// Sends raw bytes and returns every byte that came back before the connection ended,
+/// however it ended: nothing at all when the server aborted it before answering.
+pub fn exchange(url: &str, request: &[u8]) -> Result<Vec<u8>, String> {
     let address = url.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(NO_ANSWER_AFTER)).unwrap();
@@ -336,13 +348,7 @@ pub fn send_raw(url: &str, request: &[u8]) -> Result<(u16, String), String> {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let _ = writing.join();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP response: {:?}", &text[..text.len().min(200)]))?;
-    Ok((code, text))
+    Ok(response)
 }
 
 /// A BigCommerce delivery of `body`, signed with the test secret, as raw HTTP.
