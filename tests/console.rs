@@ -130,7 +130,7 @@ async fn an_operator_recovers_a_bad_morning_in_the_console() {
         }
     }
 
-    let dead: Vec<StatusView> = inbox_bridge::operator::every(
+    let dead: Vec<StatusView> = inbox_bridge::pager::every(
         &store,
         inbox_core::listing::Query {
             state: Some(inbox_core::State::OperatorRequired),

@@ -702,9 +702,9 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
     );
     take(&aws, &held_id, 600_000).await;
     let held = aws.store.webhook(&held_id).await.unwrap().unwrap();
-    let stale = inbox_bridge::lambda::sqs::Message::new(&held, Some("stale".into()));
+    let stale = inbox_bridge::aws::sqs::Message::new(&held, Some("stale".into()));
     moto::send(&aws.sqs, &aws.queues.dead_url, &stale.encode()).await;
-    let notice = inbox_bridge::lambda::sqs::Message::new(&held, None);
+    let notice = inbox_bridge::aws::sqs::Message::new(&held, None);
     moto::send(&aws.sqs, &aws.queues.dead_url, &notice.encode()).await;
     moto::send(&aws.sqs, &aws.queues.dead_url, "not a message").await;
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use inbox_bridge::attempt::Processor;
 use inbox_bridge::metrics::NoMetrics;
-use inbox_bridge::serve::{self, Capture, HttpLimits, RequestBody};
+use inbox_bridge::serve::{self, Handler, HttpLimits, RequestBody};
 use inbox_bridge::settings::Settings;
 use inbox_bridge::worker;
 use inbox_core::capture::{self, Route};
@@ -36,7 +36,7 @@ struct NativeCapture {
     store: Arc<dyn WebhookStore>,
 }
 
-impl Capture for NativeCapture {
+impl Handler for NativeCapture {
     fn handle(
         self: Arc<Self>,
         request: http::Request<RequestBody>,

@@ -4,17 +4,25 @@
 //!
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
-//! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers and the AWS event sources;
-//! - [`metrics`]: what operators graph, for Prometheus and CloudWatch;
-//! - [`operator`]: the operator's commands ([`tail`] follows the store), [`terminal`]
+//! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers; [`aws`]: the failed and
+//!   dead queues and the table's stream, for Lambda and the operator alike;
+//! - [`metrics`]: what operators graph, for Prometheus and CloudWatch ([`metrics_page`]
+//!   serves it);
+//! - [`operator`]: the operator's commands ([`tail`] follows the store, [`pager`] reads
+//!   lists longer than a page), [`terminal`]
 //!   what they print;
-//!   [`conformance`]: `inbox check-processor`.
+//!   [`conformance`]: `inbox check-processor`;
+//! - [`cli`]: the command line, one file per command.
 
 pub mod attempt;
+pub mod aws;
+pub mod cli;
 pub mod conformance;
 pub mod lambda;
 pub mod metrics;
+pub mod metrics_page;
 pub mod operator;
+pub mod pager;
 pub mod serve;
 pub mod settings;
 pub mod tail;

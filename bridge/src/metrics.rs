@@ -6,13 +6,9 @@
 //! the Lambda functions write each as a line in CloudWatch's embedded metric format
 //! ([`Emf`]), which CloudWatch turns into metrics from the logs, with no call to make.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use inbox_core::State;
 use inbox_core::capture::WEBHOOKS_PATH;
 use inbox_core::listing::Filter;
@@ -268,61 +264,8 @@ impl Prometheus {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` completes: a listener of its own, so
-/// the metrics can be bound to a private interface whatever the capture endpoint faces.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Prometheus>,
-    store: Arc<dyn WebhookStore>,
-    stop: impl std::future::Future<Output = ()>,
-) -> Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
-    tokio::pin!(stop);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = crate::serve::accept(&listener) => accepted,
-            () = &mut stop => return Ok(()),
-        };
-        let (metrics, store) = (metrics.clone(), store.clone());
-        let service = hyper::service::service_fn(move |request: http::Request<_>| {
-            let (metrics, store) = (metrics.clone(), store.clone());
-            async move {
-                let response = if request.uri().path() != "/metrics" {
-                    text_response(404, "text/plain", "metrics are at /metrics\n".into())
-                } else {
-                    match metrics.scrape(store.as_ref()).await {
-                        Ok(text) => text_response(200, OPENMETRICS, text),
-                        Err(error) => {
-                            tracing::error!(
-                                error = format!("{error:#}"),
-                                "cannot read the backlog"
-                            );
-                            text_response(503, "text/plain", "the store cannot be read\n".into())
-                        }
-                    }
-                };
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "metrics connection ended with an error");
-            }
-        });
-    }
-}
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-fn text_response(status: u16, content_type: &str, body: String) -> http::Response<Full<Bytes>> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
-}
+/// The media type of [`Prometheus::scrape`]'s text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The metrics of the Lambda functions: each event one line of CloudWatch's embedded
 /// metric format on stdout, which Lambda sends to CloudWatch Logs and CloudWatch reads

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use inbox_core::State;
-use inbox_core::listing::{MAX_LIMIT, Query};
+use inbox_core::listing::Query;
 use inbox_core::model::{Details, StatusView};
 
 use inbox_core::clock::now_ms;
 use inbox_stores::{StoreError, WebhookStore};
 
-use crate::lambda::sqs::{DeadNotice, Queues};
-use crate::lambda::stream::{self, BatchInfo, ReadBack};
-use crate::terminal;
+use crate::aws::sqs::{DeadNotice, Queues};
+use crate::aws::stream::{self, BatchInfo, ReadBack};
+use crate::{pager, terminal};
 
 pub async fn details_of(store: &dyn WebhookStore, id: &str) -> Result<Details> {
     match store.details(id).await? {
@@ -26,30 +26,6 @@ pub async fn details_of(store: &dyn WebhookStore, id: &str) -> Result<Details> {
 
 pub async fn view_of(store: &dyn WebhookStore, id: &str) -> Result<StatusView> {
     Ok(details_of(store, id).await?.view)
-}
-
-/// Every webhook `query` asks for, a page at a time from its cursor.
-pub async fn every(store: &dyn WebhookStore, query: Query) -> Result<Vec<StatusView>> {
-    first(store, query, usize::MAX).await
-}
-
-/// The first `limit` webhooks `query` asks for, as many pages as that takes.
-pub async fn first(
-    store: &dyn WebhookStore,
-    mut query: Query,
-    limit: usize,
-) -> Result<Vec<StatusView>> {
-    let mut all = Vec::new();
-    while all.len() < limit {
-        query.limit = (limit - all.len()).min(MAX_LIMIT as usize) as u32;
-        let page = store.list(&query).await?;
-        all.extend(page.webhooks);
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => break,
-        }
-    }
-    Ok(all)
 }
 
 pub async fn replay(store: &dyn WebhookStore, id: &str) -> Result<StatusView> {
@@ -80,7 +56,7 @@ pub async fn replay_all_dead(
         state: Some(State::OperatorRequired),
         ..Query::default()
     };
-    let ids: Vec<String> = every(store, dead)
+    let ids: Vec<String> = pager::every(store, dead)
         .await?
         .into_iter()
         .map(|view| view.id)

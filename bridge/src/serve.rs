@@ -96,7 +96,7 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 /// Serves connections on `listener` until `stop` completes; then stops accepting and lets
 /// the open connections finish their requests (for at most `grace`).
 pub async fn serve(
-    capture: Arc<dyn Capture>,
+    handler: Arc<dyn Handler>,
     listener: tokio::net::TcpListener,
     limits: HttpLimits,
     metrics: Arc<dyn Metrics>,
@@ -117,22 +117,22 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (capture, requests, limits_for_requests, metrics) = (
-            capture.clone(),
+        let (handler, requests, limits_for_requests, metrics) = (
+            handler.clone(),
             requests.clone(),
             limits.clone(),
             metrics.clone(),
         );
         let service = hyper::service::service_fn(move |request: http::Request<_>| {
-            let (capture, requests, limits, metrics) = (
-                capture.clone(),
+            let (handler, requests, limits, metrics) = (
+                handler.clone(),
                 requests.clone(),
                 limits_for_requests.clone(),
                 metrics.clone(),
             );
             async move {
                 Ok::<_, std::convert::Infallible>(
-                    answer(&capture, &requests, &limits, metrics.as_ref(), request).await,
+                    answer(&handler, &requests, &limits, metrics.as_ref(), request).await,
                 )
             }
         });
@@ -185,9 +185,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
-/// One request through the capture component, within the limits, counted and logged.
+/// One request through the handler, within the limits, counted and logged.
 async fn answer(
-    capture: &Arc<dyn Capture>,
+    handler: &Arc<dyn Handler>,
     requests: &Arc<Semaphore>,
     limits: &HttpLimits,
     metrics: &dyn Metrics,
@@ -196,7 +196,7 @@ async fn answer(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let response = respond(capture, requests, limits, request, &method, &path).await;
+    let response = respond(handler, requests, limits, request, &method, &path).await;
     // Counted by its head: an answer that breaks off after it is aborted, and logged, by
     // the capture host.
     let status = response.status().as_u16();
@@ -208,7 +208,7 @@ async fn answer(
 }
 
 async fn respond(
-    capture: &Arc<dyn Capture>,
+    handler: &Arc<dyn Handler>,
     requests: &Arc<Semaphore>,
     limits: &HttpLimits,
     request: http::Request<hyper::body::Incoming>,
@@ -230,7 +230,7 @@ async fn respond(
         complete: complete.clone(),
         timed_out: timed_out.clone(),
     });
-    match capture.clone().handle(request).await {
+    match handler.clone().handle(request).await {
         _ if timed_out.load(Ordering::Relaxed) => body_too_slow(limits.body_timeout),
         Ok(response) => response,
         Err(error) if ran_out_of_time(&error) && !complete.load(Ordering::Relaxed) => {
@@ -264,15 +264,16 @@ fn body_too_slow(deadline: Duration) -> http::Response<HyperOutgoingBody> {
 pub type RequestBody = TimedBody<hyper::body::Incoming>;
 
 /// What answers each request: the capture component (or, as the benchmarks' baseline, the
-/// same capture logic compiled natively: `bridge/examples/native_inbox.rs`).
-pub trait Capture: Send + Sync + 'static {
+/// same capture logic compiled natively: `bridge/examples/native_inbox.rs`), or the
+/// metrics page (`crate::metrics_page`).
+pub trait Handler: Send + Sync + 'static {
     fn handle(
         self: Arc<Self>,
         request: http::Request<RequestBody>,
     ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>>;
 }
 
-impl Capture for CaptureHost {
+impl Handler for CaptureHost {
     fn handle(
         self: Arc<Self>,
         request: http::Request<RequestBody>,

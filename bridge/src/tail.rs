@@ -13,7 +13,7 @@ use inbox_core::model::StatusView;
 use inbox_stores::WebhookStore;
 use serde::Serialize;
 
-use crate::operator;
+use crate::pager;
 
 /// Something that happened to a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,7 +83,7 @@ impl Tail {
                 state: Some(state),
                 ..Query::default()
             };
-            for view in operator::every(store, query).await? {
+            for view in pager::every(store, query).await? {
                 tail.following.insert(view.id.clone(), view);
             }
         }

@@ -36,7 +36,7 @@ fn instantiate(c: &mut Criterion) {
     let pooled = engine::new(CodeCache::OnDisk).unwrap();
     for (allocator, engine) in [("pooled", pooled), ("on demand", on_demand)] {
         let mut linker = engine::linker(&engine).unwrap();
-        engine::add_inbox_store(&mut linker).unwrap();
+        inbox_host::store::add_to_linker(&mut linker).unwrap();
         for name in ["inbox_capture", "inbox_processor"] {
             let compiled = engine::compile(&engine, &component(name)).unwrap();
             let pre = linker.instantiate_pre(&compiled.component).unwrap();

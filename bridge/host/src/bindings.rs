@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
     with: {
-        "spin:sqlite/sqlite.connection": crate::state::SqliteConnection,
+        "spin:sqlite/sqlite.connection": crate::sqlite_connection::SqliteConnection,
     },
 });
 

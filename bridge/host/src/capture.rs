@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use inbox_core::scope::Reader;
 use inbox_stores::WebhookStore;
+use inbox_stores::pool::ConnectionPool;
 use wasmtime::Engine;
 pub use wasmtime_wasi_http::Error as BodyError;
 use wasmtime_wasi_http::WasiHttpView;
@@ -23,9 +24,8 @@ pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
 use crate::outgoing::SelfApp;
-use crate::spin_sqlite::SqlitePool;
 use crate::state::HostState;
-use crate::{compose, config};
+use crate::{compose, config, spin_sqlite, store};
 
 pub struct CaptureHost {
     engine: Engine,
@@ -35,7 +35,7 @@ pub struct CaptureHost {
     store_config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn WebhookStore>,
     /// Spin's default database, when capture stores through a store component.
-    sqlite: Option<Arc<SqlitePool>>,
+    sqlite: Option<Arc<ConnectionPool>>,
     deadline: Duration,
     max_memory_bytes: usize,
 }
@@ -78,9 +78,9 @@ impl CaptureHost {
             }
         };
         let mut linker = engine::linker(engine)?;
-        engine::add_inbox_store(&mut linker)?;
+        store::add_to_linker(&mut linker)?;
         if store_component.is_some() {
-            engine::add_spin_sqlite(&mut linker)?;
+            spin_sqlite::add_to_linker(&mut linker)?;
             config::add_store_config(&mut linker)?;
         }
         let pre = linker
@@ -94,7 +94,8 @@ impl CaptureHost {
             config: Arc::new(Reader::Capture.visible(&config)),
             store_config: Arc::new(Reader::Store.visible(&config)),
             store,
-            sqlite: store_component.map(|with| Arc::new(SqlitePool::new(with.sqlite.clone()))),
+            sqlite: store_component
+                .map(|with| Arc::new(ConnectionPool::new(&with.sqlite, spin_sqlite::MAX_IDLE))),
             deadline: limits.capture_deadline,
             max_memory_bytes: limits.max_memory_bytes,
         }))

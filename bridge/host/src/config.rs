@@ -5,7 +5,7 @@
 //! (`crate::compose::STORE_CONFIG`).
 
 use anyhow::Result;
-use wasmtime::component::Linker;
+use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::wasi::config::store as config;
 use crate::compose::STORE_CONFIG;
@@ -23,6 +23,12 @@ impl config::Host for HostState {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
+}
+
+/// Adds `wasi:config/store`, which every component is linked with.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    config::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)?;
+    Ok(())
 }
 
 /// Serves the store-config import of a composition (`crate::compose`): the same interface

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
 
-use crate::bindings::{spin, wasi, webhooks};
+use crate::engine_config;
 use crate::precompiled;
 use crate::state::HostState;
 
@@ -33,60 +33,9 @@ pub enum CodeCache {
     Off,
 }
 
-/// What every engine is made with: deadlines by epoch interruption. A precompiled
-/// component must have been compiled with the same settings (wasmtime refuses it
-/// otherwise), so `inbox compile` starts from these too.
-pub(crate) fn config() -> wasmtime::Config {
-    let mut config = wasmtime::Config::new();
-    config.epoch_interruption(true);
-    // Instances (their memories, tables and async stacks) come from slots reserved once and
-    // reused, instead of being mapped and unmapped for every request: the unmapping's TLB
-    // shootdowns across cores were the largest cost of a capture. The pool is sized far
-    // above what the hosts run at once (capture requests and attempts are bounded by
-    // INBOX_MAX_CONCURRENT_REQUESTS and INBOX_WORKER_CONCURRENCY); its reservations are
-    // address space, touched only as instances use them.
-    let mut pool = wasmtime::PoolingAllocationConfig::new();
-    pool.total_component_instances(POOLED_INSTANCES)
-        .total_core_instances(POOLED_INSTANCES * 16)
-        .total_memories(POOLED_INSTANCES * 4)
-        .total_tables(POOLED_INSTANCES * 4)
-        .total_stacks(POOLED_INSTANCES)
-        .max_memories_per_module(2)
-        .max_tables_per_module(4)
-        .table_elements(100_000)
-        // A slot given back is reset by zeroing what an instance typically touches rather
-        // than by returning it to the kernel, and what is returned goes back in batches:
-        // each `madvise` costs a TLB flush on every core.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT / 16)
-        .async_stack_keep_resident(KEEP_RESIDENT / 4)
-        .decommit_batch_size(64);
-    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    config
-}
-
-/// Component instances the pool holds at once: the hosts refuse to start with settings
-/// that could run more ([`fits_the_pool`]).
-pub const POOLED_INSTANCES: u32 = 512;
-
-/// Whether `instances` at once (capture requests and processing attempts together) fit the
-/// instance pool: past it, instantiation fails, which a processor would be blamed for.
-pub fn fits_the_pool(instances: usize) -> Result<()> {
-    // Half the pool: a capture that calls the app itself (the demo route) holds two.
-    if instances > POOLED_INSTANCES as usize / 2 {
-        anyhow::bail!(
-            "{instances} component instances at once (INBOX_MAX_CONCURRENT_REQUESTS plus INBOX_WORKER_CONCURRENCY) is more than this host runs: at most {}",
-            POOLED_INSTANCES / 2
-        );
-    }
-    Ok(())
-}
-/// Bytes of each memory slot kept resident between instances.
-const KEEP_RESIDENT: usize = 256 << 10;
-
 /// The engine, with a ticker thread that advances the epoch while it lives.
 pub fn new(cache: CodeCache) -> Result<Engine> {
-    let mut config = config();
+    let mut config = engine_config::config();
     if cache == CodeCache::OnDisk {
         match Cache::new(CacheConfig::new()) {
             Ok(cache) => {
@@ -177,8 +126,6 @@ fn ready(
     compiled
 }
 
-type Own = HasSelf<HostState>;
-
 /// What every component is linked with: WASI 0.2, outgoing HTTP and configuration (the
 /// interfaces [`PROVIDED`] names). What an instance may actually reach is in its
 /// [`HostState`].
@@ -186,7 +133,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    wasi::config::store::add_to_linker::<_, Own>(&mut linker, |state| state)?;
+    crate::config::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -255,19 +202,6 @@ pub fn is_provided(import: &str) -> bool {
     })
 }
 
-/// Adds the inbox's store (`webhooks:inbox/store`), for a capture component.
-pub fn add_inbox_store(linker: &mut Linker<HostState>) -> Result<()> {
-    webhooks::inbox::store::add_to_linker::<_, Own>(linker, |state| state)?;
-    Ok(())
-}
-
-/// Adds Spin's SQLite, for a capture component composed with the SQLite store component
-/// (and only then, as Spin gives a database only to what inherits it).
-pub fn add_spin_sqlite(linker: &mut Linker<HostState>) -> Result<()> {
-    spin::sqlite::sqlite::add_to_linker::<_, Own>(linker, |state| state)?;
-    Ok(())
-}
-
 /// A store for one instance: its memory limit, and a deadline after which it traps.
 pub fn store(engine: &Engine, state: HostState, deadline: Duration) -> Store<HostState> {
     let mut store = Store::new(engine, state);
@@ -308,14 +242,6 @@ pub fn describe_trap(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hosts_run_at_most_half_the_pool_at_once() {
-        let half = POOLED_INSTANCES as usize / 2;
-        assert!(fits_the_pool(half).is_ok());
-        let error = fits_the_pool(half + 1).unwrap_err().to_string();
-        assert!(error.contains("INBOX_MAX_CONCURRENT_REQUESTS"), "{error}");
-    }
 
     #[test]
     fn semver_compatible_imports_are_provided() {

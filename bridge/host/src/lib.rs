@@ -15,12 +15,14 @@ pub mod capture;
 pub mod compose;
 pub mod config;
 pub mod engine;
+pub mod engine_config;
 pub mod files;
 pub mod guest_log;
 pub mod outgoing;
 pub mod precompiled;
 pub mod processor;
 pub mod spin_sqlite;
+pub mod sqlite_connection;
 pub mod state;
 pub mod store;
 

@@ -18,7 +18,7 @@ pub const EXTENSION: &str = "cwasm";
 /// An engine that only compiles, for `target` (a target triple such as
 /// `aarch64-unknown-linux-gnu`; this machine when `None`), with every host's settings.
 pub fn compiler(target: Option<&str>) -> Result<Engine> {
-    let mut config = crate::engine::config();
+    let mut config = crate::engine_config::config();
     if let Some(target) = target {
         config
             .target(target)

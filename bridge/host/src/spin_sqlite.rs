@@ -2,19 +2,17 @@
 //! composes with the capture component imports. With it, `inbox serve --store-component`
 //! runs the same two `.wasm` files Spin runs (spin.toml), writing to the database the
 //! worker processes. Statements run through the native SQLite store's driver, on
-//! connections kept open between instances ([`SqlitePool`]), as Spin keeps its own.
-
-use std::path::PathBuf;
-use std::sync::Mutex;
+//! connections kept open between instances (`inbox_stores::pool`), as Spin keeps its own.
 
 use inbox_core::item::sqlite::Value;
-use inbox_stores::sqlite::{Rusqlite, open_connection};
-use wasmtime::component::Resource;
+use inbox_stores::sqlite::Rusqlite;
+use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::bindings::spin::sqlite::sqlite::{
     self, Error, QueryResult, RowResult, Value as WitValue,
 };
-use crate::state::{HostState, SqliteConnection};
+use crate::sqlite_connection::SqliteConnection;
+use crate::state::HostState;
 
 /// Spin's database names; `default` is the app's database.
 const DEFAULT_DATABASE: &str = "default";
@@ -100,40 +98,12 @@ impl sqlite::HostConnection for HostState {
     }
 }
 
-/// The connections to one database file, kept open for the next instance: opening one
-/// (and setting it up) for every request cost more than the request's statements.
-pub struct SqlitePool {
-    path: PathBuf,
-    idle: Mutex<Vec<rusqlite::Connection>>,
-}
-
-impl SqlitePool {
-    pub fn new(path: PathBuf) -> SqlitePool {
-        SqlitePool {
-            path,
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn take(&self) -> rusqlite::Result<rusqlite::Connection> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(connection) => Ok(connection),
-            None => open_connection(&self.path),
-        }
-    }
-
-    /// Keeps `connection` for the next instance, unless the instance left a transaction
-    /// open on it (it trapped mid-way): that one is closed, which rolls it back.
-    fn give_back(&self, connection: rusqlite::Connection) {
-        if connection.is_autocommit() {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(connection);
-            }
-        }
-    }
-}
-
 /// Connections kept open at most: as many as capture instances run at once, by default.
-const MAX_IDLE: usize = 64;
+pub const MAX_IDLE: usize = 64;
+
+/// Adds Spin's SQLite, for a capture component composed with the SQLite store component
+/// (and only then, as Spin gives a database only to what inherits it).
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    sqlite::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inbox_stores::WebhookStore;
+use inbox_stores::pool::ConnectionPool;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,10 +13,6 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
 use crate::outgoing::{OutgoingHooks, SelfApp};
-use crate::spin_sqlite::SqlitePool;
-
-/// A `spin:sqlite` connection, owned by the instance that opened it (`spin_sqlite`).
-pub struct SqliteConnection(pub(crate) rusqlite::Connection);
 
 pub struct HostState {
     wasi: WasiCtx,
@@ -29,7 +26,7 @@ pub struct HostState {
     /// The inbox's store (`webhooks:inbox/store`), for a capture component.
     pub(crate) store: Option<Arc<dyn WebhookStore>>,
     /// Spin's default database (`spin:sqlite`), for a store component.
-    sqlite: Option<Arc<SqlitePool>>,
+    sqlite: Option<Arc<ConnectionPool>>,
     outgoing: OutgoingHooks,
 }
 
@@ -68,7 +65,7 @@ impl HostState {
     }
 
     /// Gives the instance `spin:sqlite` on the database of `pool`.
-    pub fn with_sqlite(mut self, pool: Option<Arc<SqlitePool>>) -> Self {
+    pub fn with_sqlite(mut self, pool: Option<Arc<ConnectionPool>>) -> Self {
         self.sqlite = pool;
         self
     }
@@ -91,7 +88,7 @@ impl HostState {
         self.memory.peak
     }
 
-    pub(crate) fn sqlite_database(&self) -> Option<&SqlitePool> {
+    pub(crate) fn sqlite_database(&self) -> Option<&ConnectionPool> {
         self.sqlite.as_deref()
     }
 

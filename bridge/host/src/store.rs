@@ -12,6 +12,12 @@ use crate::bindings::{
 };
 use crate::state::HostState;
 
+/// Adds the inbox's store (`webhooks:inbox/store`), for a capture component.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> anyhow::Result<()> {
+    wit_store::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(linker, |state| state)?;
+    Ok(())
+}
+
 impl HostState {
     fn webhook_store(&self) -> Result<&dyn WebhookStore, wit_store::StoreError> {
         self.store.as_deref().ok_or_else(|| {

@@ -35,14 +35,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::attempt::{Attempted, Attempts, Processor};
+use crate::aws::sqs::{Message, Queues};
+use crate::aws::stream::{self, Work};
 use crate::metrics::{self, Metrics};
 use crate::settings::Settings;
-use sqs::{Message, Queues};
-use stream::Work;
 
 pub mod apigw;
-pub mod sqs;
-pub mod stream;
 
 pub struct Handler {
     /// What this function runs (`Components`): the others are not loaded.

@@ -4,6 +4,7 @@
 //! components do.
 
 pub mod dynamodb;
+pub mod pool;
 pub mod sqlite;
 
 use async_trait::async_trait;

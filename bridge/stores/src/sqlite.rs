@@ -6,9 +6,8 @@
 //! `synchronous=FULL` is durable, so a burst costs one fsync instead of one per webhook.
 //! Reads run on a small pool of connections, concurrently with the writer (WAL).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
 use inbox_core::item::sqlite::{self, Answer, Value};
@@ -16,23 +15,24 @@ use inbox_core::lifecycle::Transition;
 use inbox_core::listing::{Counts, Filter, Page, Query};
 use inbox_core::model::Details;
 use inbox_core::{State, Status, Webhook};
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, oneshot};
 
 use super::{Captured, StoreError, WebhookStore};
+use crate::pool::{ConnectionPool, open_connection};
 
 /// The most writes one commit carries.
 const MAX_BATCH: usize = 512;
 /// Writes waiting for the writer, at most: past it, a write is refused at once (the store
 /// is busy, and capture answers 503) rather than queued without end.
 pub const DEFAULT_MAX_QUEUED_WRITES: usize = 4_096;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections kept open: as many as reads run at once on the blocking threads.
+const MAX_IDLE_READERS: usize = 64;
 
 pub struct SqliteStore {
-    path: PathBuf,
     writer: mpsc::SyncSender<Write>,
-    readers: Mutex<Vec<Connection>>,
+    readers: ConnectionPool,
     written: Arc<Notify>,
 }
 
@@ -88,9 +88,8 @@ impl SqliteStore {
                 }
             })?;
         Ok(SqliteStore {
-            path: path.to_owned(),
             writer,
-            readers: Mutex::new(Vec::new()),
+            readers: ConnectionPool::new(path, MAX_IDLE_READERS),
             written,
         })
     }
@@ -123,18 +122,14 @@ impl SqliteStore {
         &self,
         query: impl FnOnce(&mut Rusqlite<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().expect("reader pool").pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_connection(&self.path).map_err(unavailable)?,
-        };
+        let conn = self.readers.take().map_err(unavailable)?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let result = query(&mut Rusqlite(&conn));
             (conn, result)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("a read was abandoned: {e}")))?;
-        self.readers.lock().expect("reader pool").push(conn);
+        self.readers.give_back(conn);
         result
     }
 }
@@ -202,22 +197,6 @@ impl WebhookStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |db| sqlite::details(db, &id)).await
     }
-}
-
-/// A SQLite connection as every SQLite store opens it: waiting for other writers rather
-/// than failing, WAL so readers run beside the writer, and FULL so every COMMIT is durable
-/// on return.
-pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
 }
 
 /// rusqlite as the core's [`sqlite::Connection`]: it runs a statement and carries the

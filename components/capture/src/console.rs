@@ -5,7 +5,7 @@
 
 use inbox_core::Problem;
 
-use crate::Response;
+use crate::response::Response;
 
 const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/app.js");

@@ -5,7 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Event, Headers, Source, required_str, secret_matches, verify_body_mac};
+use super::checks::{required_str, secret_matches, verify_body_mac};
+use super::delivery::{Event, Headers, Source};
 use crate::config::{Config, describe, secrets};
 use crate::{Problem, id};
 
@@ -97,7 +98,7 @@ pub fn demo_delivery(secret: &str, hash: &str, order_id: u32, now_s: i64) -> (Ve
         "producer": "stores/demo",
     });
     let body = serde_json::to_vec(&body).expect("a JSON value serialises");
-    let signature = URL_SAFE_NO_PAD.encode(super::hmac_sha256(secret.as_bytes(), &body));
+    let signature = URL_SAFE_NO_PAD.encode(super::checks::hmac_sha256(secret.as_bytes(), &body));
     (body, signature)
 }
 
@@ -144,7 +145,7 @@ mod tests {
     }
 
     fn sign(secret: &str, body: &[u8]) -> String {
-        let mac = super::super::HmacSha256::new_from_slice(secret.as_bytes())
+        let mac = super::super::checks::HmacSha256::new_from_slice(secret.as_bytes())
             .unwrap()
             .chain_update(body)
             .finalize()

@@ -1,7 +1,8 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. No timestamp is
 //! signed; `X-GitHub-Delivery` (a GUID) identifies the delivery, and a redelivery keeps it.
 
-use super::{Event, Headers, Source, verify_body_mac};
+use super::checks::verify_body_mac;
+use super::delivery::{Event, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 

@@ -4,7 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Event, Headers, Source, verify_body_mac};
+use super::checks::verify_body_mac;
+use super::delivery::{Event, Headers, Source};
 use crate::config::Config;
 use crate::{Problem, id};
 
@@ -54,7 +55,8 @@ mod tests {
     use hmac::Mac;
 
     use super::*;
-    use crate::provider::{HmacSha256, Scheme};
+    use crate::provider::Scheme;
+    use crate::provider::checks::HmacSha256;
 
     const BODY: &[u8] = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
 

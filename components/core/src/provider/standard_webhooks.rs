@@ -5,7 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Event, Headers, Source, check_timestamp, hmac_matches};
+use super::checks::{check_timestamp, hmac_matches};
+use super::delivery::{Event, Headers, Source};
 use crate::Problem;
 use crate::config::{Config, describe};
 

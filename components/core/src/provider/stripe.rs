@@ -1,7 +1,8 @@
 //! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, hex HMAC-SHA256 of
 //! `"{t}.{raw body}"` under the endpoint secret (used as is, `whsec_` included).
 
-use super::{Event, Headers, Source, check_timestamp, hmac_matches, required_str};
+use super::checks::{check_timestamp, hmac_matches, required_str};
+use super::delivery::{Event, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 
@@ -94,7 +95,7 @@ mod tests {
     }
 
     fn sign(secret: &str, t: i64, body: &[u8]) -> String {
-        let mac = super::super::HmacSha256::new_from_slice(secret.as_bytes())
+        let mac = super::super::checks::HmacSha256::new_from_slice(secret.as_bytes())
             .unwrap()
             .chain_update(format!("{t}.").as_bytes())
             .chain_update(body)

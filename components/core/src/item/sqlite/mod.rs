@@ -6,111 +6,25 @@
 //! The table carries the items of the layout as columns of the same names (SQLite compares
 //! column names without case), so one database file is shared by every SQLite store.
 
-use super::{
+use crate::config::CaptureLimits;
+use crate::item::{
     ATTEMPT_SK_PREFIX, AttemptItem, BODY_SK, BodyItem, DEAD_LETTER_SK_PREFIX, STATUS_SK,
     WEBHOOK_SK, WebhookItem, dead_letter_sk, pk,
 };
-use crate::config::CaptureLimits;
 use crate::lifecycle::Transition;
 use crate::listing::{Counts, Filter, Page, Query};
-use crate::model::{Attempt, DeadLetter, Details, State, Status, StatusView, Webhook};
+use crate::model::{Attempt, DeadLetter, Details, Status, StatusView, Webhook};
 use crate::store::{Captured, StoreError};
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS items (
-    pk              TEXT NOT NULL,
-    sk              TEXT NOT NULL,
-    id              TEXT NOT NULL,
-    -- WEBHOOK
-    origin          TEXT,
-    type            TEXT,
-    created         INTEGER,
-    received_at     INTEGER,
-    idempotency_key TEXT,
-    headers         TEXT,
-    payload         BLOB,
-    -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
-    -- and BODY#: id = the first webhook with this body)
-    status          TEXT,
-    retries         INTEGER,
-    version         INTEGER,
-    updated_at      INTEGER,
-    lease_until     INTEGER,
-    next_attempt_at INTEGER,
-    last_error      TEXT,
-    PRIMARY KEY (pk, sk)
-);
--- The local retry queue: what is due, and which leases have expired.
-CREATE INDEX IF NOT EXISTS items_due ON items (next_attempt_at)
-    WHERE sk = 'STATUS' AND status IN ('received', 'failed');
-CREATE INDEX IF NOT EXISTS items_leased ON items (lease_until)
-    WHERE sk = 'STATUS' AND status = 'processing';
-CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
-    WHERE sk = 'STATUS';
--- What operators list: newest first, a page at a time.
-CREATE INDEX IF NOT EXISTS items_by_received ON items (received_at, id)
-    WHERE sk = 'WEBHOOK';
-PRAGMA user_version = 2;
-";
+mod connection;
+mod schema;
 
-/// The `user_version` the last statement of [`SCHEMA`] sets: bump both with every change to
-/// it. A database that has it needs none of the statements ([`ensure_schema`]); one with
-/// an older version gets them all again, which every statement allows (`IF NOT EXISTS`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub use connection::{Answer, Connection, Value};
+pub use schema::{SCHEMA, SCHEMA_VERSION, ensure_schema, schema_statements};
 
-/// Creates what [`SCHEMA`] creates, unless the database has it already: one read, where a
-/// store that opens the database for every request (Spin's component) would otherwise run
-/// every statement every time.
-pub fn ensure_schema(db: &mut impl Connection) -> Result<(), StoreError> {
-    let answer = db.execute("PRAGMA user_version", Vec::new())?;
-    let version = answer
-        .rows
-        .into_iter()
-        .next()
-        .map(|row| Columns(row.into_iter()).integer())
-        .transpose()?;
-    if version.is_some_and(|version| version >= SCHEMA_VERSION) {
-        return Ok(());
-    }
-    for statement in schema_statements() {
-        db.execute(statement, Vec::new())?;
-    }
-    Ok(())
-}
-
-/// The statements of [`SCHEMA`], one at a time (for drivers that run one per call).
-pub fn schema_statements() -> impl Iterator<Item = &'static str> {
-    SCHEMA.split(';').filter(|statement| {
-        statement
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
-    })
-}
-
-/// A value bound to a statement or read from a row: SQLite's five types.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-    Null,
-}
-
-/// What a statement gave back: its columns' names, its rows, and the rows it changed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Answer {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
-    pub changes: u64,
-}
-
-/// A SQLite database a store reaches through its driver.
-pub trait Connection {
-    /// Runs one statement with its parameters (`?1`, `?2`, ...). A failure is the driver's:
-    /// [`StoreError::Unavailable`].
-    fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Answer, StoreError>;
-}
+use connection::{
+    Columns, limit_of, optional, optional_text, read_rows, status_values, text, version,
+};
 
 const INSERT_WEBHOOK: &str = "INSERT INTO items
     (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
@@ -509,121 +423,6 @@ pub fn due(db: &mut impl Connection, now: i64, limit: usize) -> Result<Vec<Strin
     }
     ids.truncate(limit);
     Ok(ids)
-}
-
-/// Every row of `answer`, each read by `read` in column order.
-fn read_rows<T>(
-    answer: Answer,
-    read: impl Fn(&mut Columns) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    answer
-        .rows
-        .into_iter()
-        .map(|row| read(&mut Columns(row.into_iter())))
-        .collect()
-}
-
-/// The values of one row, taken in column order.
-struct Columns(std::vec::IntoIter<Value>);
-
-impl Columns {
-    fn next(&mut self) -> Result<Value, StoreError> {
-        self.0
-            .next()
-            .ok_or_else(|| StoreError::Corrupt("a row is missing a column".into()))
-    }
-
-    fn skip(&mut self, n: usize) -> Result<(), StoreError> {
-        for _ in 0..n {
-            self.next()?;
-        }
-        Ok(())
-    }
-
-    fn text(&mut self) -> Result<String, StoreError> {
-        match self.next()? {
-            Value::Text(text) => Ok(text),
-            other => Err(unexpected("text", &other)),
-        }
-    }
-
-    fn optional_text(&mut self) -> Result<Option<String>, StoreError> {
-        match self.next()? {
-            Value::Text(text) => Ok(Some(text)),
-            Value::Null => Ok(None),
-            other => Err(unexpected("text or null", &other)),
-        }
-    }
-
-    fn integer(&mut self) -> Result<i64, StoreError> {
-        match self.next()? {
-            Value::Integer(n) => Ok(n),
-            other => Err(unexpected("integer", &other)),
-        }
-    }
-
-    fn unsigned<T: TryFrom<i64>>(&mut self) -> Result<T, StoreError> {
-        let n = self.integer()?;
-        T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{n} is out of range")))
-    }
-
-    fn optional_integer(&mut self) -> Result<Option<i64>, StoreError> {
-        match self.next()? {
-            Value::Integer(n) => Ok(Some(n)),
-            Value::Null => Ok(None),
-            other => Err(unexpected("integer or null", &other)),
-        }
-    }
-
-    fn blob(&mut self) -> Result<Vec<u8>, StoreError> {
-        match self.next()? {
-            Value::Blob(bytes) => Ok(bytes),
-            other => Err(unexpected("blob", &other)),
-        }
-    }
-
-    fn state(&mut self) -> Result<State, StoreError> {
-        self.text()?.parse().map_err(StoreError::Corrupt)
-    }
-}
-
-/// `status, retries, version, updated_at, lease_until, next_attempt_at, last_error`, the
-/// order of [`SELECT_STATUS`].
-fn status_values(status: &Status) -> [Value; 7] {
-    [
-        text(status.state.as_str()),
-        Value::Integer(status.retries.into()),
-        version(status.version),
-        Value::Integer(status.updated_at),
-        optional(status.lease_until),
-        optional(status.next_attempt_at),
-        optional_text(status.last_error.as_deref()),
-    ]
-}
-
-fn text(value: &str) -> Value {
-    Value::Text(value.to_owned())
-}
-
-fn optional(value: Option<i64>) -> Value {
-    value.map_or(Value::Null, Value::Integer)
-}
-
-fn optional_text(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, text)
-}
-
-/// Versions are u64 in the model and INTEGER (i64) in SQLite; they never get near 2^63.
-fn version(version: u64) -> Value {
-    Value::Integer(version as i64)
-}
-
-fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-fn unexpected(wanted: &str, got: &Value) -> StoreError {
-    StoreError::Corrupt(format!("expected {wanted}, found {got:?}"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,166 @@
+//! The groups of arguments several commands share: where webhooks are stored, which
+//! components run, where metrics are served, which queues Lambda uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use inbox_core::config::parsed;
+use inbox_host::{ComponentPaths, StoreComponent};
+use inbox_stores::WebhookStore;
+use inbox_stores::dynamodb::{self, DynamoStore};
+use inbox_stores::sqlite::{DEFAULT_MAX_QUEUED_WRITES, SqliteStore};
+use tokio::sync::{Notify, watch};
+
+use super::environment::Environment;
+use super::signal::{SHUTDOWN_GRACE, stopped};
+use crate::metrics;
+use crate::metrics_page::MetricsPage;
+use crate::serve;
+
+/// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The SQLite database file.
+    #[arg(long, env = "INBOX_DB", default_value = ".inbox/inbox.db")]
+    pub db: PathBuf,
+    /// The DynamoDB table (the AWS SDK's AWS_REGION, credentials and AWS_ENDPOINT_URL apply).
+    #[arg(long, env = "INBOX_TABLE", conflicts_with = "db")]
+    pub table: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn describe(&self) -> String {
+        match &self.table {
+            Some(table) => format!("dynamodb:{table}"),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// The store, and what tells a worker that something was written (SQLite only: on
+    /// DynamoDB the worker polls).
+    pub async fn open(&self, env: &Environment) -> Result<(Arc<dyn WebhookStore>, Arc<Notify>)> {
+        match &self.table {
+            Some(table) => {
+                let store = dynamo_store(env, table).await?;
+                Ok((Arc::new(store), Arc::new(Notify::new())))
+            }
+            None => {
+                let queued = parsed(
+                    env.config.as_ref(),
+                    "max_queued_writes",
+                    DEFAULT_MAX_QUEUED_WRITES,
+                )?;
+                let sqlite = SqliteStore::open_bounded(&self.db, queued)
+                    .with_context(|| format!("cannot open {}", self.db.display()))?;
+                let written = sqlite.written();
+                Ok((Arc::new(sqlite), written))
+            }
+        }
+    }
+}
+
+/// The DynamoDB store on `table`, keeping items as long as the configuration says.
+pub async fn dynamo_store(env: &Environment, table: &str) -> Result<DynamoStore> {
+    let retention = dynamodb::retention_from_config(env.config.as_ref())?;
+    Ok(DynamoStore::new(
+        DynamoStore::client().await,
+        table,
+        retention,
+    ))
+}
+
+#[derive(Args)]
+pub struct ComponentArgs {
+    /// The capture component (default: beside the executable, or the workspace build).
+    #[arg(long, env = "INBOX_CAPTURE_WASM")]
+    capture: Option<PathBuf>,
+    /// The processor component: the default one, or your own.
+    #[arg(long, env = "INBOX_PROCESSOR_WASM")]
+    processor: Option<PathBuf>,
+    /// Capture stores through this store component (e.g. inbox_store_sqlite.wasm, as Spin
+    /// composes it with capture), which gets the SQLite database as Spin's `default`.
+    #[arg(long, env = "INBOX_STORE_WASM")]
+    store_component: Option<PathBuf>,
+}
+
+impl ComponentArgs {
+    /// Where the components are; `store` is where a store component would store.
+    pub fn paths(&self, store: Option<&StoreArgs>) -> Result<ComponentPaths> {
+        let mut paths = ComponentPaths::beside_executable().or_else(|error| {
+            match (&self.capture, &self.processor) {
+                (Some(capture), Some(processor)) => Ok(ComponentPaths {
+                    capture: capture.clone(),
+                    processor: processor.clone(),
+                    store: None,
+                }),
+                _ => Err(error),
+            }
+        })?;
+        if let Some(path) = &self.store_component {
+            let sqlite = match store {
+                Some(StoreArgs { db, table: None }) => db.clone(),
+                _ => bail!("a store component stores in the SQLite database (--db), not DynamoDB"),
+            };
+            paths.store = Some(StoreComponent {
+                path: path.clone(),
+                sqlite,
+            });
+        }
+        if let Some(capture) = &self.capture {
+            paths.capture = capture.clone();
+        }
+        if let Some(processor) = &self.processor {
+            paths.processor = processor.clone();
+        }
+        Ok(paths)
+    }
+}
+
+/// Where the metrics are served, if anywhere.
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDRESS/metrics, on a listener of their own
+    /// (e.g. 127.0.0.1:9464); none by default.
+    #[arg(long = "metrics-listen", env = "INBOX_METRICS_LISTEN")]
+    address: Option<SocketAddr>,
+}
+
+pub type MetricsServer = tokio::task::JoinHandle<Result<()>>;
+
+impl MetricsArgs {
+    /// The metrics to record into, and the server that shows them (until `stop`), if an
+    /// address is given; an address that cannot be listened on stops the start. The page
+    /// is served with capture's limits on what a client may hold.
+    pub fn start(
+        &self,
+        env: &Environment,
+        store: Arc<dyn WebhookStore>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(Arc<dyn metrics::Metrics>, Option<MetricsServer>)> {
+        let Some(address) = self.address else {
+            return Ok((Arc::new(metrics::NoMetrics), None));
+        };
+        let limits = serve::HttpLimits::from_config(env.config.as_ref())?;
+        let listener = serve::listen(address)
+            .with_context(|| format!("cannot listen on {address} for metrics"))?;
+        // Scripts and tests read the bound address (the port may have been 0).
+        tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
+        let prometheus = Arc::new(metrics::Prometheus::default());
+        let page = Arc::new(MetricsPage {
+            prometheus: prometheus.clone(),
+            store,
+        });
+        let server = tokio::spawn(serve::serve(
+            page,
+            listener,
+            limits,
+            Arc::new(metrics::NoMetrics),
+            stopped(stop),
+            SHUTDOWN_GRACE,
+        ));
+        Ok((prometheus, Some(server)))
+    }
+}

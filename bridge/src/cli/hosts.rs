@@ -1,0 +1,73 @@
+//! The configuration, checked, and the engine that loads the components into their hosts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use inbox_core::config::{CaptureLimits, Config, parsed};
+use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost};
+use inbox_stores::WebhookStore;
+
+use super::environment::Environment;
+use crate::settings::Settings;
+
+pub struct Hosts {
+    pub settings: Settings,
+    limits: Limits,
+    engine: inbox_host::Engine,
+    paths: ComponentPaths,
+    config: Arc<std::collections::BTreeMap<String, String>>,
+}
+
+impl Hosts {
+    /// Refuses to start on settings the components would refuse at every request.
+    pub fn prepare(env: &Environment, paths: ComponentPaths) -> Result<Hosts> {
+        let config = env.config.as_ref();
+        let settings = Settings::from_config(config)?;
+        CaptureLimits::from_config(config)?;
+        inbox_core::provider::Source::check_all(config)?;
+        inbox_core::forward::Demo::from_config(config)?;
+        if let Some(url) = config.get("forward_url") {
+            inbox_core::forward::Target::parse(url)?;
+        }
+        let limits = instance_limits(config, &settings)?;
+        inbox_host::engine_config::fits_the_pool(settings.concurrency)?;
+        Ok(Hosts {
+            settings,
+            limits,
+            engine: inbox_host::engine::new(inbox_host::engine::CodeCache::OnDisk)?,
+            paths,
+            config: env.config.clone(),
+        })
+    }
+
+    pub fn capture(&self, store: Arc<dyn WebhookStore>) -> Result<Arc<CaptureHost>> {
+        CaptureHost::load(
+            &self.engine,
+            &self.paths.capture,
+            self.paths.store.as_ref(),
+            self.config.clone(),
+            store,
+            &self.limits,
+        )
+    }
+
+    pub fn processor(&self) -> Result<Arc<ProcessorHost>> {
+        let processor = ProcessorHost::load(
+            &self.engine,
+            &self.paths.processor,
+            self.config.clone(),
+            &self.limits,
+        )?;
+        Ok(Arc::new(processor))
+    }
+}
+
+/// The deadlines and memory limit of the component instances.
+pub fn instance_limits(config: &dyn Config, settings: &Settings) -> Result<Limits> {
+    Ok(Limits {
+        capture_deadline: Duration::from_millis(parsed(config, "capture_timeout_ms", 10_000)?),
+        processor_deadline: settings.processor_timeout,
+        max_memory_bytes: settings.component_memory_bytes,
+    })
+}

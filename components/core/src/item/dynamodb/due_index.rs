@@ -1,0 +1,143 @@
+//! The sparse global secondary index of the webhooks in flight: a `STATUS` item carries
+//! its keys (`due_shard`, `due_at`) only while the webhook waits for an attempt or an
+//! attempt holds it, so what is due is found by reading the webhooks in flight, not the
+//! table, however many finished ones it keeps.
+
+use std::collections::HashMap;
+
+use serde_dynamo::{AttributeValue, Item};
+
+use super::items::{key, read};
+use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, StatusItem, WEBHOOK_SK, due_shard_key};
+use crate::model::State;
+use crate::store::StoreError;
+
+pub const NAME: &str = "due";
+pub const PARTITION_KEY: &str = "due_shard";
+pub const SORT_KEY: &str = "due_at";
+/// What it projects besides the keys: the whole status, so neither what is due nor
+/// the list of the webhooks in flight reads the table for it.
+pub const ATTRIBUTES: [&str; 8] = super::list::STATUS_ATTRIBUTES;
+
+/// A `Query` of one partition of the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub key_condition: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+/// One query per partition: the webhooks due by `up_to` (all in flight, with
+/// `None`), the longest waiting first.
+pub fn queries(up_to: Option<i64>) -> Vec<Query> {
+    (0..DUE_SHARDS)
+        .map(|shard| {
+            let mut names = HashMap::from([("#shard".to_owned(), PARTITION_KEY.to_owned())]);
+            let mut values =
+                HashMap::from([(":shard".to_owned(), AttributeValue::S(due_shard_key(shard)))]);
+            let mut key_condition = "#shard = :shard".to_owned();
+            if let Some(up_to) = up_to {
+                names.insert("#at".into(), SORT_KEY.into());
+                values.insert(":up_to".into(), AttributeValue::N(up_to.to_string()));
+                key_condition.push_str(" AND #at <= :up_to");
+            }
+            Query {
+                key_condition,
+                names,
+                values: Item::from(values),
+            }
+        })
+        .collect()
+}
+
+/// The `STATUS` items of webhooks in flight without their index keys: written before
+/// the index existed (see [`backfill`]).
+pub fn unindexed_scan() -> super::list::Scan {
+    let mut projection = super::list::projection(["PK", "SK"].into_iter().chain(ATTRIBUTES));
+    for (placeholder, name) in [
+        ("#sk", "SK"),
+        ("#shard", PARTITION_KEY),
+        ("#state", "status"),
+    ] {
+        projection.names.insert(placeholder.into(), name.into());
+    }
+    let in_flight = [State::Received, State::Processing, State::Failed];
+    let mut values: HashMap<String, AttributeValue> =
+        HashMap::from([(":sk".to_owned(), AttributeValue::S(STATUS_SK.to_owned()))]);
+    for (i, state) in in_flight.iter().enumerate() {
+        values.insert(
+            format!(":s{i}"),
+            AttributeValue::S(state.as_str().to_owned()),
+        );
+    }
+    super::list::Scan {
+        filter: "#sk = :sk AND attribute_not_exists(#shard) AND #state IN (:s0, :s1, :s2)".into(),
+        projection,
+        values: Item::from(values),
+    }
+}
+
+/// A status item of [`unindexed_scan`]: its id and status, to write back as it is
+/// over its own version (which it must still have: a status changed since has its
+/// keys from that change). The write gives it its index keys.
+pub fn backfill(item: Item) -> Result<(String, crate::model::Status), ItemError> {
+    let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
+    Ok((status.id.clone(), status.into_status()))
+}
+
+/// Of the status items the index holds, those in `state`, and the keys of their
+/// `WEBHOOK` items, to read for a list ([`super::page`]). A webhook whose status
+/// changed while the index was read may be there twice (under its old and new due
+/// time): its latest version counts.
+pub fn latest(
+    items: impl IntoIterator<Item = Item>,
+    state: State,
+) -> Result<(Vec<Item>, Vec<Item>), ItemError> {
+    let mut newest: HashMap<String, (StatusItem, Item)> = HashMap::new();
+    for item in items {
+        let status: StatusItem = read(item.clone()).map_err(|e| ItemError(e.to_string()))?;
+        match newest.get(&status.id) {
+            Some((seen, _)) if seen.version >= status.version => {}
+            _ => {
+                newest.insert(status.id.clone(), (status, item));
+            }
+        }
+    }
+    let mut kept: Vec<_> = newest
+        .into_values()
+        .filter(|(status, _)| status.status == state)
+        .map(|(status, item)| (status.updated_at, status.id, item))
+        .collect();
+    kept.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let keys = kept.iter().map(|(_, id, _)| key(id, WEBHOOK_SK)).collect();
+    Ok((kept.into_iter().map(|(_, _, item)| item).collect(), keys))
+}
+
+/// The ids whose next attempt is due at `now`, or whose lease has expired, from the
+/// `STATUS` items of the [`due_index`], the longest waiting first; and the items that cannot be read,
+/// which are passed over (one bad item must not stop the rest from being processed).
+pub fn due(
+    items: impl IntoIterator<Item = Item>,
+    now: i64,
+    limit: usize,
+) -> (Vec<String>, Vec<StoreError>) {
+    let mut due = Vec::new();
+    let mut unreadable = Vec::new();
+    for item in items {
+        let item: StatusItem = match read(item) {
+            Ok(item) => item,
+            Err(error) => {
+                unreadable.push(error);
+                continue;
+            }
+        };
+        let id = item.id.clone();
+        let status = item.into_status();
+        if let (true, Some(since)) = (status.is_claimable(now), status.due_at()) {
+            due.push((since, id));
+        }
+    }
+    due.sort();
+    let ids = due.into_iter().take(limit).map(|(_, id)| id).collect();
+    (ids, unreadable)
+}

@@ -1,0 +1,90 @@
+//! The items of a webhook as DynamoDB attribute values: keys, sizes, expiry, and
+//! reading them back.
+
+use std::collections::HashMap;
+
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::item::{DeadLetterItem, StatusItem, WebhookItem, pk};
+use crate::model::{DeadLetter, Status, Webhook};
+use crate::store::StoreError;
+
+/// DynamoDB refuses items over 400 KB, names and values counted; read as 400,000
+/// bytes, the stricter reading (and moto's).
+pub const MAX_ITEM_BYTES: usize = 400_000;
+
+/// The condition on both puts of a capture, and on a dead letter: never overwrite.
+pub const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+/// The attributes of the status item that are absent when they do not apply.
+pub(crate) const OPTIONAL_STATUS_ATTRIBUTES: [&str; 5] = [
+    "lease_until",
+    "next_attempt_at",
+    "last_error",
+    "due_shard",
+    "due_at",
+];
+
+pub fn to_item(value: &impl serde::Serialize) -> Item {
+    serde_dynamo::to_item(value).expect("the item records serialise")
+}
+
+pub fn key(id: &str, sk: &str) -> Item {
+    key_of(&pk(id), sk)
+}
+
+/// When an item written at `at_ms` may go (DynamoDB's TTL wants unix seconds).
+pub fn expires_at(at_ms: i64, retention_secs: Option<u64>) -> Option<i64> {
+    retention_secs.map(|keep| at_ms / 1_000 + keep as i64)
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values (numbers at their
+/// longest, so this never underestimates).
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+pub(crate) fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => 21.max(n.len()),
+        AttributeValue::B(b) => b.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => 3 + item_size(map) + map.len(),
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| 21.max(n.len())).sum(),
+        AttributeValue::Bs(set) => set.iter().map(Vec::len).sum(),
+    }
+}
+
+/// A `WEBHOOK` item read back (from a table, or a stream image).
+pub fn read_webhook(item: Item) -> Result<Webhook, StoreError> {
+    let item: WebhookItem = read(item)?;
+    item.into_webhook()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A `STATUS` item read back.
+pub fn read_status(item: Item) -> Result<Status, StoreError> {
+    read::<StatusItem>(item).map(StatusItem::into_status)
+}
+
+/// A `DEAD#` item read back.
+pub fn read_dead_letter(item: Item) -> Result<DeadLetter, StoreError> {
+    read::<DeadLetterItem>(item).map(DeadLetterItem::into_dead_letter)
+}
+
+pub(crate) fn read<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The key of an item, from its `PK` and `SK`.
+pub fn key_of(pk: &str, sk: &str) -> Item {
+    Item::from(HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
+    ]))
+}

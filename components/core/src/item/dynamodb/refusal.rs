@@ -1,0 +1,107 @@
+//! What DynamoDB's refusals mean to a capture and to a status change.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// How many times a capture's transaction is sent before its refusal is the answer.
+pub const CAPTURE_ATTEMPTS: u32 = 3;
+
+/// A request DynamoDB refused: the error's kind (`ConditionalCheckFailedException`, ...),
+/// its message, and for a cancelled transaction each item's reason code (`None`,
+/// `ConditionalCheckFailed`, `TransactionConflict`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: String,
+    pub message: String,
+    pub reasons: Vec<String>,
+    /// What the client knows besides (request id, HTTP status), for the logs; may be empty.
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn unavailable(&self) -> StoreError {
+        let mut described = format!("DynamoDB: {}: {}", self.kind, self.message);
+        if !self.detail.is_empty() {
+            described.push_str(&format!(" ({})", self.detail));
+        }
+        StoreError::Unavailable(described)
+    }
+}
+
+/// What a refused capture (attempt `attempt`, from 0) means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureRefused {
+    /// The id exists: nothing was written; the stored status is the answer.
+    Duplicate,
+    /// The origin delivered this body before: nothing was written; the first webhook (its
+    /// `BODY` item names it) is the answer.
+    BodySeen,
+    /// Two captures at once cancelled each other: send it again after this long, and the
+    /// loser then finds the winner's items.
+    TryAgainAfter(Duration),
+    Failed(StoreError),
+}
+
+/// Reads the cancellation reasons in the order of [`Capture::items`]: the webhook's, the
+/// status's, the body's.
+pub fn capture_refused(refusal: &Refusal, attempt: u32) -> CaptureRefused {
+    let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
+    let any = |code: &str| refusal.reasons.iter().any(|r| r == code);
+    if reason(0) == Some("ConditionalCheckFailed") || reason(1) == Some("ConditionalCheckFailed") {
+        CaptureRefused::Duplicate
+    } else if reason(2) == Some("ConditionalCheckFailed") {
+        CaptureRefused::BodySeen
+    } else if any("TransactionConflict") && attempt + 1 < CAPTURE_ATTEMPTS {
+        CaptureRefused::TryAgainAfter(Duration::from_millis(20 << attempt))
+    } else if refusal.kind == "ValidationException" && refusal.message.contains("size") {
+        CaptureRefused::Failed(StoreError::TooLarge(refusal.message.clone()))
+    } else {
+        CaptureRefused::Failed(refusal.unavailable())
+    }
+}
+
+/// What a refused status change means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapRefused {
+    /// Another writer changed the status first: the compare-and-swap is lost.
+    Lost,
+    Failed(StoreError),
+}
+
+/// Reads every cancellation reason of a status change (the update's own condition, alone
+/// or as the first item of the transaction with its records, then the records').
+pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
+    let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
+    if refusal.kind == "ConditionalCheckFailedException"
+        || reason(0) == Some("ConditionalCheckFailed")
+    {
+        return SwapRefused::Lost;
+    }
+    if refusal
+        .reasons
+        .iter()
+        .skip(1)
+        .any(|r| r == "ConditionalCheckFailed")
+    {
+        return SwapRefused::Failed(StoreError::Corrupt(format!(
+            "an attempt or dead letter is already recorded under this key: {}",
+            refusal.message
+        )));
+    }
+    let transient = [
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    ];
+    if let Some(code) = refusal
+        .reasons
+        .iter()
+        .find(|r| transient.contains(&r.as_str()))
+    {
+        return SwapRefused::Failed(StoreError::Unavailable(format!(
+            "DynamoDB: the status change met {code}; it can be tried again"
+        )));
+    }
+    SwapRefused::Failed(refusal.unavailable())
+}

@@ -1,0 +1,75 @@
+//! The table every SQLite store shares, and bringing a database up to it.
+
+use super::connection::{Columns, Connection};
+use crate::store::StoreError;
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk              TEXT NOT NULL,
+    sk              TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    -- WEBHOOK
+    origin          TEXT,
+    type            TEXT,
+    created         INTEGER,
+    received_at     INTEGER,
+    idempotency_key TEXT,
+    headers         TEXT,
+    payload         BLOB,
+    -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
+    -- and BODY#: id = the first webhook with this body)
+    status          TEXT,
+    retries         INTEGER,
+    version         INTEGER,
+    updated_at      INTEGER,
+    lease_until     INTEGER,
+    next_attempt_at INTEGER,
+    last_error      TEXT,
+    PRIMARY KEY (pk, sk)
+);
+-- The local retry queue: what is due, and which leases have expired.
+CREATE INDEX IF NOT EXISTS items_due ON items (next_attempt_at)
+    WHERE sk = 'STATUS' AND status IN ('received', 'failed');
+CREATE INDEX IF NOT EXISTS items_leased ON items (lease_until)
+    WHERE sk = 'STATUS' AND status = 'processing';
+CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
+    WHERE sk = 'STATUS';
+-- What operators list: newest first, a page at a time.
+CREATE INDEX IF NOT EXISTS items_by_received ON items (received_at, id)
+    WHERE sk = 'WEBHOOK';
+PRAGMA user_version = 2;
+";
+
+/// The `user_version` the last statement of [`SCHEMA`] sets: bump both with every change to
+/// it. A database that has it needs none of the statements ([`ensure_schema`]); one with
+/// an older version gets them all again, which every statement allows (`IF NOT EXISTS`).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Creates what [`SCHEMA`] creates, unless the database has it already: one read, where a
+/// store that opens the database for every request (Spin's component) would otherwise run
+/// every statement every time.
+pub fn ensure_schema(db: &mut impl Connection) -> Result<(), StoreError> {
+    let answer = db.execute("PRAGMA user_version", Vec::new())?;
+    let version = answer
+        .rows
+        .into_iter()
+        .next()
+        .map(|row| Columns(row.into_iter()).integer())
+        .transpose()?;
+    if version.is_some_and(|version| version >= SCHEMA_VERSION) {
+        return Ok(());
+    }
+    for statement in schema_statements() {
+        db.execute(statement, Vec::new())?;
+    }
+    Ok(())
+}
+
+/// The statements of [`SCHEMA`], one at a time (for drivers that run one per call).
+pub fn schema_statements() -> impl Iterator<Item = &'static str> {
+    SCHEMA.split(';').filter(|statement| {
+        statement
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+    })
+}
