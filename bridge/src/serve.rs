@@ -89,9 +89,21 @@ pub fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpL
     socket.listen(ACCEPT_BACKLOG)
 }
 
-/// What a connection over the limit is told before it is closed.
-const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
-content-length: 0\r\nconnection: close\r\n\r\n";
+/// What a connection over the limit is told before it is closed: the inbox's `503`, written
+/// by hand since hyper never sees the connection.
+fn too_many_connections() -> Vec<u8> {
+    let problem = Problem::unavailable("too many connections at once; retry later");
+    let body = problem.to_json();
+    let mut head = String::from("HTTP/1.1 503 Service Unavailable\r\n");
+    for (name, value) in problem.headers() {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    [head.into_bytes(), body].concat()
+}
 
 /// Serves connections on `listener` until `stop` completes; then stops accepting and lets
 /// the open connections finish their requests (for at most `grace`).
@@ -181,7 +193,8 @@ pub async fn accept(
 
 /// Answers a connection over the limit `503` and closes it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
-    let answer = stream.write_all(TOO_MANY_CONNECTIONS);
+    let refusal = too_many_connections();
+    let answer = stream.write_all(&refusal);
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 

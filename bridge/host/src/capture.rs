@@ -319,11 +319,9 @@ pub fn problem_response(problem: &inbox_core::Problem) -> http::Response<HyperOu
     let body = http_body_util::Full::new(Bytes::from(problem.to_json()))
         .map_err(|never| match never {})
         .boxed_unsync();
-    let mut response = http::Response::builder()
-        .status(problem.status)
-        .header("content-type", inbox_core::Problem::CONTENT_TYPE);
-    if problem.status == 503 {
-        response = response.header("retry-after", "5");
+    let mut response = http::Response::builder().status(problem.status);
+    for (name, value) in problem.headers() {
+        response = response.header(name, value);
     }
     response.body(body).expect("a problem is a valid response")
 }

@@ -60,11 +60,9 @@ where
                 "Internal Server Error",
                 "the answer broke off before its end",
             );
-            let headers = [("content-type".to_owned(), json!(Problem::CONTENT_TYPE))];
-            (
-                500,
-                response_of(500, headers.into_iter().collect(), &problem.to_json()),
-            )
+            let headers = problem.headers().into_iter();
+            let headers = headers.map(|(name, value)| (name.to_owned(), json!(value)));
+            (500, response_of(500, headers.collect(), &problem.to_json()))
         }
     }
 }

@@ -27,7 +27,12 @@ impl Response {
     }
 
     pub fn problem(problem: &Problem) -> Self {
-        Response::new(problem.status, Problem::CONTENT_TYPE, problem.to_json())
+        let mut response = Response::new(problem.status, Problem::CONTENT_TYPE, problem.to_json());
+        response.headers = (problem.headers().into_iter())
+            .filter(|(name, _)| *name != "content-type")
+            .map(|(name, value)| (name, value.into_bytes()))
+            .collect();
+        response
     }
 
     /// A stored body, byte for byte, as a download: never rendered by a browser that
@@ -60,12 +65,6 @@ impl Response {
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value)),
         );
-        match self.status {
-            401 => headers.push(("www-authenticate".to_owned(), b"Bearer".to_vec())),
-            405 => headers.push(("allow".to_owned(), b"GET, POST".to_vec())),
-            503 => headers.push(("retry-after".to_owned(), b"5".to_vec())),
-            _ => {}
-        }
         let fields = Fields::from_list(&headers).expect("response headers are valid");
         let response = OutgoingResponse::new(fields);
         response

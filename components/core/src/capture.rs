@@ -82,17 +82,17 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
         .split_once('?')
         .unwrap_or((path_with_query, ""));
     let not_found = || Problem::not_found(format!("no route for {}", printable(path)));
-    let allowed = |allow: &str| {
-        Problem::method_not_allowed(format!(
-            "{} is not allowed here; use {allow}",
-            printable(method)
-        ))
+    let allowed = |allow: &'static str, how: &str| {
+        Problem::method_not_allowed(
+            allow,
+            format!("{} is not allowed here; use {how}", printable(method)),
+        )
     };
-    let only = |wanted: &str, route: Route| {
+    let only = |wanted: &'static str, route: Route| {
         if method == wanted {
             Ok(route)
         } else {
-            Err(allowed(wanted))
+            Err(allowed(wanted, wanted))
         }
     };
     if path == DEMO_PATH {
@@ -129,7 +129,7 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
     };
     match (method, segments.as_slice()) {
         ("GET", []) => list_route(query),
-        (_, []) => Err(allowed("GET")),
+        (_, []) => Err(allowed("GET", "GET")),
         ("POST", [origin]) if !origin.is_empty() => Ok(Route::Capture {
             origin: (*origin).to_owned(),
         }),
@@ -137,15 +137,17 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
             id: (*id).to_owned(),
         }),
         ("GET", [_]) => Err(Problem::not_found("no webhook has this id")),
-        (_, [segment]) if !segment.is_empty() => Err(allowed("POST to deliver, GET to read")),
+        (_, [segment]) if !segment.is_empty() => {
+            Err(allowed("GET, POST", "POST to deliver, GET to read"))
+        }
         ("POST", [id, "replay"]) if id::is_webhook_id(id) => Ok(Route::Replay {
             id: (*id).to_owned(),
         }),
-        (_, [id, "replay"]) if id::is_webhook_id(id) => Err(allowed("POST")),
+        (_, [id, "replay"]) if id::is_webhook_id(id) => Err(allowed("POST", "POST")),
         ("GET", [id, "payload"]) if id::is_webhook_id(id) => Ok(Route::Payload {
             id: (*id).to_owned(),
         }),
-        (_, [id, "payload"]) if id::is_webhook_id(id) => Err(allowed("GET")),
+        (_, [id, "payload"]) if id::is_webhook_id(id) => Err(allowed("GET", "GET")),
         _ => Err(not_found()),
     }
 }
@@ -593,6 +595,16 @@ mod tests {
             })
         );
         assert_eq!(route("POST", "/console/app.js").unwrap_err().status, 405);
+        // Each 405 names what its own route allows.
+        let allow = |method: &str, path: &str| route(method, path).unwrap_err().allow;
+        assert_eq!(allow("GET", "/demo/send-webhook"), Some("POST"));
+        assert_eq!(allow("POST", "/api/webhooks"), Some("GET"));
+        assert_eq!(allow("DELETE", "/api/webhooks/stripe"), Some("GET, POST"));
+        assert_eq!(
+            allow("GET", &format!("/api/webhooks/{id}/replay")),
+            Some("POST")
+        );
+        assert_eq!(allow("POST", "/console"), Some("GET"));
     }
 
     #[test]
