@@ -71,20 +71,6 @@ macro_rules! wit_conversions {
             }
         }
 
-        /// The contract carries no version or lease: those stay with the host's store.
-        #[allow(dead_code)]
-        pub(crate) fn status_from_wit(status: $($wit)::+::Status) -> $crate::Status {
-            $crate::Status {
-                state: state_from_wit(status.state),
-                retries: status.retries,
-                version: 0,
-                updated_at: status.updated_at,
-                lease_until: None,
-                next_attempt_at: status.next_attempt_at,
-                last_error: status.last_error,
-            }
-        }
-
         #[allow(dead_code)]
         pub(crate) fn view_to_summary(view: $crate::model::StatusView) -> $($wit)::+::Summary {
             $($wit)::+::Summary {

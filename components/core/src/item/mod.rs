@@ -147,7 +147,7 @@ pub struct DeadLetterItem {
     pub expires_at: Option<i64>,
 }
 
-/// An `ATTEMPT#<version>` item: how one processing attempt ended. Like a dead letter it
+/// An `ATTEMPT#<ended_at>#<version>` item: how one processing attempt ended. Like a dead letter it
 /// reuses the other items' attribute names: `retries` holds the attempt's number,
 /// `received_at` when it took the webhook, `updated_at` when it ended, `status` the state
 /// it left the webhook in and `last_error` why it did not complete.

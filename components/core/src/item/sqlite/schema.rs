@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS items (
     headers         TEXT,
     payload         BLOB,
     -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
+    -- ATTEMPT#<ended_at>#<version>: retries = the attempt's number, received_at = when it
+    -- started, updated_at = when it ended, status = its outcome, last_error = why,
     -- and BODY#: id = the first webhook with this body)
     status          TEXT,
     retries         INTEGER,
