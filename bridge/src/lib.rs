@@ -8,7 +8,7 @@
 //!   dead queues and the table's stream, for Lambda and the operator alike;
 //! - [`metrics`]: what operators graph, for Prometheus and CloudWatch ([`metrics_page`]
 //!   serves it);
-//! - [`operator`]: the operator's commands ([`tail`] follows the store, [`pager`] reads
+//! - [`operator`]: what the operator's commands do ([`tail`] follows the store, [`pager`] reads
 //!   lists longer than a page), [`terminal`]
 //!   what they print;
 //!   [`conformance`]: `inbox check-processor`;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use inbox_bridge::cli::{Cli, logging};
 
 fn main() -> Result<()> {
-    let command = Cli::command()?;
+    let command = Cli::parse_command()?;
     logging::init(command.reports());
     // A file grown past the process's size limit (RLIMIT_FSIZE, like a full disk) would
     // kill the host by SIGXFSZ mid-transaction; ignored, the write fails with EFBIG and the

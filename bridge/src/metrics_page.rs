@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use inbox_host::capture::HyperOutgoingBody;
+use inbox_core::Problem;
+use inbox_host::capture::{HyperOutgoingBody, problem_response};
 use inbox_stores::WebhookStore;
 
 use crate::metrics::{OPENMETRICS, Prometheus};
@@ -32,7 +33,7 @@ impl Handler for MetricsPage {
                 Ok(page) => text(200, OPENMETRICS, page),
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "cannot read the backlog");
-                    text(503, "text/plain", "the store cannot be read\n".into())
+                    problem_response(&Problem::unavailable("the store cannot be read"))
                 }
             })
         })

@@ -1,5 +1,6 @@
 //! The HTTP server of `inbox serve`: HTTP/1.1 connections on a listener, each request
-//! served by the capture component, and a graceful stop. What a slow or flooding client
+//! served by a [`Handler`] (the capture component, or the metrics page on its own
+//! listener), and a graceful stop. What a slow or flooding client
 //! can hold is bounded: the headers and the body each have a deadline, an idle connection
 //! is closed, the connections and the capture instances at once are limited, and a store
 //! that cannot keep up makes capture answer `503` rather than queue without end.
@@ -38,7 +39,8 @@ pub struct HttpLimits {
     pub idle_timeout: Duration,
     /// Connections at once; more are answered `503` and closed.
     pub max_connections: usize,
-    /// Capture instances at once; a request waits its body deadline for one, then `503`.
+    /// Requests handled at once (capture instances, for capture); a request waits its body
+    /// deadline for a turn, then `503`.
     pub max_requests: usize,
 }
 
@@ -230,7 +232,7 @@ async fn respond(
 ) -> http::Response<HyperOutgoingBody> {
     let permit = tokio::time::timeout(limits.body_timeout, requests.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = permit else {
-        tracing::warn!(%method, %path, "no capture instance free in time");
+        tracing::warn!(%method, %path, "no turn to handle the request in time");
         return problem_response(&Problem::unavailable("the inbox is busy; retry later"));
     };
     // A request without a body (a GET) has all of it already: a deadline it runs past is

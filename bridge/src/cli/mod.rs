@@ -71,7 +71,7 @@ pub enum Command {
 impl Cli {
     /// The command to run: the one given, or `lambda` inside Lambda's runtime; with
     /// neither, the help, and exit status 2.
-    pub fn command() -> Result<Command> {
+    pub fn parse_command() -> Result<Command> {
         let cli = Cli::parse();
         match cli.command {
             Some(command) => Ok(command),

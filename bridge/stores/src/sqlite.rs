@@ -27,7 +27,8 @@ const MAX_BATCH: usize = 512;
 /// Writes waiting for the writer, at most: past it, a write is refused at once (the store
 /// is busy, and capture answers 503) rather than queued without end.
 pub const DEFAULT_MAX_QUEUED_WRITES: usize = 4_096;
-/// Reader connections kept open: as many as reads run at once on the blocking threads.
+/// Reader connections kept open while idle; reads beyond them at once open their own and
+/// close them after.
 const MAX_IDLE_READERS: usize = 64;
 
 pub struct SqliteStore {

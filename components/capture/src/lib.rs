@@ -136,12 +136,19 @@ fn send_demo() -> Result<Response, Problem> {
     } else {
         "application/json"
     };
-    Ok(Response::new(
-        answer.status,
-        content_type,
-        answer.body.map_err(failed)?,
-    ))
+    // What the capture route's answer says of itself (Retry-After, WWW-Authenticate) is
+    // the demo's answer too.
+    let relayed: Vec<_> = RELAYED_HEADERS
+        .into_iter()
+        .filter_map(|name| Some((name, answer.header(name)?.into_bytes())))
+        .collect();
+    let mut response = Response::new(answer.status, content_type, answer.body.map_err(failed)?);
+    response.headers = relayed;
+    Ok(response)
 }
+
+/// The headers of the capture route's answer the demo route passes on.
+const RELAYED_HEADERS: [&str; 3] = ["retry-after", "www-authenticate", "allow"];
 
 /// The authority Spin (and the native host) read as the app itself.
 const SELF_AUTHORITY: &str = "self.alt";
