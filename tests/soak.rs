@@ -4,7 +4,7 @@
 //! halfway and restarted on the same database. And a store outage: the disk full under
 //! the host mid-run, then room again.
 //!
-//! Each test prints its figures (`--nocapture`), which the README's Reliability section
+//! Each test prints its figures (`--nocapture`), which docs/reliability.md
 //! quotes.
 
 mod support;
@@ -264,7 +264,7 @@ fn every_acknowledged_webhook_ends_once_within_budget_through_a_kill_and_a_faili
         .collect();
     // At least once, never at once: an attempt cut short between the destination's answer
     // and its record (by the kill, or its deadline) is delivered again. Counted, as the
-    // README reports it.
+    // docs/reliability.md reports it.
     let delivered_twice = ids.iter().filter(|id| seen.successes(id) > 1).count();
     let deliveries: usize = seen.answers.values().map(Vec::len).sum();
     println!(

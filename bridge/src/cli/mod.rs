@@ -20,7 +20,7 @@ use environment::Environment;
 
 /// A webhook inbox: verify, store durably, process with retries and a dead-letter queue.
 ///
-/// Configuration comes from `INBOX_*` environment variables (see the README); the
+/// Configuration comes from `INBOX_*` environment variables (see docs/configuration.md); the
 /// components read them as lower-case keys without the prefix.
 #[derive(Parser)]
 #[command(version)]

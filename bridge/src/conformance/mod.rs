@@ -3,7 +3,7 @@
 //! time and memory it took, and whether it kept within its deadline. A component that does
 //! not fit the `processor` world is refused before any case runs.
 //!
-//! The outcomes are checked against what the README asks of a processor that forwards to
+//! The outcomes are checked against what docs/processors.md asks of a processor that forwards to
 //! `forward_url` (2xx completed; 408, 429, 5xx or no answer retried, honouring
 //! `Retry-After`; other 4xx rejected). A processor that does something else with webhooks
 //! is checked with [`Forwarding::Unused`]: it only has to return an outcome within its

@@ -1,4 +1,4 @@
-// The operators' console: the admin API (README, "HTTP interface") in a page. No
+// The operators' console: the admin API (docs/http.md) in a page. No
 // framework and no build step: the component serves these files as they are.
 //
 // The admin token is kept in sessionStorage (this tab only, gone when it closes) and sent
