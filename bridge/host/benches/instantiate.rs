@@ -1,6 +1,6 @@
-//! A fresh instance per request and per attempt: what instantiating the capture and the
-//! processor component costs, pre-linked, from the engine's instance pool, with the limits
-//! every instance gets. Needs the components built (`build_components`, scripts/env.sh).
+//! A fresh instance per request and per attempt: what instantiating the capture, the
+//! processor and the store components costs, pre-linked, from the engine's instance pool,
+//! with the limits every instance gets. Needs the components built (`build_components`, scripts/env.sh).
 //! `cargo bench -p inbox-host --bench instantiate`
 
 use std::path::PathBuf;
@@ -37,7 +37,13 @@ fn instantiate(c: &mut Criterion) {
     for (allocator, engine) in [("pooled", pooled), ("on demand", on_demand)] {
         let mut linker = engine::linker(&engine).unwrap();
         inbox_host::store::add_to_linker(&mut linker).unwrap();
-        for name in ["inbox_capture", "inbox_processor"] {
+        inbox_host::spin_sqlite::add_to_linker(&mut linker).unwrap();
+        for name in [
+            "inbox_capture",
+            "inbox_processor",
+            "inbox_store_sqlite",
+            "inbox_store_dynamodb",
+        ] {
             let compiled = engine::compile(&engine, &component(name)).unwrap();
             let pre = linker.instantiate_pre(&compiled.component).unwrap();
             let config = Arc::default();

@@ -1,13 +1,12 @@
-//! Every DynamoDB store, written once: the items as attribute values, the requests with
-//! their conditions (a capture's transaction, the status compare-and-swap, the operator's
-//! scan), what DynamoDB's refusals mean, and how items read back. The native store hands
-//! these to the AWS SDK; Spin's store component sends them as the JSON API's bodies
-//! ([`json`]) over `wasi:http`.
+//! The DynamoDB layout: the items as attribute values, the requests with their conditions
+//! (a capture's transaction, the status compare-and-swap, the operator's scan), what
+//! DynamoDB's refusals mean, and how items read back. The one DynamoDB store
+//! (`components/dynamodb`, run natively and in Spin's store component) hands these to the
+//! AWS SDK.
 
 mod capture;
 pub mod due_index;
 mod items;
-pub mod json;
 mod list;
 mod refusal;
 pub mod settings;
@@ -180,11 +179,6 @@ mod tests {
             plan.items[1]["expires_at"],
             AttributeValue::N("1700086400".into())
         );
-        let body = json::capture("t", &plan);
-        assert_eq!(
-            body["TransactItems"][1]["Put"]["ConditionExpression"],
-            NOT_EXISTS
-        );
         let mut big = webhook();
         big.payload = vec![b'x'; MAX_ITEM_BYTES];
         assert!(matches!(
@@ -229,16 +223,6 @@ mod tests {
             panic!("a conflict on the dead letter is transient");
         };
         assert!(transient.contains("TransactionConflict"), "{transient}");
-        let answer = serde_json::json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-            "Message": "Transaction cancelled",
-            "CancellationReasons": [{ "Code": "ConditionalCheckFailed" }, { "Code": "None" }],
-        });
-        assert_eq!(json::refusal(&answer), {
-            let mut r = duplicate.clone();
-            r.message = "Transaction cancelled".into();
-            r
-        });
     }
 
     #[test]
@@ -351,9 +335,6 @@ mod tests {
             crate::item::DUE_SHARDS as usize,
             "every shard used"
         );
-        let request = json::due_query("t", &queries[0], Some(5), None);
-        assert_eq!(request["IndexName"], "due");
-        assert_eq!(request["Limit"], 5);
     }
 
     #[test]
