@@ -1,0 +1,26 @@
+//! What the capture endpoint decides, given a request: the route, whether the delivery is
+//! genuine and well formed, and the webhook to store. The component only moves bytes.
+//!
+//! One job per file: `routes` (which route a request is), `query` (the admin API's query
+//! strings), `paging` (the list's next-page link), `limits` (how large a request may be),
+//! `intake` (a delivery checked and turned into a webhook), `auth` (the admin token),
+//! `config_keys` (the configuration read) and `printable` (caller text as it may be echoed
+//! back).
+
+mod auth;
+mod config_keys;
+mod intake;
+mod limits;
+mod paging;
+mod printable;
+mod query;
+mod routes;
+
+pub use auth::authorize_admin;
+pub use config_keys::CONFIG_KEYS;
+pub use intake::{Intake, accept, check_content_type, intake, source};
+pub use limits::{
+    MAX_HEADER_BYTES, MAX_HEADERS, MAX_TOTAL_HEADER_BYTES, body_too_large, check_headers,
+};
+pub use paging::next_page;
+pub use routes::{CONSOLE_PATH, COUNTS_PATH, DEMO_PATH, ROUTES, Route, WEBHOOKS_PATH, route};
