@@ -5,9 +5,11 @@
 //! queue's message on Lambda.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::{Outcome, Transition};
 use inbox_core::{State, Status, Webhook};
@@ -65,10 +67,15 @@ impl FollowUp for NoFollowUp {
     }
 }
 
-/// How many times a record (or a notice after it) is tried when the store (or the queue)
-/// is unavailable, and the first wait between tries (four times longer each time).
-const TRIES: u32 = 3;
-const FIRST_WAIT: Duration = Duration::from_millis(100);
+/// How a record (or a notice after it) is tried again when the store (or the queue) is
+/// unavailable: three tries in all, 100 ms and then 400 ms apart, with jitter.
+fn tries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_factor(4.0)
+        .with_max_times(2)
+        .with_jitter()
+}
 
 /// How an attempt went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,56 +234,46 @@ impl Attempts<'_> {
         expected_version: u64,
         transition: &Transition,
     ) -> Result<bool, StoreError> {
-        let mut wait = FIRST_WAIT;
-        for tried in 1..=TRIES {
+        let tried = AtomicBool::new(false);
+        let swap = || async {
+            let again = tried.swap(true, Ordering::Relaxed);
             match self
                 .store
                 .swap_status(id, expected_version, transition)
                 .await
             {
-                Ok(true) => return Ok(true),
-                Ok(false) if tried > 1 => {
+                Ok(false) if again => {
                     let stored = self.store.status(id).await?;
-                    return Ok(stored.as_ref() == Some(&transition.status));
+                    Ok(stored.as_ref() == Some(&transition.status))
                 }
-                Ok(false) => return Ok(false),
-                Err(StoreError::Unavailable(reason)) if tried < TRIES => {
-                    tracing::warn!(id, reason, "recording failed; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait *= 4;
-                }
-                Err(error) => return Err(error),
+                answer => answer,
             }
-        }
-        unreachable!("the last try returns")
+        };
+        swap.retry(tries())
+            .when(|error| matches!(error, StoreError::Unavailable(_)))
+            .notify(|error, _| tracing::warn!(id, %error, "recording failed; trying again"))
+            .await
     }
 
     /// What follows a recorded transition, tried a few times: the record stands either way.
     async fn notify(&self, id: &str, webhook: Option<&Webhook>, transition: &Transition) {
-        let mut wait = FIRST_WAIT;
-        for tried in 1..=TRIES {
-            match self
-                .follow_up
-                .after_recording(id, webhook, transition)
-                .await
-            {
-                Ok(()) => return,
-                Err(error) if tried < TRIES => {
-                    tracing::warn!(
-                        id,
-                        error = format!("{error:#}"),
-                        "the follow-up failed; trying again"
-                    );
-                    tokio::time::sleep(wait).await;
-                    wait *= 4;
-                }
-                Err(error) => tracing::error!(
+        let notified = (|| self.follow_up.after_recording(id, webhook, transition))
+            .retry(tries())
+            .notify(|error, _| {
+                tracing::warn!(
                     id,
-                    state = %transition.status.state,
                     error = format!("{error:#}"),
-                    "recorded, but what follows it could not be sent"
-                ),
-            }
+                    "the follow-up failed; trying again"
+                )
+            })
+            .await;
+        if let Err(error) = notified {
+            tracing::error!(
+                id,
+                state = %transition.status.state,
+                error = format!("{error:#}"),
+                "recorded, but what follows it could not be sent"
+            );
         }
     }
 }

@@ -2,12 +2,13 @@
 //! and its answers as the event's response.
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use inbox_core::Problem;
-use serde_json::{Value, json};
 
 /// The HTTP request an API Gateway HTTP API (payload v2) event describes.
 pub fn request_of(
@@ -42,40 +43,50 @@ pub fn request_of(
 /// others in base64. An answer whose body broke off is a `500` (the host logged why): a
 /// cut body is never passed off as the whole answer. Returns the status answered with the
 /// response.
-pub async fn answer<B>(response: http::Response<B>) -> (u16, Value)
+pub async fn answer<B>(response: http::Response<B>) -> (u16, ApiGatewayV2httpResponse)
 where
     B: http_body::Body,
 {
-    let status = response.status().as_u16();
-    let headers: serde_json::Map<String, Value> = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
+    let (parts, body) = response.into_parts();
+    // API Gateway's response carries text headers only (the component writes no others).
+    let headers = (parts.headers.iter())
+        .filter(|(_, value)| value.to_str().is_ok())
+        .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    match response.into_body().collect().await {
-        Ok(body) => (status, response_of(status, headers, &body.to_bytes())),
+    match body.collect().await {
+        Ok(body) => {
+            let status = parts.status.as_u16();
+            (status, response_of(status, headers, body.to_bytes().into()))
+        }
         Err(_) => {
             let problem = Problem::new(
                 500,
                 "Internal Server Error",
                 "the answer broke off before its end",
             );
-            let headers = problem.headers().into_iter();
-            let headers = headers.map(|(name, value)| (name.to_owned(), json!(value)));
-            (500, response_of(500, headers.collect(), &problem.to_json()))
+            let headers = problem
+                .headers()
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_static(name),
+                        HeaderValue::try_from(value).ok()?,
+                    ))
+                })
+                .collect();
+            (500, response_of(500, headers, problem.to_json()))
         }
     }
 }
 
-fn response_of(status: u16, headers: serde_json::Map<String, Value>, body: &[u8]) -> Value {
-    let (body, encoded) = match std::str::from_utf8(body) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (STANDARD.encode(body), true),
+fn response_of(status: u16, headers: HeaderMap, body: Vec<u8>) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = status.into();
+    response.headers = headers;
+    // Text as it is; anything else in base64 (the encoding serialises a binary body so).
+    (response.body, response.is_base64_encoded) = match String::from_utf8(body) {
+        Ok(text) => (Some(Body::Text(text)), false),
+        Err(binary) => (Some(Body::Binary(binary.into_bytes())), true),
     };
-    json!({
-        "statusCode": status,
-        "headers": headers,
-        "body": body,
-        "isBase64Encoded": encoded,
-    })
+    response
 }

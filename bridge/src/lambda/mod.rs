@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::event::dynamodb;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, ConfigError, describe};
 use inbox_core::store::StoreError;
@@ -166,9 +167,13 @@ impl Handler {
             );
         }
         Ok(match shape {
-            Shape::Http => self.http(serde_json::from_value(event)?).await,
-            Shape::Stream => self.stream(serde_json::from_value(event)?).await?,
-            Shape::Queue => self.queue(serde_json::from_value(event)?).await?,
+            Shape::Http => serde_json::to_value(self.http(serde_json::from_value(event)?).await)?,
+            Shape::Stream => {
+                serde_json::to_value(self.stream(serde_json::from_value(event)?).await?)?
+            }
+            Shape::Queue => {
+                serde_json::to_value(self.queue(serde_json::from_value(event)?).await?)?
+            }
             Shape::Schedule => self.sweep().await?,
         })
     }
@@ -210,7 +215,7 @@ impl Handler {
     }
 
     /// An API Gateway request, through the capture component.
-    async fn http(&self, event: ApiGatewayV2httpRequest) -> Value {
+    async fn http(&self, event: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         let method = event.request_context.http.method.to_string();
         let path = event.raw_path.clone().unwrap_or_default();
         let response = match (apigw::request_of(event), &self.capture) {
@@ -233,7 +238,7 @@ impl Handler {
 
     /// DynamoDB Stream records; a record that hits an infrastructure error is reported by
     /// its sequence number, and Lambda retries from there.
-    async fn stream(self: &Arc<Self>, event: dynamodb::Event) -> Result<Value> {
+    async fn stream(self: &Arc<Self>, event: dynamodb::Event) -> Result<DynamoDbEventResponse> {
         let mut work = JoinSet::new();
         for record in event.records {
             let handler = self.clone();
@@ -243,8 +248,13 @@ impl Handler {
                 (sequence, handler.stream_record(record).await)
             });
         }
-        let failures = collect_failures(work).await?;
-        Ok(json!({ "batchItemFailures": failures }))
+        let mut response = DynamoDbEventResponse::default();
+        for identifier in collect_failures(work).await? {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(identifier);
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
     }
 
     async fn stream_record(&self, record: dynamodb::EventRecord) -> Result<()> {
@@ -265,7 +275,7 @@ impl Handler {
 
     /// Messages of the Failed Webhooks Queue; one that hits an infrastructure error is
     /// reported by its message id and comes back after its visibility timeout.
-    async fn queue(self: &Arc<Self>, event: SqsEvent) -> Result<Value> {
+    async fn queue(self: &Arc<Self>, event: SqsEvent) -> Result<SqsBatchResponse> {
         let mut work = JoinSet::new();
         for message in event.records {
             let handler = self.clone();
@@ -276,8 +286,9 @@ impl Handler {
                 (id, handler.queue_message(&body).await)
             });
         }
-        let failures = collect_failures(work).await?;
-        Ok(json!({ "batchItemFailures": failures }))
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(collect_failures(work).await?);
+        Ok(response)
     }
 
     async fn queue_message(&self, body: &str) -> Result<()> {
@@ -334,9 +345,9 @@ impl Handler {
     }
 }
 
-/// The records to report as failed. A record whose task panicked cannot be named, so the
-/// whole invocation fails and Lambda retries the batch.
-async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec<Value>> {
+/// The records to report as failed, by identifier. A record whose task panicked cannot be
+/// named, so the whole invocation fails and Lambda retries the batch.
+async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     while let Some(joined) = work.join_next().await {
         let (identifier, result) = joined.context("a record's task panicked")?;
@@ -346,7 +357,7 @@ async fn collect_failures(mut work: JoinSet<(String, Result<()>)>) -> Result<Vec
                 error = format!("{error:#}"),
                 "record failed; Lambda will retry it"
             );
-            failures.push(json!({ "itemIdentifier": identifier }));
+            failures.push(identifier);
         }
     }
     Ok(failures)

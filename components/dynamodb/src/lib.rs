@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::AsyncSleep;
+use aws_sdk_dynamodb::config::{AsyncSleep, Sleep};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use backon::{BackoffBuilder, Retryable};
 use inbox_core::config::{Config, ConfigError};
 use inbox_core::item::dynamodb::{
     self, CaptureRefused, Refusal, StatusUpdate, SwapRefused, due_index,
@@ -54,13 +55,13 @@ impl DynamoStore {
         self.retention.map(|keep| keep.as_secs())
     }
 
-    /// Waits `wait` on the client's clock: tokio's natively, `wasi:clocks` in a component.
-    async fn pause(&self, wait: Duration) -> Result<(), StoreError> {
+    /// The client's own sleep, to back off with: tokio's natively, `wasi:clocks` in a
+    /// component.
+    fn sleeper(&self) -> Result<impl Fn(Duration) -> Sleep + Send + Sync + use<>, StoreError> {
         let sleep = self.client.config().sleep_impl().ok_or_else(|| {
             StoreError::Unavailable("the DynamoDB client has no sleep to back off with".into())
         })?;
-        sleep.sleep(wait).await;
-        Ok(())
+        Ok(move |wait: Duration| sleep.sleep(wait))
     }
 
     fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
@@ -195,8 +196,8 @@ impl DynamoStore {
         projection: &dynamodb::Projection,
     ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
         let mut items = Vec::new();
-        let mut rounds = 0;
-        let mut backoff = Duration::from_millis(50);
+        let sleeper = self.sleeper()?;
+        let mut backoff = dynamodb::batch_get_backoff().build();
         let mut left: Vec<Item> = keys.into_iter().map(Into::into).collect();
         while !left.is_empty() {
             let rest = left.split_off(left.len().min(dynamodb::BATCH_GET_KEYS));
@@ -217,7 +218,7 @@ impl DynamoStore {
             let mut responses = output.responses.unwrap_or_default();
             let got = responses.remove(&self.table).unwrap_or_default();
             if !got.is_empty() {
-                rounds = 0;
+                backoff = dynamodb::batch_get_backoff().build();
             }
             items.extend(got.into_iter().map(Into::into));
             // Keys DynamoDB had no capacity for come back unprocessed: read them again, after a pause.
@@ -228,14 +229,12 @@ impl DynamoStore {
                 .map(|unprocessed| unprocessed.keys)
                 .unwrap_or_default();
             if !left.is_empty() {
-                rounds += 1;
-                if rounds > dynamodb::BATCH_GET_ROUNDS {
-                    return Err(StoreError::Unavailable(
+                let wait = backoff.next().ok_or_else(|| {
+                    StoreError::Unavailable(
                         "DynamoDB keeps leaving keys of a batch read unprocessed".into(),
-                    ));
-                }
-                self.pause(backoff).await?;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                    )
+                })?;
+                sleeper(wait).await;
             }
             left.extend(rest);
         }
@@ -277,28 +276,25 @@ impl WebhookStore for DynamoStore {
             .iter()
             .map(|item| self.put(item.clone().into()))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut attempt = 0;
-        loop {
-            let refused = match self.transact(items.clone()).await {
-                Ok(()) => return Ok(Captured::Stored(plan.status)),
-                Err(refused) => refused,
-            };
-            match dynamodb::capture_refused(&refused, attempt) {
-                CaptureRefused::Duplicate => return self.existing(&webhook.id).await,
-                CaptureRefused::BodySeen => {
-                    let key = plan
-                        .body
-                        .clone()
-                        .expect("only a guarded capture sees a body");
-                    let body = self.get_key(key, true).await?.ok_or_else(|| {
-                        StoreError::Unavailable("a body digest cannot be read yet".into())
-                    })?;
-                    return self.existing(&dynamodb::read_body(body)?).await;
-                }
-                CaptureRefused::TryAgainAfter(wait) => self.pause(wait).await?,
-                CaptureRefused::Failed(error) => return Err(error),
+        let refused = match (|| self.transact(items.clone()))
+            .retry(dynamodb::capture_backoff())
+            .sleep(self.sleeper()?)
+            .when(dynamodb::capture_conflicted)
+            .await
+        {
+            Ok(()) => return Ok(Captured::Stored(plan.status)),
+            Err(refused) => refused,
+        };
+        match dynamodb::capture_refused(&refused) {
+            CaptureRefused::Duplicate => self.existing(&webhook.id).await,
+            CaptureRefused::BodySeen => {
+                let key = plan.body.expect("only a guarded capture sees a body");
+                let body = self.get_key(key, true).await?.ok_or_else(|| {
+                    StoreError::Unavailable("a body digest cannot be read yet".into())
+                })?;
+                self.existing(&dynamodb::read_body(body)?).await
             }
-            attempt += 1;
+            CaptureRefused::Failed(error) => Err(error),
         }
     }
 

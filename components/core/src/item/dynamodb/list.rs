@@ -247,4 +247,14 @@ pub const BATCH_GET_KEYS: usize = 100;
 
 /// How many times in a row a batch read asks again for the keys DynamoDB left unprocessed
 /// (for want of capacity) without getting any item before it gives up as unavailable.
-pub const BATCH_GET_ROUNDS: u32 = 8;
+pub const BATCH_GET_ROUNDS: usize = 8;
+
+/// The waits before a batch read asks again for keys left unprocessed: from 50 ms,
+/// doubling to 2 s, with jitter; started afresh whenever a read gets items.
+pub fn batch_get_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(50))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_max_times(BATCH_GET_ROUNDS)
+        .with_jitter()
+}

@@ -196,18 +196,25 @@ mod tests {
             detail: String::new(),
         };
         let duplicate = cancelled(&["ConditionalCheckFailed", "None"]);
-        assert_eq!(capture_refused(&duplicate, 0), CaptureRefused::Duplicate);
+        assert_eq!(capture_refused(&duplicate), CaptureRefused::Duplicate);
+        assert!(!capture_conflicted(&duplicate));
         let replayed = cancelled(&["None", "None", "ConditionalCheckFailed"]);
-        assert_eq!(capture_refused(&replayed, 0), CaptureRefused::BodySeen);
+        assert_eq!(capture_refused(&replayed), CaptureRefused::BodySeen);
         let race = cancelled(&["TransactionConflict", "None"]);
-        assert_eq!(
-            capture_refused(&race, 1),
-            CaptureRefused::TryAgainAfter(Duration::from_millis(40))
-        );
+        assert!(capture_conflicted(&race));
+        assert!(!capture_conflicted(&cancelled(&[
+            "TransactionConflict",
+            "ConditionalCheckFailed"
+        ])));
+        // A race that lasts past the retries is the store being unavailable.
         assert!(matches!(
-            capture_refused(&race, CAPTURE_ATTEMPTS - 1),
+            capture_refused(&race),
             CaptureRefused::Failed(StoreError::Unavailable(_))
         ));
+        let waits: Vec<Duration> = backon::BackoffBuilder::build(capture_backoff()).collect();
+        assert_eq!(waits.len(), CAPTURE_ATTEMPTS - 1);
+        assert!(waits[0] >= Duration::from_millis(20) && waits[0] < Duration::from_millis(40));
+        assert!(waits[1] >= Duration::from_millis(40) && waits[1] < Duration::from_millis(80));
         assert_eq!(
             swap_refused(&duplicate),
             SwapRefused::Lost,

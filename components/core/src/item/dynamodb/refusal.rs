@@ -2,10 +2,21 @@
 
 use std::time::Duration;
 
+use backon::ExponentialBuilder;
+
 use crate::store::StoreError;
 
 /// How many times a capture's transaction is sent before its refusal is the answer.
-pub const CAPTURE_ATTEMPTS: u32 = 3;
+pub const CAPTURE_ATTEMPTS: usize = 3;
+
+/// The waits before a capture's transaction is sent again after a race
+/// ([`capture_conflicted`]): 20 ms, then 40 ms, each with jitter so two racers part.
+pub fn capture_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_times(CAPTURE_ATTEMPTS - 1)
+        .with_jitter()
+}
 
 /// A request DynamoDB refused: the error's kind (`ConditionalCheckFailedException`, ...),
 /// its message, and for a cancelled transaction each item's reason code (`None`,
@@ -29,7 +40,7 @@ impl Refusal {
     }
 }
 
-/// What a refused capture (attempt `attempt`, from 0) means.
+/// What a refused capture means, once it is not sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureRefused {
     /// The id exists: nothing was written; the stored status is the answer.
@@ -37,23 +48,27 @@ pub enum CaptureRefused {
     /// The origin delivered this body before: nothing was written; the first webhook (its
     /// `BODY` item names it) is the answer.
     BodySeen,
-    /// Two captures at once cancelled each other: send it again after this long, and the
-    /// loser then finds the winner's items.
-    TryAgainAfter(Duration),
     Failed(StoreError),
+}
+
+/// Two captures at once cancelled each other, neither one's condition failing: send it
+/// again ([`capture_backoff`]), and the loser then finds the winner's items.
+pub fn capture_conflicted(refusal: &Refusal) -> bool {
+    refusal.reasons.iter().any(|r| r == "TransactionConflict")
+        && !refusal
+            .reasons
+            .iter()
+            .any(|r| r == "ConditionalCheckFailed")
 }
 
 /// Reads the cancellation reasons in the order of [`Capture::items`]: the webhook's, the
 /// status's, the body's.
-pub fn capture_refused(refusal: &Refusal, attempt: u32) -> CaptureRefused {
+pub fn capture_refused(refusal: &Refusal) -> CaptureRefused {
     let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
-    let any = |code: &str| refusal.reasons.iter().any(|r| r == code);
     if reason(0) == Some("ConditionalCheckFailed") || reason(1) == Some("ConditionalCheckFailed") {
         CaptureRefused::Duplicate
     } else if reason(2) == Some("ConditionalCheckFailed") {
         CaptureRefused::BodySeen
-    } else if any("TransactionConflict") && attempt + 1 < CAPTURE_ATTEMPTS {
-        CaptureRefused::TryAgainAfter(Duration::from_millis(20 << attempt))
     } else if refusal.kind == "ValidationException" && refusal.message.contains("size") {
         CaptureRefused::Failed(StoreError::TooLarge(refusal.message.clone()))
     } else {
