@@ -1,5 +1,5 @@
 //! A database as the stores reach it through their drivers, and values both ways:
-//! bound to a statement, and read back from its rows in column order.
+//! bound to a statement in parameter order, and read back from its rows by column name.
 
 use crate::model::{State, Status};
 use crate::store::StoreError;
@@ -29,79 +29,82 @@ pub trait Connection {
     fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Answer, StoreError>;
 }
 
-/// Every row of `answer`, each read by `read` in column order.
+/// Every row of `answer`, each read by `read`.
 pub(crate) fn read_rows<T>(
-    answer: Answer,
-    read: impl Fn(&mut Columns) -> Result<T, StoreError>,
+    mut answer: Answer,
+    read: impl Fn(&mut Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    answer
-        .rows
-        .into_iter()
-        .map(|row| read(&mut Columns(row.into_iter())))
-        .collect()
+    rows(&mut answer).map(|mut row| read(&mut row)).collect()
 }
 
-/// The values of one row, taken in column order.
-pub(crate) struct Columns(pub(crate) std::vec::IntoIter<Value>);
+/// The rows of `answer`, taken out of it, each with the names of its columns.
+pub(crate) fn rows(answer: &mut Answer) -> impl Iterator<Item = Row<'_>> {
+    let Answer { columns, rows, .. } = answer;
+    let names: &[String] = columns;
+    std::mem::take(rows)
+        .into_iter()
+        .map(move |values| Row { names, values })
+}
 
-impl Columns {
-    pub(crate) fn next(&mut self) -> Result<Value, StoreError> {
-        self.0
-            .next()
-            .ok_or_else(|| StoreError::Corrupt("a row is missing a column".into()))
+/// The values of one row, each taken by its column's name (the statement's `AS`, or the
+/// column's own name), so no reader depends on the order of a `SELECT`.
+pub(crate) struct Row<'a> {
+    names: &'a [String],
+    values: Vec<Value>,
+}
+
+impl Row<'_> {
+    fn take(&mut self, column: &str) -> Result<Value, StoreError> {
+        let missing = || StoreError::Corrupt(format!("a row has no column {column}"));
+        let i = self.names.iter().position(|name| name == column);
+        let value = i.and_then(|i| self.values.get_mut(i)).ok_or_else(missing)?;
+        Ok(std::mem::replace(value, Value::Null))
     }
 
-    pub(crate) fn skip(&mut self, n: usize) -> Result<(), StoreError> {
-        for _ in 0..n {
-            self.next()?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn text(&mut self) -> Result<String, StoreError> {
-        match self.next()? {
+    pub(crate) fn text(&mut self, column: &str) -> Result<String, StoreError> {
+        match self.take(column)? {
             Value::Text(text) => Ok(text),
-            other => Err(unexpected("text", &other)),
+            other => Err(unexpected(column, "text", &other)),
         }
     }
 
-    pub(crate) fn optional_text(&mut self) -> Result<Option<String>, StoreError> {
-        match self.next()? {
+    pub(crate) fn optional_text(&mut self, column: &str) -> Result<Option<String>, StoreError> {
+        match self.take(column)? {
             Value::Text(text) => Ok(Some(text)),
             Value::Null => Ok(None),
-            other => Err(unexpected("text or null", &other)),
+            other => Err(unexpected(column, "text or null", &other)),
         }
     }
 
-    pub(crate) fn integer(&mut self) -> Result<i64, StoreError> {
-        match self.next()? {
+    pub(crate) fn integer(&mut self, column: &str) -> Result<i64, StoreError> {
+        match self.take(column)? {
             Value::Integer(n) => Ok(n),
-            other => Err(unexpected("integer", &other)),
+            other => Err(unexpected(column, "integer", &other)),
         }
     }
 
-    pub(crate) fn unsigned<T: TryFrom<i64>>(&mut self) -> Result<T, StoreError> {
-        let n = self.integer()?;
-        T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{n} is out of range")))
+    pub(crate) fn unsigned<T: TryFrom<i64>>(&mut self, column: &str) -> Result<T, StoreError> {
+        let n = self.integer(column)?;
+        T::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} {n} is out of range")))
     }
 
-    pub(crate) fn optional_integer(&mut self) -> Result<Option<i64>, StoreError> {
-        match self.next()? {
+    pub(crate) fn optional_integer(&mut self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self.take(column)? {
             Value::Integer(n) => Ok(Some(n)),
             Value::Null => Ok(None),
-            other => Err(unexpected("integer or null", &other)),
+            other => Err(unexpected(column, "integer or null", &other)),
         }
     }
 
-    pub(crate) fn blob(&mut self) -> Result<Vec<u8>, StoreError> {
-        match self.next()? {
+    pub(crate) fn blob(&mut self, column: &str) -> Result<Vec<u8>, StoreError> {
+        match self.take(column)? {
             Value::Blob(bytes) => Ok(bytes),
-            other => Err(unexpected("blob", &other)),
+            other => Err(unexpected(column, "blob", &other)),
         }
     }
 
-    pub(crate) fn state(&mut self) -> Result<State, StoreError> {
-        self.text()?.parse().map_err(StoreError::Corrupt)
+    pub(crate) fn state(&mut self, column: &str) -> Result<State, StoreError> {
+        self.text(column)?.parse().map_err(StoreError::Corrupt)
     }
 }
 
@@ -140,6 +143,6 @@ pub(crate) fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn unexpected(wanted: &str, got: &Value) -> StoreError {
-    StoreError::Corrupt(format!("expected {wanted}, found {got:?}"))
+pub(crate) fn unexpected(column: &str, wanted: &str, got: &Value) -> StoreError {
+    StoreError::Corrupt(format!("expected {wanted} in {column}, found {got:?}"))
 }

@@ -23,7 +23,7 @@ pub use connection::{Answer, Connection, Value};
 pub use schema::{SCHEMA, SCHEMA_VERSION, ensure_schema, schema_statements};
 
 use connection::{
-    Columns, limit_of, optional, optional_text, read_rows, status_values, text, version,
+    limit_of, optional, optional_text, read_rows, rows, status_values, text, version,
 };
 
 const INSERT_WEBHOOK: &str = "INSERT INTO items
@@ -72,8 +72,9 @@ macro_rules! filter_on_webhook {
 }
 /// [`Query`]'s order and cursor: newest received first, then by id.
 const LIST: &str = concat!(
-    "SELECT w.id, w.origin, w.type, w.received_at, s.status, s.retries,
-    s.last_error, s.updated_at, s.next_attempt_at
+    "SELECT w.id AS id, w.origin AS origin, w.type AS type, w.received_at AS received_at,
+    s.status AS status, s.retries AS retries, s.last_error AS last_error,
+    s.updated_at AS updated_at, s.next_attempt_at AS next_attempt_at
     FROM items w JOIN items s ON s.pk = w.pk AND s.sk = 'STATUS'
     WHERE w.sk = 'WEBHOOK' AND (?1 IS NULL OR s.status = ?1) AND ",
     filter_on_webhook!("?2", "?3", "?4"),
@@ -81,7 +82,7 @@ const LIST: &str = concat!(
     ORDER BY w.received_at DESC, w.id DESC LIMIT ?7"
 );
 const COUNTS: &str = concat!(
-    "SELECT s.status, COUNT(*) FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
+    "SELECT s.status AS status, COUNT(*) AS n FROM items s JOIN items w ON w.pk = s.pk AND w.sk = 'WEBHOOK'
     WHERE s.sk = 'STATUS' AND ",
     filter_on_webhook!("?1", "?2", "?3"),
     " GROUP BY s.status"
@@ -89,7 +90,7 @@ const COUNTS: &str = concat!(
 /// The counts of every webhook: the status index alone, without a join (what the console
 /// and each metrics scrape ask for; 100,000 webhooks counted with the join took 140 ms).
 /// A status whose webhook item is gone (never written so by a store) would count here only.
-const COUNTS_ALL: &str = "SELECT status, COUNT(*) FROM items INDEXED BY items_by_status
+const COUNTS_ALL: &str = "SELECT status, COUNT(*) AS n FROM items INDEXED BY items_by_status
     WHERE sk = 'STATUS' GROUP BY status";
 /// Every item of a webhook but its payload, in the order of their keys: attempts, dead
 /// letters, the status, the webhook.
@@ -131,9 +132,9 @@ pub fn capture(
     check_size(&webhook)?;
     let body = BodyItem::new(&webhook, None);
     if refuse_replayed_body {
-        let seen = db.execute(SELECT_BODY, vec![text(&body.pk), text(BODY_SK)])?;
-        if let Some(row) = seen.rows.into_iter().next() {
-            let first = Columns(row.into_iter()).text()?;
+        let mut seen = db.execute(SELECT_BODY, vec![text(&body.pk), text(BODY_SK)])?;
+        if let Some(mut row) = rows(&mut seen).next() {
+            let first = row.text("id")?;
             if first != webhook.id {
                 let status = status(db, &first)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("{first} is stored without a status"))
@@ -184,22 +185,21 @@ pub fn capture(
 }
 
 pub fn webhook(db: &mut impl Connection, id: &str) -> Result<Option<Webhook>, StoreError> {
-    let answer = db.execute(SELECT_WEBHOOK, vec![text(&pk(id)), text(WEBHOOK_SK)])?;
-    let Some(row) = answer.rows.into_iter().next() else {
+    let mut answer = db.execute(SELECT_WEBHOOK, vec![text(&pk(id)), text(WEBHOOK_SK)])?;
+    let Some(mut row) = rows(&mut answer).next() else {
         return Ok(None);
     };
-    let mut columns = Columns(row.into_iter());
     let item = WebhookItem {
-        pk: columns.text()?,
-        sk: columns.text()?,
-        id: columns.text()?,
-        origin: columns.text()?,
-        event_type: columns.text()?,
-        created: columns.optional_integer()?,
-        received_at: columns.integer()?,
-        idempotency_key: columns.text()?,
-        headers: columns.text()?,
-        payload: columns.blob()?,
+        pk: row.text("pk")?,
+        sk: row.text("sk")?,
+        id: row.text("id")?,
+        origin: row.text("origin")?,
+        event_type: row.text("type")?,
+        created: row.optional_integer("created")?,
+        received_at: row.integer("received_at")?,
+        idempotency_key: row.text("idempotency_key")?,
+        headers: row.text("headers")?,
+        payload: row.blob("payload")?,
         expires_at: None,
     };
     item.into_webhook()
@@ -208,19 +208,18 @@ pub fn webhook(db: &mut impl Connection, id: &str) -> Result<Option<Webhook>, St
 }
 
 pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, StoreError> {
-    let answer = db.execute(SELECT_STATUS, vec![text(&pk(id)), text(STATUS_SK)])?;
-    let Some(row) = answer.rows.into_iter().next() else {
+    let mut answer = db.execute(SELECT_STATUS, vec![text(&pk(id)), text(STATUS_SK)])?;
+    let Some(mut row) = rows(&mut answer).next() else {
         return Ok(None);
     };
-    let mut columns = Columns(row.into_iter());
     Ok(Some(Status {
-        state: columns.state()?,
-        retries: columns.unsigned()?,
-        version: columns.unsigned()?,
-        updated_at: columns.integer()?,
-        lease_until: columns.optional_integer()?,
-        next_attempt_at: columns.optional_integer()?,
-        last_error: columns.optional_text()?,
+        state: row.state("status")?,
+        retries: row.unsigned("retries")?,
+        version: row.unsigned("version")?,
+        updated_at: row.integer("updated_at")?,
+        lease_until: row.optional_integer("lease_until")?,
+        next_attempt_at: row.optional_integer("next_attempt_at")?,
+        last_error: row.optional_text("last_error")?,
     }))
 }
 
@@ -289,17 +288,17 @@ pub fn list(db: &mut impl Connection, query: &Query) -> Result<Page, StoreError>
         .chain([after_at, after_id, Value::Integer(limit_of(limit + 1))])
         .collect();
     let answer = db.execute(LIST, params)?;
-    let webhooks = read_rows(answer, |columns| {
+    let webhooks = read_rows(answer, |row| {
         Ok(StatusView {
-            id: columns.text()?,
-            origin: columns.text()?,
-            event_type: columns.text()?,
-            received_at: columns.integer()?,
-            status: columns.state()?,
-            retries: columns.unsigned()?,
-            last_error: columns.optional_text()?,
-            updated_at: columns.integer()?,
-            next_attempt_at: columns.optional_integer()?,
+            id: row.text("id")?,
+            origin: row.text("origin")?,
+            event_type: row.text("type")?,
+            received_at: row.integer("received_at")?,
+            status: row.state("status")?,
+            retries: row.unsigned("retries")?,
+            last_error: row.optional_text("last_error")?,
+            updated_at: row.integer("updated_at")?,
+            next_attempt_at: row.optional_integer("next_attempt_at")?,
         })
     })?;
     Ok(Page::of(webhooks, limit))
@@ -313,9 +312,7 @@ pub fn counts(db: &mut impl Connection, filter: &Filter) -> Result<Counts, Store
         db.execute(COUNTS, filter_values(filter).into_iter().collect())?
     };
     let mut counts = Counts::zero();
-    for (state, n) in read_rows(answer, |columns| {
-        Ok((columns.state()?, columns.unsigned()?))
-    })? {
+    for (state, n) in read_rows(answer, |row| Ok((row.state("status")?, row.unsigned("n")?)))? {
         counts.0.insert(state, n);
     }
     Ok(counts)
@@ -323,56 +320,44 @@ pub fn counts(db: &mut impl Connection, filter: &Filter) -> Result<Counts, Store
 
 /// Everything about a webhook but its payload, in one read.
 pub fn details(db: &mut impl Connection, id: &str) -> Result<Option<Details>, StoreError> {
-    let answer = db.execute(DETAILS, vec![text(&pk(id))])?;
+    let mut answer = db.execute(DETAILS, vec![text(&pk(id))])?;
     let mut webhook = None;
     let mut status = None;
     let mut attempts = Vec::new();
     let mut dead_letters = Vec::new();
-    for row in answer.rows {
-        let mut columns = Columns(row.into_iter());
-        let sk = columns.text()?;
+    // Each kind of item keeps its own columns (the schema's comment says which).
+    for mut row in rows(&mut answer) {
+        let sk = row.text("sk")?;
         if sk == WEBHOOK_SK {
             webhook = Some((
-                columns.text()?,
-                columns.text()?,
-                columns.optional_integer()?,
-                columns.integer()?,
-                columns.text()?,
-                columns.text()?,
+                row.text("origin")?,
+                row.text("type")?,
+                row.optional_integer("created")?,
+                row.integer("received_at")?,
+                row.text("idempotency_key")?,
+                row.text("headers")?,
             ));
         } else if sk == STATUS_SK {
-            columns.skip(6)?;
             status = Some((
-                columns.state()?,
-                columns.unsigned()?,
-                columns.integer()?,
-                columns.optional_integer()?,
-                columns.optional_text()?,
+                row.state("status")?,
+                row.unsigned("retries")?,
+                row.integer("updated_at")?,
+                row.optional_integer("next_attempt_at")?,
+                row.optional_text("last_error")?,
             ));
         } else if sk.starts_with(ATTEMPT_SK_PREFIX) {
-            columns.skip(3)?;
-            let started_at = columns.integer()?;
-            columns.skip(2)?;
-            let state = columns.state()?;
-            let number = columns.unsigned()?;
-            let ended_at = columns.integer()?;
-            columns.skip(1)?;
             attempts.push(Attempt {
-                number,
-                started_at,
-                ended_at,
-                state,
-                error: columns.optional_text()?,
+                number: row.unsigned("retries")?,
+                started_at: row.integer("received_at")?,
+                ended_at: row.integer("updated_at")?,
+                state: row.state("status")?,
+                error: row.optional_text("last_error")?,
             });
         } else if sk.starts_with(DEAD_LETTER_SK_PREFIX) {
-            columns.skip(7)?;
-            let attempts = columns.unsigned()?;
-            let at = columns.integer()?;
-            columns.skip(1)?;
             dead_letters.push(DeadLetter {
-                at,
-                attempts,
-                reason: columns.text()?,
+                at: row.integer("updated_at")?,
+                attempts: row.unsigned("retries")?,
+                reason: row.text("last_error")?,
             });
         }
     }
@@ -417,9 +402,7 @@ pub fn due(db: &mut impl Connection, now: i64, limit: usize) -> Result<Vec<Strin
             query,
             vec![Value::Integer(now), Value::Integer(limit_of(limit))],
         )?;
-        for row in answer.rows {
-            ids.push(Columns(row.into_iter()).text()?);
-        }
+        ids.extend(read_rows(answer, |row| row.text("id"))?);
     }
     ids.truncate(limit);
     Ok(ids)

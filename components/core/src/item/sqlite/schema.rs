@@ -1,6 +1,6 @@
 //! The table every SQLite store shares, and bringing a database up to it.
 
-use super::connection::{Columns, Connection};
+use super::connection::{Connection, read_rows};
 use crate::store::StoreError;
 
 pub const SCHEMA: &str = "
@@ -52,13 +52,11 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// every statement every time.
 pub fn ensure_schema(db: &mut impl Connection) -> Result<(), StoreError> {
     let answer = db.execute("PRAGMA user_version", Vec::new())?;
-    let version = answer
-        .rows
-        .into_iter()
-        .next()
-        .map(|row| Columns(row.into_iter()).integer())
-        .transpose()?;
-    if version.is_some_and(|version| version >= SCHEMA_VERSION) {
+    let version = read_rows(answer, |row| row.integer("user_version"))?;
+    if version
+        .first()
+        .is_some_and(|version| *version >= SCHEMA_VERSION)
+    {
         return Ok(());
     }
     for statement in schema_statements() {
