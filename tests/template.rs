@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use inbox_bridge::lambda::Components;
+use inbox_bridge::lambda::FunctionComponents;
 use inbox_bridge::settings::Settings;
 use inbox_core::item::dynamodb::due_index;
 
@@ -290,7 +290,8 @@ fn each_function_loads_only_the_component_its_events_need() {
         ("Schedule", false, false),
     ] {
         for (function, _, _) in sam::events(&template, kind) {
-            let runs = Components::from_config(&function_config(&template, &function)).unwrap();
+            let runs =
+                FunctionComponents::from_config(&function_config(&template, &function)).unwrap();
             assert_eq!(
                 (runs.capture, runs.processor),
                 (capture, processor),

@@ -101,7 +101,7 @@ pub enum AttemptError {
 }
 
 /// What an attempt needs.
-pub struct Attempts<'a> {
+pub struct Attempter<'a> {
     pub store: &'a dyn WebhookStore,
     pub processor: &'a dyn Processor,
     pub follow_up: &'a dyn FollowUp,
@@ -109,7 +109,7 @@ pub struct Attempts<'a> {
     pub metrics: &'a dyn Metrics,
 }
 
-impl Attempts<'_> {
+impl Attempter<'_> {
     /// Takes `id` if it is due, processes it and records the outcome. `webhook` is the
     /// webhook when the caller has it already (a stream image, a queue message); without
     /// it, it is read once taken. A webhook due with its budget spent (its last attempt
@@ -460,7 +460,7 @@ mod tests {
         let processor = Scripted::new(vec![retry(), retry()]);
         let follow_up = Recorder::default();
         let settings = settings();
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: store.as_ref(),
             processor: &processor,
             follow_up: &follow_up,
@@ -524,7 +524,7 @@ mod tests {
         let processor = Scripted::new(Vec::new());
         let follow_up = Recorder::default();
         let settings = settings();
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: store.as_ref(),
             processor: &processor,
             follow_up: &follow_up,
@@ -558,7 +558,7 @@ mod tests {
             .unwrap();
         let processor = Scripted::new(Vec::new());
         let settings = settings();
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: store.as_ref(),
             processor: &processor,
             follow_up: &NoFollowUp,
@@ -592,7 +592,7 @@ mod tests {
             ..Recorder::default()
         };
         let settings = settings();
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: store.as_ref(),
             processor: &processor,
             follow_up: &refusing,
@@ -615,7 +615,7 @@ mod tests {
         }]);
         overtaken.meanwhile = Some(store.clone());
         let follow_up = Recorder::default();
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: store.as_ref(),
             processor: &overtaken,
             follow_up: &follow_up,
@@ -707,7 +707,7 @@ mod tests {
             };
             let processor = Scripted::new(vec![Outcome::Completed]);
             let settings = settings();
-            let attempts = Attempts {
+            let attempts = Attempter {
                 store: &flaky,
                 processor: &processor,
                 follow_up: &NoFollowUp,

@@ -85,7 +85,7 @@ pub async fn replay_all_dead(
         ids.len()
     );
     if let Some(dead) = dead_queue {
-        let mut sweep = Sweep {
+        let mut sweep = DeadQueuePass {
             store,
             dead: &dead,
             sent,
@@ -107,7 +107,7 @@ pub async fn replay_all_dead(
 }
 
 /// One pass over the dead queue.
-struct Sweep<'a> {
+struct DeadQueuePass<'a> {
     store: &'a dyn WebhookStore,
     dead: &'a DeadQueue,
     /// Webhooks this run has sent round again already.
@@ -137,7 +137,7 @@ enum Resolution {
     Left(String),
 }
 
-impl Sweep<'_> {
+impl DeadQueuePass<'_> {
     /// Resolves what each message is about and deletes it if that worked; the others stay
     /// for the operator, each with its reason printed, visible again once the pass is over
     /// (so the alarm goes on counting them). Returns (cleared, left).

@@ -18,7 +18,7 @@ use crate::pager;
 /// Something that happened to a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub enum WebhookChange {
     Arrived {
         #[serde(flatten)]
         webhook: StatusView,
@@ -30,10 +30,10 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl WebhookChange {
     pub fn webhook(&self) -> &StatusView {
         match self {
-            Event::Arrived { webhook } | Event::Changed { webhook, .. } => webhook,
+            WebhookChange::Arrived { webhook } | WebhookChange::Changed { webhook, .. } => webhook,
         }
     }
 }
@@ -121,7 +121,7 @@ impl Tail {
     }
 
     /// What happened since the last look: arrivals (oldest first), then changes.
-    pub async fn look(&mut self, store: &dyn WebhookStore) -> Result<Vec<Event>> {
+    pub async fn look(&mut self, store: &dyn WebhookStore) -> Result<Vec<WebhookChange>> {
         let mut arrived: Vec<StatusView> = self
             .recent(store)
             .await?
@@ -136,7 +136,7 @@ impl Tail {
             if view.status.in_flight() {
                 self.following.insert(view.id.clone(), view.clone());
             }
-            events.push(Event::Arrived { webhook: view });
+            events.push(WebhookChange::Arrived { webhook: view });
         }
         if let Some(newest) = self.newest_at {
             self.seen.retain(|_, at| *at >= newest - LOOK_BACK_MS);
@@ -156,7 +156,7 @@ impl Tail {
             seen.updated_at = status.updated_at;
             seen.next_attempt_at = status.next_attempt_at;
             if from != seen.status {
-                events.push(Event::Changed {
+                events.push(WebhookChange::Changed {
                     from,
                     webhook: seen.clone(),
                 });
@@ -176,7 +176,7 @@ impl Tail {
 pub async fn follow(
     store: &dyn WebhookStore,
     every: Duration,
-    mut print: impl FnMut(&Event),
+    mut print: impl FnMut(&WebhookChange),
 ) -> Result<()> {
     let mut tail = Tail::start(store).await?;
     tracing::info!("following the store; Ctrl-C stops");
@@ -258,7 +258,7 @@ mod tests {
         );
         let events = tail.look(&store).await.unwrap();
         assert_eq!(events.len(), 1);
-        let Event::Changed { from, webhook } = &events[0] else {
+        let WebhookChange::Changed { from, webhook } = &events[0] else {
             panic!("{events:?}");
         };
         assert_eq!((*from, webhook.status), (State::Received, State::Completed));

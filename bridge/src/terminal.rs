@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use inbox_core::State;
 use inbox_core::model::StatusView;
 
-use crate::tail::Event;
+use crate::tail::WebhookChange;
 
 /// Whether `stream` is a terminal that takes colour (<https://no-color.org>).
 pub fn colour(stream: &impl IsTerminal) -> bool {
@@ -96,11 +96,13 @@ pub fn table(views: &[StatusView], colour: bool) -> String {
 }
 
 /// A line of `inbox tail`: when, which, and what became of it.
-pub fn event_line(event: &Event, colour: bool) -> String {
+pub fn event_line(event: &WebhookChange, colour: bool) -> String {
     let webhook = event.webhook();
     let (at, what) = match event {
-        Event::Arrived { .. } => (webhook.received_at, format!("arrived, {}", webhook.status)),
-        Event::Changed { from, .. } => {
+        WebhookChange::Arrived { .. } => {
+            (webhook.received_at, format!("arrived, {}", webhook.status))
+        }
+        WebhookChange::Changed { from, .. } => {
             (webhook.updated_at, format!("{from} -> {}", webhook.status))
         }
     };
@@ -116,7 +118,7 @@ pub fn event_line(event: &Event, colour: bool) -> String {
         clean(&webhook.origin),
         clean(&webhook.event_type)
     );
-    if let (Event::Changed { .. }, Some(error)) = (event, &webhook.last_error) {
+    if let (WebhookChange::Changed { .. }, Some(error)) = (event, &webhook.last_error) {
         line.push_str(&format!(" ({})", one_line(error)));
     }
     line
@@ -188,7 +190,7 @@ mod tests {
 
     #[test]
     fn tail_lines_say_what_changed_and_why() {
-        let event = Event::Changed {
+        let event = WebhookChange::Changed {
             from: State::Processing,
             webhook: view(State::Failed, Some("destination answered 503")),
         };
@@ -201,7 +203,7 @@ mod tests {
         let mut hostile = view(State::Failed, Some("\x1b]0;pwned\x07 500"));
         hostile.event_type = "order\x1b[2J".into();
         let line = event_line(
-            &Event::Changed {
+            &WebhookChange::Changed {
                 from: State::Processing,
                 webhook: hostile,
             },

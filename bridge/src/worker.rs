@@ -9,7 +9,7 @@ use inbox_stores::WebhookStore;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::attempt::{Attempts, NoFollowUp, Processor};
+use crate::attempt::{Attempter, NoFollowUp, Processor};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -58,7 +58,7 @@ pub async fn run(
                             metrics.clone(),
                         );
                         attempts.spawn(async move {
-                            let attempts = Attempts {
+                            let attempts = Attempter {
                                 store: store.as_ref(),
                                 processor: processor.as_ref(),
                                 follow_up: &NoFollowUp,

@@ -29,7 +29,7 @@ pub fn compiler(target: Option<&str>) -> Result<Engine> {
 }
 
 /// A component written by [`precompile`].
-pub struct Written {
+pub struct CompiledFile {
     pub path: PathBuf,
     pub size_bytes: usize,
     pub compile_time: Duration,
@@ -37,7 +37,7 @@ pub struct Written {
 
 /// Compiles the component at `wasm` into `out_dir/<stem>.cwasm`, replacing any there (by a
 /// rename, so a host that is reading the old one is not disturbed).
-pub fn precompile(compiler: &Engine, wasm: &Path, out_dir: &Path) -> Result<Written> {
+pub fn precompile(compiler: &Engine, wasm: &Path, out_dir: &Path) -> Result<CompiledFile> {
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     if Engine::detect_precompiled(&bytes).is_some() {
         bail!("{} is already precompiled", wasm.display());
@@ -58,7 +58,7 @@ pub fn precompile(compiler: &Engine, wasm: &Path, out_dir: &Path) -> Result<Writ
     std::fs::write(&partial, &compiled)
         .and_then(|()| std::fs::rename(&partial, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(Written {
+    Ok(CompiledFile {
         path,
         size_bytes: compiled.len(),
         compile_time,

@@ -50,9 +50,9 @@ pub struct ComponentFile {
     pub imports: Vec<String>,
 }
 
-/// One attempt, as it went.
+/// One run of the processor on a webhook (one attempt), as it went.
 #[derive(Debug)]
-pub struct Attempt {
+pub struct Run {
     /// The processor's own outcome, or why the host ended the attempt.
     pub result: Result<lifecycle::Outcome, Contained>,
     pub instantiate_time: Duration,
@@ -84,7 +84,7 @@ impl std::fmt::Display for Contained {
     }
 }
 
-impl Attempt {
+impl Run {
     /// The outcome the attempt records: a contained failure is one to retry.
     pub fn outcome(self) -> lifecycle::Outcome {
         self.result
@@ -150,7 +150,7 @@ impl ProcessorHost {
     }
 
     /// Runs the processor on one webhook, measuring the attempt.
-    pub async fn attempt(&self, webhook: &Webhook, attempt: u32) -> Attempt {
+    pub async fn attempt(&self, webhook: &Webhook, attempt: u32) -> Run {
         // A processor is the user's code: no store, and no requests to the app itself.
         let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
         let mut store = engine::store(&self.engine, state, self.deadline);
@@ -183,7 +183,7 @@ impl ProcessorHost {
             }
             Err(_) => Err(Contained::Deadline(self.deadline)),
         };
-        Attempt {
+        Run {
             result,
             instantiate_time,
             elapsed: started.elapsed(),

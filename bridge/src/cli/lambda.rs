@@ -34,7 +34,7 @@ impl Lambda {
             .get("table")
             .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
         let store: Arc<dyn WebhookStore> = Arc::new(dynamo_store(env, table).await?);
-        let runs = lambda::Components::from_config(env.config.as_ref())?;
+        let runs = lambda::FunctionComponents::from_config(env.config.as_ref())?;
         let capture = match runs.capture {
             true => Some(hosts.capture(store.clone())?),
             false => None,

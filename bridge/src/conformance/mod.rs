@@ -123,7 +123,7 @@ pub async fn check(
 
 fn judge(
     case: &Case,
-    attempt: inbox_host::processor::Attempt,
+    attempt: inbox_host::processor::Run,
     received: &[Received],
     forwarding: Forwarding,
     processor: &ProcessorHost,

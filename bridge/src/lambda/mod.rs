@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::attempt::{Attempted, Attempts, Processor};
+use crate::attempt::{Attempted, Attempter, Processor};
 use crate::aws::sqs::{Message, Queues};
 use crate::aws::stream::{self, Work};
 use crate::metrics::{self, Metrics};
@@ -44,7 +44,7 @@ use crate::settings::Settings;
 pub mod apigw;
 
 pub struct Handler {
-    /// What this function runs (`Components`): the others are not loaded.
+    /// What this function runs (`FunctionComponents`): the others are not loaded.
     capture: Option<Arc<CaptureHost>>,
     processor: Option<Arc<dyn Processor>>,
     store: Arc<dyn WebhookStore>,
@@ -60,20 +60,20 @@ pub struct Handler {
 /// the one it runs, so a capture function's cold start never loads the processor, while
 /// plain `inbox lambda` serves every event shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Components {
+pub struct FunctionComponents {
     pub capture: bool,
     pub processor: bool,
 }
 
-impl Components {
-    pub fn from_config(config: &dyn Config) -> Result<Components, ConfigError> {
+impl FunctionComponents {
+    pub fn from_config(config: &dyn Config) -> Result<FunctionComponents, ConfigError> {
         let Some(listed) = config.get("lambda_components") else {
-            return Ok(Components {
+            return Ok(FunctionComponents {
                 capture: true,
                 processor: true,
             });
         };
-        let mut components = Components {
+        let mut components = FunctionComponents {
             capture: false,
             processor: false,
         };
@@ -316,7 +316,7 @@ impl Handler {
         let processor = self.processor.as_deref().context(
             "this function does not run the processor component (INBOX_LAMBDA_COMPONENTS)",
         )?;
-        let attempts = Attempts {
+        let attempts = Attempter {
             store: self.store.as_ref(),
             processor,
             follow_up: &self.queues,

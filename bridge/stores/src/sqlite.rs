@@ -49,14 +49,14 @@ enum WriteOp {
     },
 }
 
-enum Written {
+enum WriteAnswer {
     Captured(Captured),
     Swapped(bool),
 }
 
 struct Write {
     op: WriteOp,
-    reply: oneshot::Sender<Result<Written, StoreError>>,
+    reply: oneshot::Sender<Result<WriteAnswer, StoreError>>,
 }
 
 impl SqliteStore {
@@ -100,7 +100,7 @@ impl SqliteStore {
         self.written.clone()
     }
 
-    async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
+    async fn write(&self, op: WriteOp) -> Result<WriteAnswer, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .try_send(Write { op, reply })
@@ -148,8 +148,8 @@ impl WebhookStore for SqliteStore {
             refuse_replayed_body,
         };
         match self.write(op).await? {
-            Written::Captured(captured) => Ok(captured),
-            Written::Swapped(_) => unreachable!("a capture answers with a capture"),
+            WriteAnswer::Captured(captured) => Ok(captured),
+            WriteAnswer::Swapped(_) => unreachable!("a capture answers with a capture"),
         }
     }
 
@@ -175,8 +175,8 @@ impl WebhookStore for SqliteStore {
             transition: transition.clone(),
         };
         match self.write(op).await? {
-            Written::Swapped(swapped) => Ok(swapped),
-            Written::Captured(_) => unreachable!("a swap answers with a swap"),
+            WriteAnswer::Swapped(swapped) => Ok(swapped),
+            WriteAnswer::Captured(_) => unreachable!("a swap answers with a swap"),
         }
     }
 
@@ -302,11 +302,11 @@ fn wakes_a_worker(op: &WriteOp) -> bool {
 
 /// Whether a committed write brought a worker something to do: one that wakes a worker
 /// ([`wakes_a_worker`]) and did it (stored, or swapped).
-fn brings_work((wakes, result): (bool, &Result<Written, StoreError>)) -> bool {
+fn brings_work((wakes, result): (bool, &Result<WriteAnswer, StoreError>)) -> bool {
     wakes
         && matches!(
             result,
-            Ok(Written::Captured(Captured::Stored(_)) | Written::Swapped(true))
+            Ok(WriteAnswer::Captured(Captured::Stored(_)) | WriteAnswer::Swapped(true))
         )
 }
 
@@ -315,7 +315,7 @@ fn brings_work((wakes, result): (bool, &Result<Written, StoreError>)) -> bool {
 fn commit(
     conn: &mut Connection,
     ops: Vec<WriteOp>,
-) -> rusqlite::Result<Vec<Result<Written, StoreError>>> {
+) -> rusqlite::Result<Vec<Result<WriteAnswer, StoreError>>> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
@@ -331,17 +331,17 @@ fn commit(
 }
 
 /// Carries out one write; a capture's payload moves into its statement.
-fn apply(db: &mut Rusqlite<'_>, op: WriteOp) -> Result<Written, StoreError> {
+fn apply(db: &mut Rusqlite<'_>, op: WriteOp) -> Result<WriteAnswer, StoreError> {
     match op {
         WriteOp::Capture {
             webhook,
             refuse_replayed_body,
-        } => sqlite::capture(db, webhook, refuse_replayed_body).map(Written::Captured),
+        } => sqlite::capture(db, webhook, refuse_replayed_body).map(WriteAnswer::Captured),
         WriteOp::Swap {
             id,
             expected_version,
             transition,
-        } => sqlite::swap_status(db, &id, expected_version, &transition).map(Written::Swapped),
+        } => sqlite::swap_status(db, &id, expected_version, &transition).map(WriteAnswer::Swapped),
     }
 }
 

@@ -22,11 +22,11 @@ use inbox_guest::wasi::http::types::{IncomingBody, IncomingRequest, Method, Resp
 use inbox_guest::wasi::io::streams::StreamError;
 use response::Response;
 
-struct Capture;
+struct Component;
 
-bindings::export!(Capture with_types_in bindings);
+bindings::export!(Component with_types_in bindings);
 
-impl Guest for Capture {
+impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let response = match serve(request) {
             Ok(response) => response,

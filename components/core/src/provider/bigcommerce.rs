@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::checks::{required_str, secret_matches, verify_body_mac};
-use super::delivery::{Event, Headers, Source};
+use super::delivery::{EventMeta, Headers, Source};
 use crate::config::{Config, describe, secrets};
 use crate::{Problem, id};
 
@@ -67,7 +67,7 @@ pub(super) fn verify(
     }
 }
 
-pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<Event, Problem> {
+pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<EventMeta, Problem> {
     let event_type = required_str(event, "scope")?.to_owned();
     // The same `hash` arrives when the same event fires twice; without one, the body is the key.
     let idempotency_key = match event.get("hash") {
@@ -79,7 +79,7 @@ pub(super) fn describe_event(body: &[u8], event: &serde_json::Value) -> Result<E
             ));
         }
     };
-    Ok(Event {
+    Ok(EventMeta {
         event_type,
         idempotency_key,
         provider_timestamp: event.get("created_at").and_then(serde_json::Value::as_i64),

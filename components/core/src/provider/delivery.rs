@@ -16,7 +16,7 @@ pub struct Source {
 
 /// What the provider says about an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct EventMeta {
     pub event_type: String,
     pub idempotency_key: String,
     pub provider_timestamp: Option<i64>,

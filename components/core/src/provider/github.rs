@@ -2,7 +2,7 @@
 //! signed; `X-GitHub-Delivery` (a GUID) identifies the delivery, and a redelivery keeps it.
 
 use super::checks::verify_body_mac;
-use super::delivery::{Event, Headers, Source};
+use super::delivery::{EventMeta, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 
@@ -33,7 +33,7 @@ pub(super) fn verify(
 pub(super) fn describe_event(
     headers: &Headers,
     event: &serde_json::Value,
-) -> Result<Event, Problem> {
+) -> Result<EventMeta, Problem> {
     let kind = headers
         .single("x-github-event")?
         .filter(|v| !v.is_empty())
@@ -46,7 +46,7 @@ pub(super) fn describe_event(
         Some(action) => format!("{kind}.{action}"),
         None => kind.to_owned(),
     };
-    Ok(Event {
+    Ok(EventMeta {
         event_type,
         idempotency_key: delivery.to_owned(),
         provider_timestamp: None,
@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn event_comes_from_headers_and_action() {
         let headers = Headers::new(vec![
-            ("X-GitHub-Event".into(), b"issues".to_vec()),
+            ("X-GitHub-EventMeta".into(), b"issues".to_vec()),
             (
                 "X-GitHub-Delivery".into(),
                 b"72d3162e-cc78-11e3-81ab-4c9367dc0958".to_vec(),

@@ -13,7 +13,7 @@ mod stripe;
 
 pub use bigcommerce::demo_delivery;
 pub(crate) use checks::secret_matches;
-pub use delivery::{Event, Headers, SOURCE_SETTINGS, Source};
+pub use delivery::{EventMeta, Headers, SOURCE_SETTINGS, Source};
 pub use scheme::Scheme;
 
 use crate::Problem;
@@ -142,7 +142,7 @@ impl Source {
         headers: &Headers,
         body: &[u8],
         event: &serde_json::Value,
-    ) -> Result<Event, Problem> {
+    ) -> Result<EventMeta, Problem> {
         match self.scheme {
             Scheme::BigCommerce => bigcommerce::describe_event(body, event),
             Scheme::Stripe => stripe::describe_event(event),

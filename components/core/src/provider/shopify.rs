@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::checks::verify_body_mac;
-use super::delivery::{Event, Headers, Source};
+use super::delivery::{EventMeta, Headers, Source};
 use crate::config::Config;
 use crate::{Problem, id};
 
@@ -32,7 +32,7 @@ pub(super) fn verify(
     )
 }
 
-pub(super) fn describe_event(headers: &Headers, body: &[u8]) -> Result<Event, Problem> {
+pub(super) fn describe_event(headers: &Headers, body: &[u8]) -> Result<EventMeta, Problem> {
     let topic = headers
         .single("x-shopify-topic")?
         .filter(|v| !v.is_empty())
@@ -41,7 +41,7 @@ pub(super) fn describe_event(headers: &Headers, body: &[u8]) -> Result<Event, Pr
         Some(event_id) if !event_id.is_empty() => event_id.to_owned(),
         _ => id::body_hash_key(body),
     };
-    Ok(Event {
+    Ok(EventMeta {
         event_type: topic.to_owned(),
         idempotency_key,
         provider_timestamp: None,
@@ -97,7 +97,7 @@ mod tests {
         let headers = Headers::new(vec![
             ("X-Shopify-Topic".into(), b"orders/create".to_vec()),
             (
-                "X-Shopify-Event-Id".into(),
+                "X-Shopify-EventMeta-Id".into(),
                 b"98880550-7158-44d4-b7cd-2c97c8a091b5".to_vec(),
             ),
         ]);

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::checks::{check_timestamp, hmac_matches};
-use super::delivery::{Event, Headers, Source};
+use super::delivery::{EventMeta, Headers, Source};
 use crate::Problem;
 use crate::config::{Config, describe};
 
@@ -73,7 +73,7 @@ fn required<'a>(headers: &'a Headers, name: &str) -> Result<&'a str, Problem> {
 pub(super) fn describe_event(
     headers: &Headers,
     event: &serde_json::Value,
-) -> Result<Event, Problem> {
+) -> Result<EventMeta, Problem> {
     let id = required(headers, "webhook-id").map_err(|p| Problem::bad_request(p.detail))?;
     let timestamp = headers
         .single("webhook-timestamp")?
@@ -83,7 +83,7 @@ pub(super) fn describe_event(
         .and_then(serde_json::Value::as_str)
         .filter(|t| !t.is_empty())
         .unwrap_or("webhook");
-    Ok(Event {
+    Ok(EventMeta {
         event_type: event_type.to_owned(),
         idempotency_key: id.to_owned(),
         provider_timestamp: timestamp,

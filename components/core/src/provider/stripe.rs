@@ -2,7 +2,7 @@
 //! `"{t}.{raw body}"` under the endpoint secret (used as is, `whsec_` included).
 
 use super::checks::{check_timestamp, hmac_matches, required_str};
-use super::delivery::{Event, Headers, Source};
+use super::delivery::{EventMeta, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 
@@ -64,8 +64,8 @@ pub(super) fn verify(
     }
 }
 
-pub(super) fn describe_event(event: &serde_json::Value) -> Result<Event, Problem> {
-    Ok(Event {
+pub(super) fn describe_event(event: &serde_json::Value) -> Result<EventMeta, Problem> {
+    Ok(EventMeta {
         event_type: required_str(event, "type")?.to_owned(),
         idempotency_key: required_str(event, "id")?.to_owned(),
         provider_timestamp: event.get("created").and_then(serde_json::Value::as_i64),

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 /// A capture: the `WEBHOOK` and `STATUS` items (and with the replay guard the `BODY` item),
 /// each put under [`NOT_EXISTS`] in one transaction, and the status it stores.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Capture {
+pub struct CapturePlan {
     pub items: Vec<Item>,
     pub status: Status,
     /// The key of the body's digest, when replayed bodies are refused.
@@ -22,7 +22,7 @@ pub fn capture(
     webhook: &Webhook,
     retention_secs: Option<u64>,
     refuse_replayed_body: bool,
-) -> Result<Capture, StoreError> {
+) -> Result<CapturePlan, StoreError> {
     let expires_at = expires_at(webhook.received_at, retention_secs);
     let webhook_item = to_item(&WebhookItem::new(webhook, expires_at));
     let size = item_size(&webhook_item);
@@ -40,14 +40,14 @@ pub fn capture(
         body = Some(key_of(&item.pk, &item.sk));
         items.push(to_item(&item));
     }
-    Ok(Capture {
+    Ok(CapturePlan {
         items,
         status,
         body,
     })
 }
 
-/// The first webhook a `BODY` item (read back by [`Capture::body`]) was captured as.
+/// The first webhook a `BODY` item (read back by [`CapturePlan::body`]) was captured as.
 pub fn read_body(item: Item) -> Result<String, StoreError> {
     read::<BodyItem>(item).map(|body| body.id)
 }

@@ -61,7 +61,7 @@ pub fn capture_conflicted(refusal: &Refusal) -> bool {
             .any(|r| r == "ConditionalCheckFailed")
 }
 
-/// Reads the cancellation reasons in the order of [`Capture::items`]: the webhook's, the
+/// Reads the cancellation reasons in the order of [`CapturePlan::items`]: the webhook's, the
 /// status's, the body's.
 pub fn capture_refused(refusal: &Refusal) -> CaptureRefused {
     let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
