@@ -142,7 +142,7 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     );
     let now = store.status(id).await.unwrap().unwrap();
     assert_eq!(now, claimed);
-    assert_eq!((now.state, now.retries), (State::Processing, 1));
+    assert_eq!((now.state, now.attempts), (State::Processing, 1));
 
     // A permanent rejection: the status and its dead letter, together.
     let policy = RetryPolicy {
@@ -240,7 +240,7 @@ async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
             .await
             .unwrap()
     );
-    assert_eq!(second.retries, 2);
+    assert_eq!(second.attempts, 2);
 
     // The first attempt comes back late: its outcome is refused.
     let policy = RetryPolicy {

@@ -201,16 +201,19 @@ async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_
     // The INSERT of the WEBHOOK item (the STATUS insert is filtered out): first attempt.
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let status = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((status.state, status.retries), (State::Failed, 1));
+    assert_eq!((status.state, status.attempts), (State::Failed, 1));
 
     // Two retries from the failed queue, each after its backoff.
     assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
     let status = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((status.state, status.retries), (State::Failed, 2));
+    assert_eq!((status.state, status.attempts), (State::Failed, 2));
     assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
 
     let status = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((status.state, status.retries), (State::OperatorRequired, 3));
+    assert_eq!(
+        (status.state, status.attempts),
+        (State::OperatorRequired, 3)
+    );
     let letters = aws.store.details(&id).await.unwrap().unwrap().dead_letters;
     assert_eq!(letters.len(), 1);
     assert!(
@@ -245,7 +248,7 @@ async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_
     assert!(moto::peek(&aws.sqs, &aws.queues.dead_url).await.is_empty());
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let status = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((status.state, status.retries), (State::Failed, 1));
+    assert_eq!((status.state, status.attempts), (State::Failed, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,13 +270,13 @@ async fn a_webhook_is_processed_once_from_the_stream_by_the_bare_bootstrap() {
     assert_eq!(deliver_stream(&function, &mut stream).await, 3);
     for id in &ids {
         let status = aws.store.status(id).await.unwrap().unwrap();
-        assert_eq!((status.state, status.retries), (State::Completed, 1));
+        assert_eq!((status.state, status.attempts), (State::Completed, 1));
     }
     // A redelivered stream batch (Lambda retries at least once) processes nothing again.
     let mut replay_stream = StreamReader::new(Moto::shared(), &aws.table).await;
     assert_eq!(deliver_stream(&function, &mut replay_stream).await, 3);
     for id in &ids {
-        assert_eq!(aws.store.status(id).await.unwrap().unwrap().retries, 1);
+        assert_eq!(aws.store.status(id).await.unwrap().unwrap().attempts, 1);
     }
     assert_eq!(
         function.log().matches("processed").count(),
@@ -437,7 +440,7 @@ async fn a_retry_that_comes_early_is_sent_on_and_an_unreadable_message_is_report
     let id = captured(&function, "hash-early");
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let failed = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((failed.state, failed.retries), (State::Failed, 1));
+    assert_eq!((failed.state, failed.attempts), (State::Failed, 1));
 
     // A message for it arrives before its retry is due (here one that carries only the id,
     // as a webhook too large for SQS does), next to one nobody can read.
@@ -506,7 +509,7 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
     wait_until_taken(&aws, &id, &crashing).await;
     crashing.kill();
     let held = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((held.state, held.retries), (State::Processing, 1));
+    assert_eq!((held.state, held.attempts), (State::Processing, 1));
 
     // Lambda retries the batch on a new container: the lease still holds, so the record is
     // sent to the failed queue for when it expires, and then it is retaken and completes.
@@ -517,7 +520,7 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
     assert_eq!(deliver_failed_queue(&function, &aws).await, 1);
     let status = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!(
-        (status.state, status.retries),
+        (status.state, status.attempts),
         (State::Completed, 2),
         "{}",
         function.log()
@@ -595,7 +598,7 @@ async fn a_stream_batch_lambda_gave_up_on_is_read_back_by_the_operator_and_proce
     for id in &ids[..2] {
         let status = aws.store.status(id).await.unwrap().unwrap();
         assert_eq!(
-            (status.state, status.version, status.retries),
+            (status.state, status.version, status.attempts),
             (State::Received, 2, 0)
         );
     }
@@ -610,7 +613,7 @@ async fn a_stream_batch_lambda_gave_up_on_is_read_back_by_the_operator_and_proce
     for id in &ids[..2] {
         let status = aws.store.status(id).await.unwrap().unwrap();
         assert_eq!(
-            (status.state, status.retries),
+            (status.state, status.attempts),
             (State::Completed, 1),
             "{}",
             function.log()
@@ -642,7 +645,7 @@ async fn a_stream_batch_lambda_gave_up_on_is_read_back_by_the_operator_and_proce
     );
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let status = aws.store.status(&ids[2]).await.unwrap().unwrap();
-    assert_eq!((status.state, status.retries), (State::Completed, 1));
+    assert_eq!((status.state, status.attempts), (State::Completed, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -653,7 +656,7 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
     let id = captured(&failing, "hash-redriven");
     assert_eq!(deliver_stream(&failing, &mut stream).await, 1);
     let failed = aws.store.status(&id).await.unwrap().unwrap();
-    assert_eq!((failed.state, failed.retries), (State::Failed, 1));
+    assert_eq!((failed.state, failed.attempts), (State::Failed, 1));
 
     // Its retry message cannot be handled (here: a function whose table is missing) five
     // times; then the failed queue's redrive policy moves it to the dead queue.
@@ -726,7 +729,7 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
     );
     let requeued = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!(
-        (requeued.state, requeued.retries),
+        (requeued.state, requeued.attempts),
         (State::Received, 1),
         "its attempts are kept"
     );
@@ -736,7 +739,7 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
     assert_eq!(deliver_stream(&healthy, &mut stream).await, 1);
     let status = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!(
-        (status.state, status.retries),
+        (status.state, status.attempts),
         (State::Completed, 2),
         "{}",
         healthy.log()
@@ -783,7 +786,7 @@ async fn an_operator_requeues_a_stuck_webhook_but_never_a_live_or_finished_one()
     assert_eq!(deliver_stream(&function, &mut stream).await, 1);
     let done = aws.store.status(&ids[0]).await.unwrap().unwrap();
     assert_eq!(
-        (done.state, done.retries),
+        (done.state, done.attempts),
         (State::Completed, 2),
         "the lost attempt counts"
     );
@@ -923,7 +926,7 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
     };
     assert_eq!(state(received).await.state, State::Completed);
     let retaken = state(crashed).await;
-    assert_eq!((retaken.state, retaken.retries), (State::Completed, 2));
+    assert_eq!((retaken.state, retaken.attempts), (State::Completed, 2));
     assert_eq!(state(live).await.state, State::Processing);
     assert_eq!(state(fresh).await.state, State::Received);
 }
@@ -1011,13 +1014,13 @@ async fn conformance_on_lambda(processor: std::path::PathBuf, loaded: std::path:
     for id in &retried {
         let status = aws.store.status(id).await.unwrap().unwrap();
         assert_eq!(
-            (status.state, status.retries),
+            (status.state, status.attempts),
             (State::Completed, 2),
             "{id}"
         );
     }
     let waiting = aws.store.status(&waiting.unwrap()).await.unwrap().unwrap();
-    assert_eq!((waiting.state, waiting.retries), (State::Failed, 1));
+    assert_eq!((waiting.state, waiting.attempts), (State::Failed, 1));
     assert!(
         function.log().contains(&support::sha256_of(&loaded)),
         "{}",

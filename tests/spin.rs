@@ -415,7 +415,7 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
     );
     let now = native.status(&id).await.unwrap().unwrap();
     assert_eq!(
-        (now.state, now.version, now.retries),
+        (now.state, now.version, now.attempts),
         (State::Received, dead.status.version + 1, 0)
     );
     let (code, _) = request(&inbox.url, "POST", &path, &[("Authorization", &auth)], b"");

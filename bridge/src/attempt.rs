@@ -160,7 +160,7 @@ impl Attempter<'_> {
         };
 
         let started = Instant::now();
-        let outcome = self.processor.process(&webhook, claimed.retries).await;
+        let outcome = self.processor.process(&webhook, claimed.attempts).await;
         let transition = claimed
             .finish(&outcome, policy, now_ms())
             .expect("a claimed status is processing");
@@ -286,7 +286,7 @@ fn log_attempt(
     transition: &Transition,
     started: Instant,
 ) {
-    let (id, origin, attempt) = (&webhook.id, &webhook.origin, claimed.retries);
+    let (id, origin, attempt) = (&webhook.id, &webhook.origin, claimed.attempts);
     let state = transition.status.state;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
@@ -516,7 +516,7 @@ mod tests {
         // Both attempts of the budget were taken and their hosts died: the lease expired.
         rewrite(&store, &hook.id, |s| {
             s.state = State::Processing;
-            s.retries = 2;
+            s.attempts = 2;
             s.lease_until = Some(now_ms() - 1);
             s.next_attempt_at = None;
         })
@@ -537,7 +537,7 @@ mod tests {
         );
         assert!(processor.seen.lock().unwrap().is_empty(), "not run again");
         let dead = store.status(&hook.id).await.unwrap().unwrap();
-        assert_eq!((dead.state, dead.retries), (State::OperatorRequired, 2));
+        assert_eq!((dead.state, dead.attempts), (State::OperatorRequired, 2));
         let letters = store.details(&hook.id).await.unwrap().unwrap().dead_letters;
         assert!(letters[0].reason.contains("never finished"), "{letters:?}");
         assert_eq!(
@@ -603,7 +603,7 @@ mod tests {
         assert!(matches!(error, AttemptError::FollowUp(_)), "{error}");
         let held = store.status(&hook.id).await.unwrap().unwrap();
         assert_eq!(
-            (held.state, held.retries),
+            (held.state, held.attempts),
             (State::Processing, 1),
             "left to its lease"
         );
@@ -725,7 +725,7 @@ mod tests {
                 }
             );
             let status = store.status(&hook.id).await.unwrap().unwrap();
-            assert_eq!((status.state, status.retries), (State::Completed, 1));
+            assert_eq!((status.state, status.attempts), (State::Completed, 1));
         }
     }
 }

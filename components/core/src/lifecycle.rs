@@ -120,7 +120,7 @@ impl Status {
     pub fn received(now: i64) -> Status {
         Status {
             state: State::Received,
-            retries: 0,
+            attempts: 0,
             version: 1,
             updated_at: now,
             lease_until: None,
@@ -152,7 +152,7 @@ impl Status {
 
     /// Whether it has had every attempt its budget allows.
     pub fn budget_spent(&self, policy: &RetryPolicy) -> bool {
-        self.retries >= policy.max_attempts()
+        self.attempts >= policy.max_attempts()
     }
 
     /// Takes the webhook for an attempt: `processing`, one more attempt, leased until
@@ -173,11 +173,11 @@ impl Status {
             return Err(self.refuse("claim", reason));
         }
         if self.budget_spent(policy) {
-            return Err(self.refuse("claim", format!("its {} attempts are spent", self.retries)));
+            return Err(self.refuse("claim", format!("its {} attempts are spent", self.attempts)));
         }
         Ok(Status {
             state: State::Processing,
-            retries: self.retries.saturating_add(1),
+            attempts: self.attempts.saturating_add(1),
             version: self.version + 1,
             updated_at: now,
             lease_until: Some(now.saturating_add(lease_ms as i64)),
@@ -196,7 +196,7 @@ impl Status {
                 now,
                 format!(
                     "retries exhausted after {} attempts: the last one never finished (its host stopped or ran out of time)",
-                    self.retries
+                    self.attempts
                 ),
             )
         })
@@ -220,7 +220,7 @@ impl Status {
             attempt: self.attempt_ended(now, State::OperatorRequired, Some(reason.clone())),
             dead_letter: Some(DeadLetter {
                 at: now,
-                attempts: self.retries,
+                attempts: self.attempts,
                 reason,
             }),
         }
@@ -230,7 +230,7 @@ impl Status {
     /// attempt holds it.
     pub fn attempt_ended(&self, now: i64, state: State, error: Option<String>) -> Option<Attempt> {
         (self.state == State::Processing).then_some(Attempt {
-            number: self.retries,
+            number: self.attempts,
             started_at: self.updated_at,
             ended_at: now,
             state,
@@ -278,15 +278,15 @@ impl Status {
                 attempt: self.attempt_ended(now, State::Completed, None),
             },
             Outcome::Reject { reason } => dead(format!("rejected: {reason}")),
-            Outcome::Retry { reason, .. } if self.retries >= policy.max_attempts() => {
+            Outcome::Retry { reason, .. } if self.attempts >= policy.max_attempts() => {
                 dead(format!(
                     "retries exhausted after {} attempts: {reason}",
-                    self.retries
+                    self.attempts
                 ))
             }
             Outcome::Retry { reason, delay_ms } => {
                 let wait = policy
-                    .backoff_ms(self.retries)
+                    .backoff_ms(self.attempts)
                     .max(delay_ms.unwrap_or(0).min(policy.max_delay_ms));
                 Transition {
                     status: Status {
@@ -308,7 +308,7 @@ impl Status {
         match self.state {
             State::OperatorRequired => Ok(Status {
                 state: State::Received,
-                retries: 0,
+                attempts: 0,
                 version: self.version + 1,
                 updated_at: now,
                 lease_until: None,
@@ -349,7 +349,7 @@ impl Status {
         }
         Ok(Status {
             state: State::Received,
-            retries: self.retries,
+            attempts: self.attempts,
             version: self.version + 1,
             updated_at: now,
             lease_until: None,
@@ -393,7 +393,7 @@ mod tests {
         let received = Status::received(0);
         let processing = received.claim(10, LEASE, &policy()).unwrap();
         assert_eq!(processing.state, State::Processing);
-        assert_eq!(processing.retries, 1);
+        assert_eq!(processing.attempts, 1);
         assert_eq!(processing.version, 2);
         assert_eq!(processing.lease_until, Some(10 + LEASE as i64));
         let done = processing
@@ -425,7 +425,7 @@ mod tests {
         let mut now = 0;
         for attempt in 1..=2 {
             status = status.claim(now, LEASE, &policy()).unwrap();
-            assert_eq!(status.retries, attempt);
+            assert_eq!(status.attempts, attempt);
             let next = status.finish(&retry("boom"), &policy(), now).unwrap();
             assert_eq!(next.status.state, State::Failed);
             let due = next.status.next_attempt_at.unwrap();
@@ -438,10 +438,10 @@ mod tests {
             status = next.status;
         }
         let last = status.claim(now, LEASE, &policy()).unwrap();
-        assert_eq!(last.retries, 3);
+        assert_eq!(last.attempts, 3);
         let dead = last.finish(&retry("boom"), &policy(), now).unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
-        assert_eq!(dead.status.retries, 3);
+        assert_eq!(dead.status.attempts, 3);
         let attempt = dead.attempt.unwrap();
         assert_eq!(
             (attempt.number, attempt.state),
@@ -509,7 +509,7 @@ mod tests {
             "lease still held"
         );
         let second = first.claim(LEASE as i64, LEASE, &policy()).unwrap();
-        assert_eq!(second.retries, 2);
+        assert_eq!(second.attempts, 2);
         // The stale holder computes from its own copy: the version it would swap from is
         // no longer the stored one, so a store's compare-and-swap refuses it.
         let stale = first
@@ -527,7 +527,7 @@ mod tests {
         for attempt in 1..=policy().max_attempts() {
             assert_eq!(status.abandon(now, &policy()), None);
             status = status.claim(now, LEASE, &policy()).unwrap();
-            assert_eq!(status.retries, attempt);
+            assert_eq!(status.attempts, attempt);
             now += LEASE as i64;
         }
         let refused = status.claim(now, LEASE, &policy()).unwrap_err();
@@ -539,7 +539,7 @@ mod tests {
         );
         let dead = status.abandon(now, &policy()).unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
-        assert_eq!(dead.status.retries, 3, "exactly the budget");
+        assert_eq!(dead.status.attempts, 3, "exactly the budget");
         assert_eq!(dead.status.lease_until, None);
         let letter = dead.dead_letter.unwrap();
         assert_eq!(letter.attempts, 3);
@@ -565,7 +565,7 @@ mod tests {
             .status;
         let replayed = dead.replay(9).unwrap();
         assert_eq!(replayed.state, State::Received);
-        assert_eq!(replayed.retries, 0);
+        assert_eq!(replayed.attempts, 0);
         assert!(replayed.is_claimable(9));
         assert!(Status::received(0).replay(1).is_err());
         assert!(processing.replay(1).is_err());
@@ -596,7 +596,7 @@ mod tests {
         let requeued = failed.requeue(2).unwrap();
         assert_eq!(requeued.state, State::Received);
         assert_eq!(
-            requeued.retries, 1,
+            requeued.attempts, 1,
             "the budget still counts the first attempt"
         );
         assert_eq!(requeued.version, failed.version + 1);

@@ -76,10 +76,12 @@ impl std::str::FromStr for State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub state: State,
-    /// Attempts started, despite the name: taking a webhook for processing increments it,
-    /// so the first run counts 1. The seed's name, kept on the wire, in the item layout and
-    /// in the WIT contract; the retry budget compares it with `max_retries + 1`.
-    pub retries: u32,
+    /// Attempts started: taking a webhook for processing increments it, so the first run
+    /// counts 1 and it is the number of the attempt under way. `retries` on the wire, in
+    /// the item layout and in the WIT contract (the seed's name); the retry budget compares
+    /// it with `max_retries + 1`.
+    #[serde(rename = "retries")]
+    pub attempts: u32,
     /// Incremented by every write: the token of the compare-and-swap and of the lease.
     pub version: u64,
     pub updated_at: i64,
@@ -112,7 +114,7 @@ impl StatusView {
             origin: webhook.origin.clone(),
             event_type: webhook.event_type.clone(),
             status: status.state,
-            retries: status.retries,
+            retries: status.attempts,
             last_error: status.last_error.clone(),
             received_at: webhook.received_at,
             updated_at: status.updated_at,

@@ -142,7 +142,7 @@ mod tests {
     fn a_resend_is_a_compare_and_swap_from_the_version_read() {
         let dead = Status {
             state: State::OperatorRequired,
-            retries: 3,
+            attempts: 3,
             version: 7,
             updated_at: 1,
             lease_until: None,

@@ -64,7 +64,7 @@ macro_rules! wit_conversions {
         pub(crate) fn status_to_wit(status: &$crate::Status) -> $($wit)::+::Status {
             $($wit)::+::Status {
                 state: state_to_wit(status.state),
-                retries: status.retries,
+                retries: status.attempts,
                 updated_at: status.updated_at,
                 next_attempt_at: status.next_attempt_at,
                 last_error: status.last_error.clone(),

@@ -283,7 +283,7 @@ impl StatusItem {
             sk: STATUS_SK.to_owned(),
             id: id.to_owned(),
             status: status.state,
-            retries: status.retries,
+            retries: status.attempts,
             version: status.version,
             updated_at: status.updated_at,
             lease_until: status.lease_until,
@@ -298,7 +298,7 @@ impl StatusItem {
     pub fn into_status(self) -> Status {
         Status {
             state: self.status,
-            retries: self.retries,
+            attempts: self.retries,
             version: self.version,
             updated_at: self.updated_at,
             lease_until: self.lease_until,

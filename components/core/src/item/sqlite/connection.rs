@@ -113,7 +113,7 @@ impl Row<'_> {
 pub(crate) fn status_values(status: &Status) -> [Value; 7] {
     [
         text(status.state.as_str()),
-        Value::Integer(status.retries.into()),
+        Value::Integer(status.attempts.into()),
         version(status.version),
         Value::Integer(status.updated_at),
         optional(status.lease_until),

@@ -214,7 +214,7 @@ pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, Stor
     };
     Ok(Some(Status {
         state: row.state("status")?,
-        retries: row.unsigned("retries")?,
+        attempts: row.unsigned("retries")?,
         version: row.unsigned("version")?,
         updated_at: row.integer("updated_at")?,
         lease_until: row.optional_integer("lease_until")?,
