@@ -27,9 +27,9 @@ use inbox_core::lifecycle::Outcome;
 use inbox_core::provider::Headers;
 use inbox_core::store::{Captured, StoreError};
 use inbox_core::{Problem, Webhook};
-use inbox_host::capture::{HyperOutgoingBody, problem_response};
 use inbox_stores::WebhookStore;
 use inbox_stores::sqlite::SqliteStore;
+use inbox_wasm_host::capture::{HyperOutgoingBody, problem_response};
 
 struct NativeCapture {
     config: BTreeMap<String, String>,

@@ -1,6 +1,6 @@
 //! `inbox`, the native host: the capture component behind an HTTP server, processing by the
 //! local worker or by Lambda's event sources, and the operator's commands. The wasm host is
-//! `inbox-host`, the stores `inbox-stores`; here is what runs them.
+//! `inbox-wasm-host`, the stores `inbox-stores`; here is what runs them.
 //!
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
@@ -32,7 +32,7 @@ pub mod worker;
 use async_trait::async_trait;
 use inbox_core::Webhook;
 use inbox_core::lifecycle::Outcome;
-use inbox_host::ProcessorHost;
+use inbox_wasm_host::ProcessorHost;
 
 /// The processor component is what processes, wherever an attempt runs.
 #[async_trait]

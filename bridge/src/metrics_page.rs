@@ -8,8 +8,8 @@ use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use inbox_core::Problem;
-use inbox_host::capture::{HyperOutgoingBody, problem_response};
 use inbox_stores::WebhookStore;
+use inbox_wasm_host::capture::{HyperOutgoingBody, problem_response};
 
 use crate::metrics::{OPENMETRICS, Prometheus};
 use crate::serve::{Handler, RequestBody};

@@ -18,8 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use inbox_core::Problem;
 use inbox_core::config::{Config, ConfigError, parsed};
-use inbox_host::CaptureHost;
-use inbox_host::capture::{
+use inbox_wasm_host::CaptureHost;
+use inbox_wasm_host::capture::{
     BodyError, HyperOutgoingBody, internal_error, problem_response, ran_out_of_time,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inbox_core::config::parsed;
-use inbox_host::{ComponentPaths, StoreComponent};
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::{self, DynamoStore};
 use inbox_stores::sqlite::{DEFAULT_MAX_QUEUED_WRITES, SqliteStore};
+use inbox_wasm_host::{ComponentPaths, StoreComponent};
 use tokio::sync::{Notify, watch};
 
 use super::environment::Environment;

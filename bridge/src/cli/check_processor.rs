@@ -33,7 +33,7 @@ impl CheckProcessor {
         let config = env.config.as_ref().clone();
         let limits = instance_limits(&config, &Settings::from_config(&config)?)?;
         // Compiled afresh, as a new machine would: the report gives the real cost.
-        let engine = inbox_host::engine::new(inbox_host::engine::CodeCache::Off)?;
+        let engine = inbox_wasm_host::engine::new(inbox_wasm_host::engine::CodeCache::Off)?;
         let report = conformance::check(&engine, &self.path, config, &limits, forwarding).await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -22,11 +22,12 @@ pub struct Compile {
 
 impl Compile {
     pub fn run(self) -> Result<()> {
-        let compiler = inbox_host::precompiled::compiler(self.target.as_deref())?;
+        let compiler = inbox_wasm_host::precompiled::compiler(self.target.as_deref())?;
         let progress = terminal::progress(self.components.len(), "compiling");
         for wasm in &self.components {
             progress.set_message(wasm.display().to_string());
-            let compiled = inbox_host::precompiled::precompile(&compiler, wasm, &self.out_dir)?;
+            let compiled =
+                inbox_wasm_host::precompiled::precompile(&compiler, wasm, &self.out_dir)?;
             progress.suspend(|| {
                 println!(
                     "{} -> {} ({:.1} MB, compiled in {} ms)",

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use inbox_core::config::{CaptureLimits, Config, parsed};
-use inbox_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost};
 use inbox_stores::WebhookStore;
+use inbox_wasm_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost};
 
 use super::environment::Environment;
 use crate::settings::Settings;
@@ -14,7 +14,7 @@ use crate::settings::Settings;
 pub struct Hosts {
     pub settings: Settings,
     limits: Limits,
-    engine: inbox_host::Engine,
+    engine: inbox_wasm_host::Engine,
     paths: ComponentPaths,
     config: Arc<std::collections::BTreeMap<String, String>>,
 }
@@ -31,11 +31,11 @@ impl Hosts {
             inbox_core::forward::Target::parse(url)?;
         }
         let limits = instance_limits(config, &settings)?;
-        inbox_host::engine_config::fits_the_pool(settings.concurrency)?;
+        inbox_wasm_host::engine_config::fits_the_pool(settings.concurrency)?;
         Ok(Hosts {
             settings,
             limits,
-            engine: inbox_host::engine::new(inbox_host::engine::CodeCache::OnDisk)?,
+            engine: inbox_wasm_host::engine::new(inbox_wasm_host::engine::CodeCache::OnDisk)?,
             paths,
             config: env.config.clone(),
         })

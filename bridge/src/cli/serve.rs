@@ -28,7 +28,7 @@ impl Serve {
         let (store, wake) = self.store.open(env).await?;
         let hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
         let http_limits = serve::HttpLimits::from_config(env.config.as_ref())?;
-        inbox_host::engine_config::fits_the_pool(
+        inbox_wasm_host::engine_config::fits_the_pool(
             http_limits.max_requests + hosts.settings.concurrency,
         )?;
         let capture = hosts.capture(store.clone())?;

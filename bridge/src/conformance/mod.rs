@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use inbox_core::lifecycle::Outcome;
-use inbox_host::{Engine, Limits, ProcessorHost};
+use inbox_wasm_host::{Engine, Limits, ProcessorHost};
 use serde::Serialize;
 
 use cases::{Case, Expected};
@@ -123,7 +123,7 @@ pub async fn check(
 
 fn judge(
     case: &Case,
-    attempt: inbox_host::processor::Run,
+    attempt: inbox_wasm_host::processor::Run,
     received: &[Received],
     forwarding: Forwarding,
     processor: &ProcessorHost,

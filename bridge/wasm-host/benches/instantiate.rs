@@ -1,15 +1,15 @@
 //! A fresh instance per request and per attempt: what instantiating the capture, the
 //! processor and the store components costs, pre-linked, from the engine's instance pool,
 //! with the limits every instance gets. Needs the components built (`build_components`, scripts/env.sh).
-//! `cargo bench -p inbox-host --bench instantiate`
+//! `cargo bench -p inbox-wasm-host --bench instantiate`
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use inbox_host::engine::{self, CodeCache};
-use inbox_host::state::HostState;
+use inbox_wasm_host::engine::{self, CodeCache};
+use inbox_wasm_host::state::HostState;
 
 /// Where the workspace's build puts the components, beside this bench's target directory.
 fn component(name: &str) -> PathBuf {
@@ -36,8 +36,8 @@ fn instantiate(c: &mut Criterion) {
     let pooled = engine::new(CodeCache::OnDisk).unwrap();
     for (allocator, engine) in [("pooled", pooled), ("on demand", on_demand)] {
         let mut linker = engine::linker(&engine).unwrap();
-        inbox_host::store::add_to_linker(&mut linker).unwrap();
-        inbox_host::spin_sqlite::add_to_linker(&mut linker).unwrap();
+        inbox_wasm_host::store::add_to_linker(&mut linker).unwrap();
+        inbox_wasm_host::spin_sqlite::add_to_linker(&mut linker).unwrap();
         for name in [
             "inbox_capture",
             "inbox_processor",
