@@ -93,7 +93,7 @@ fn sigterm_lets_the_attempts_in_flight_finish_before_the_host_exits() {
 
 #[test]
 fn a_webhook_whose_every_attempt_kills_the_host_needs_an_operator_after_exactly_its_budget() {
-    // Attempter take 1.8 s of a 2 s deadline (the lease runs 3 s): the kill, as soon as an
+    // Attempts take 1.8 s of a 2 s deadline (the lease runs 3 s): the kill, as soon as an
     // attempt is seen to start, always lands mid-attempt.
     let settings = [
         ("INBOX_DEMO_DELAY_MS", "1800"),

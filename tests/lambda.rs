@@ -490,7 +490,7 @@ fn sqs_record(id: &str, body: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is_retaken() {
     let aws = aws().await;
-    // Attempter take 1.5 s of a 2 s deadline, so the lease runs 3 s.
+    // Attempts take 1.5 s of a 2 s deadline, so the lease runs 3 s.
     let env = function_env(
         &aws,
         &[
@@ -1210,7 +1210,7 @@ async fn the_functions_write_cloudwatch_metrics_in_their_logs() {
         total(&metrics, "WebhooksRefused", ("Reason", "unauthenticated")),
         1.0
     );
-    assert_eq!(total(&metrics, "Attempter", ("Outcome", "completed")), 2.0);
+    assert_eq!(total(&metrics, "Attempts", ("Outcome", "completed")), 2.0);
     assert_eq!(
         metrics
             .iter()

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use support::*;
 
-/// Attempter per webhook: the first and `INBOX_MAX_RETRIES` = 2 more.
+/// Attempts per webhook: the first and `INBOX_MAX_RETRIES` = 2 more.
 const BUDGET: usize = 3;
-/// Attempter at once in the host.
+/// Attempts at once in the host.
 const CONCURRENCY: usize = 8;
 
 /// What the destination saw.
@@ -202,7 +202,7 @@ fn every_acknowledged_webhook_ends_once_within_budget_through_a_kill_and_a_faili
         ("INBOX_FORWARD_URL", &destination),
         ("INBOX_MAX_RETRIES", "2"),
         ("INBOX_WORKER_CONCURRENCY", &concurrency),
-        // Attempter cut short by the kill are retaken when their lease (3 s) runs out.
+        // Attempts cut short by the kill are retaken when their lease (3 s) runs out.
         ("INBOX_PROCESSOR_TIMEOUT_MS", "2000"),
     ]);
     let url = RwLock::new(inbox.url.clone());

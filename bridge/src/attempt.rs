@@ -68,7 +68,8 @@ impl FollowUp for NoFollowUp {
 }
 
 /// How a record (or a notice after it) is tried again when the store (or the queue) is
-/// unavailable: three tries in all, 100 ms and then 400 ms apart, with jitter.
+/// unavailable: three tries in all, about 100 ms and then 400 ms apart (jitter adds up to
+/// as much again, so attempts that failed together do not retry together).
 fn tries() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))

@@ -85,7 +85,7 @@ pub async fn replay_all_dead(
         ids.len()
     );
     if let Some(dead) = dead_queue {
-        let mut sweep = DeadQueuePass {
+        let mut pass = DeadQueuePass {
             store,
             dead: &dead,
             sent,
@@ -93,10 +93,10 @@ pub async fn replay_all_dead(
             requeued: 0,
             replayed: 0,
         };
-        let (cleared, left) = sweep.run().await?;
-        eprintln!("requeued {} stuck webhooks", sweep.requeued);
-        if sweep.replayed > 0 {
-            eprintln!("replayed {} more from the dead queue", sweep.replayed);
+        let (cleared, left) = pass.run().await?;
+        eprintln!("requeued {} stuck webhooks", pass.requeued);
+        if pass.replayed > 0 {
+            eprintln!("replayed {} more from the dead queue", pass.replayed);
         }
         eprintln!("cleared {cleared} messages from the dead queue ({left} left)");
     }
@@ -118,7 +118,7 @@ struct DeadQueuePass<'a> {
     replayed: usize,
 }
 
-/// Where the sweep learned of a webhook, which says what it still needs.
+/// Where the pass learned of a webhook, which says what it still needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Notice {
     /// Our dead-queue message: it needed an operator. Dead no more, it was replayed (or the

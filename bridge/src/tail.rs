@@ -151,7 +151,7 @@ impl Tail {
             }
             let from = seen.status;
             seen.status = status.state;
-            seen.retries = status.attempts;
+            seen.attempts = status.attempts;
             seen.last_error = status.last_error;
             seen.updated_at = status.updated_at;
             seen.next_attempt_at = status.next_attempt_at;

@@ -57,7 +57,7 @@ pub fn table(views: &[StatusView], colour: bool) -> String {
                 clean(&v.origin),
                 clean(&v.event_type),
                 v.status.to_string(),
-                v.retries.to_string(),
+                v.attempts.to_string(),
                 v.last_error.as_deref().map(one_line).unwrap_or_default(),
             ]
         })
@@ -162,7 +162,7 @@ mod tests {
             origin: "stripe".into(),
             event_type: "charge.succeeded".into(),
             status,
-            retries: 3,
+            attempts: 3,
             last_error: error.map(str::to_owned),
             received_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_000,

@@ -69,7 +69,7 @@ where
                 .into_iter()
                 .filter_map(|(name, value)| {
                     Some((
-                        HeaderName::from_static(name),
+                        HeaderName::try_from(name).ok()?,
                         HeaderValue::try_from(value).ok()?,
                     ))
                 })

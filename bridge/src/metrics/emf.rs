@@ -48,7 +48,7 @@ pub fn emf(event: &Event<'_>, timestamp_ms: i64) -> Value {
             vec!["Origin", "Outcome"],
             json!({ "Origin": origin, "Outcome": state.as_str() }),
             vec![
-                ("Attempter", "Count", json!(1)),
+                ("Attempts", "Count", json!(1)),
                 (
                     "AttemptDuration",
                     "Milliseconds",
@@ -109,7 +109,7 @@ mod tests {
         );
         assert_eq!(line["Origin"], "github");
         assert_eq!(line["Outcome"], "operator_required");
-        assert_eq!(line["Attempter"], 1);
+        assert_eq!(line["Attempts"], 1);
         assert_eq!(line["AttemptDuration"], 1500);
         let meta = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(meta["Namespace"], EMF_NAMESPACE);

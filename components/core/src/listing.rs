@@ -176,7 +176,7 @@ mod tests {
             origin: origin.to_owned(),
             event_type: "t".into(),
             status,
-            retries: 0,
+            attempts: 0,
             last_error: None,
             received_at,
             updated_at: received_at,

@@ -100,7 +100,9 @@ pub struct StatusView {
     #[serde(rename = "type")]
     pub event_type: String,
     pub status: State,
-    pub retries: u32,
+    /// Attempts started ([`Status::attempts`]), `retries` in the API.
+    #[serde(rename = "retries")]
+    pub attempts: u32,
     pub last_error: Option<String>,
     pub received_at: i64,
     pub updated_at: i64,
@@ -114,7 +116,7 @@ impl StatusView {
             origin: webhook.origin.clone(),
             event_type: webhook.event_type.clone(),
             status: status.state,
-            retries: status.attempts,
+            attempts: status.attempts,
             last_error: status.last_error.clone(),
             received_at: webhook.received_at,
             updated_at: status.updated_at,

@@ -9,7 +9,7 @@ use crate::lifecycle::{Transition, TransitionError};
 use crate::listing::{Counts, Filter, Page, Query};
 use crate::model::{Details, Status, Webhook};
 
-/// Where webhooks and their statuses are kept (named so beside wasmtime's `Store`).
+/// Where webhooks and their statuses are kept (not `Store`: the hosts have wasmtime's).
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// Writes the webhook and its `received` status atomically, unless the id exists (or,

@@ -80,7 +80,7 @@ macro_rules! wit_conversions {
                 received_at: view.received_at,
                 status: $($wit)::+::Status {
                     state: state_to_wit(view.status),
-                    retries: view.retries,
+                    retries: view.attempts,
                     updated_at: view.updated_at,
                     next_attempt_at: view.next_attempt_at,
                     last_error: view.last_error,
@@ -95,7 +95,7 @@ macro_rules! wit_conversions {
                 origin: summary.origin,
                 event_type: summary.event_type,
                 status: state_from_wit(summary.status.state),
-                retries: summary.status.retries,
+                attempts: summary.status.retries,
                 last_error: summary.status.last_error,
                 received_at: summary.received_at,
                 updated_at: summary.status.updated_at,

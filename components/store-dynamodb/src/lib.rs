@@ -11,7 +11,6 @@ mod bindings {
 }
 
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
@@ -90,7 +89,11 @@ where
 
 /// The store the settings name, reached with the credentials they give.
 fn from_config(config: &dyn Config) -> Result<DynamoStore, StoreError> {
-    let setting = |key: &str| config.get(key).filter(|v| !v.trim().is_empty());
+    // Trimmed: a variable pasted with a newline would otherwise fail every signature.
+    let setting = |key: &str| {
+        let value = config.get(key)?;
+        Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+    };
     let required = |key: &str| {
         setting(key).ok_or_else(|| {
             StoreError::Unavailable(format!(
@@ -121,9 +124,8 @@ fn from_config(config: &dyn Config) -> Result<DynamoStore, StoreError> {
         }
         client = client.endpoint_url(endpoint);
     }
-    let retention = settings::retention_secs(config)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        .map(Duration::from_secs);
+    let retention = inbox_dynamodb::retention_from_config(config)
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok(DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(client.build()),
         table,

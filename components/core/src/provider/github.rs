@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn event_comes_from_headers_and_action() {
         let headers = Headers::new(vec![
-            ("X-GitHub-EventMeta".into(), b"issues".to_vec()),
+            ("X-GitHub-Event".into(), b"issues".to_vec()),
             (
                 "X-GitHub-Delivery".into(),
                 b"72d3162e-cc78-11e3-81ab-4c9367dc0958".to_vec(),

@@ -36,7 +36,7 @@ impl Scheme {
 
     /// Whether a delivery can be sent again as a new event by whoever saw it once: the
     /// signature covers the body only, and neither the id header nor a timestamp is signed
-    /// (GitHub's `X-GitHub-Delivery`, Shopify's `X-Shopify-EventMeta-Id`). Stripe and Standard
+    /// (GitHub's `X-GitHub-Delivery`, Shopify's `X-Shopify-Event-Id`). Stripe and Standard
     /// Webhooks sign their id and a timestamp; BigCommerce's id is the body's own `hash`.
     pub fn replayable(self) -> bool {
         matches!(self, Scheme::GitHub | Scheme::Shopify)

@@ -97,7 +97,7 @@ mod tests {
         let headers = Headers::new(vec![
             ("X-Shopify-Topic".into(), b"orders/create".to_vec()),
             (
-                "X-Shopify-EventMeta-Id".into(),
+                "X-Shopify-Event-Id".into(),
                 b"98880550-7158-44d4-b7cd-2c97c8a091b5".to_vec(),
             ),
         ]);
