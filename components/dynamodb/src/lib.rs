@@ -27,6 +27,21 @@ use inbox_core::{State, Status, Webhook};
 
 type Item = HashMap<String, AttributeValue>;
 
+/// A status update's plan set on a builder: `UpdateItem`'s alone, or the `Update` of a
+/// transaction. The SDK gives the two the same setters but no common trait.
+macro_rules! status_update {
+    ($builder:expr, $table:expr, $plan:expr) => {{
+        let plan: StatusUpdate = $plan;
+        $builder
+            .table_name($table)
+            .set_key(Some(plan.key.into()))
+            .update_expression(plan.update)
+            .condition_expression(plan.condition)
+            .set_expression_attribute_names(Some(plan.names))
+            .set_expression_attribute_values(Some(plan.values.into()))
+    }};
+}
+
 pub struct DynamoStore {
     client: Client,
     table: String,
@@ -75,13 +90,7 @@ impl DynamoStore {
     }
 
     fn update(&self, plan: StatusUpdate) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(plan.key.into()))
-            .update_expression(plan.update)
-            .condition_expression(plan.condition)
-            .set_expression_attribute_names(Some(plan.names))
-            .set_expression_attribute_values(Some(plan.values.into()))
+        let update = status_update!(Update::builder(), &self.table, plan)
             .build()
             .map_err(unavailable)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -318,14 +327,7 @@ impl WebhookStore for DynamoStore {
         let plan = dynamodb::status_update(id, expected_version, &transition.status);
         let records = dynamodb::transition_items(id, transition, self.retention_secs());
         let result = if records.is_empty() {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(plan.key.into()))
-                .update_expression(plan.update)
-                .condition_expression(plan.condition)
-                .set_expression_attribute_names(Some(plan.names))
-                .set_expression_attribute_values(Some(plan.values.into()))
+            status_update!(self.client.update_item(), &self.table, plan)
                 .send()
                 .await
                 .map(|_| ())
