@@ -231,7 +231,8 @@ async fn a_webhook_that_always_fails_is_retried_from_the_failed_queue_then_dead_
             .unwrap()
             .contains("retries exhausted")
     );
-    assert_eq!(dead[0]["webhook"]["origin"], "bigcommerce");
+    // The id, and nothing of the webhook: the operator reads the store.
+    assert_eq!(dead[0].as_object().map(|m| m.len()), Some(2), "{dead:?}");
     assert_eq!(deliver_failed_queue(&function, &aws).await, 0);
     // No status change after the first attempt put anything back on the stream's filter.
     assert_eq!(deliver_stream(&function, &mut stream).await, 0);
@@ -487,6 +488,56 @@ fn sqs_record(id: &str, body: &str) -> Value {
     })
 }
 
+/// A failed-queue message names a webhook and never supplies one: forged with a payload of
+/// its own under a captured webhook's id (whoever can send to the queue), it gets the stored
+/// payload forwarded, not its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_failed_queue_message_cannot_change_what_is_forwarded() {
+    use base64::Engine as _;
+    use inbox_bridge::conformance::destination::{Answer, Destination};
+
+    let aws = aws().await;
+    let destination = Destination::start().await.unwrap();
+    destination.answer(Answer {
+        status: 200,
+        retry_after: None,
+    });
+    let url = destination.url();
+    let function = LambdaFunction::start(
+        &["lambda"],
+        &function_env(&aws, &[("INBOX_FORWARD_URL", url.as_str())]),
+    );
+    let id = captured(&function, "hash-forged");
+    let stored = aws.store.webhook(&id).await.unwrap().unwrap();
+    let forged_payload = br#"{"scope":"store/order/created","data":{"type":"order","id":666}}"#;
+    let forged = json!({
+        "id": id,
+        "webhook": {
+            "origin": "bigcommerce",
+            "type": "store/order/created",
+            "received_at": 1,
+            "idempotency_key": "forged",
+            "headers": [],
+            "payload": base64::engine::general_purpose::STANDARD.encode(forged_payload),
+        },
+    });
+    let response = function.invoke(&json!({
+        "Records": [sqs_record("forged", &forged.to_string())]
+    }));
+    assert_eq!(
+        response,
+        json!({ "batchItemFailures": [] }),
+        "{}",
+        function.log()
+    );
+    let received = destination.take_received();
+    assert_eq!(received.len(), 1, "{}", function.log());
+    assert_eq!(received[0].body, stored.payload);
+    assert_ne!(received[0].body, forged_payload);
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.state, State::Completed);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is_retaken() {
     let aws = aws().await;
@@ -531,10 +582,28 @@ async fn a_function_killed_mid_attempt_loses_nothing_the_lease_expires_and_it_is
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_sender_works_on_lambda_through_the_capture_route_in_the_same_process() {
     let aws = aws().await;
-    let function = LambdaFunction::start(&["lambda"], &function_env(&aws, &[]));
+    let auth = format!("Bearer {}", support::ADMIN_TOKEN);
+    let admin = [("Authorization", auth.as_str())];
+    let demo = |headers| moto::http_event("POST", "/demo/send-webhook", headers, b"");
+    // Off by default, even to the admin token: nothing is stored.
+    let closed = LambdaFunction::start(&["lambda"], &function_env(&aws, &[]));
+    for headers in [&[][..], &admin] {
+        let response = closed.invoke(&demo(headers));
+        assert_eq!(response["statusCode"], 404, "{response}");
+    }
+    let counts = aws.store.counts(&Default::default()).await.unwrap();
+    assert!(counts.0.values().all(|n| *n == 0), "{counts:?}");
+    drop(closed);
+
+    let function = LambdaFunction::start(
+        &["lambda"],
+        &function_env(&aws, &[("INBOX_DEMO_SENDER", "on")]),
+    );
+    let response = function.invoke(&demo(&[("Content-Type", "text/plain")]));
+    assert_eq!(response["statusCode"], 401, "on, it takes the admin token");
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let response = function.invoke(&moto::http_event("POST", "/demo/send-webhook", &[], b""));
+        let response = function.invoke(&demo(&admin));
         assert_eq!(
             response["statusCode"],
             202,
@@ -704,10 +773,9 @@ async fn a_retry_redriven_to_the_dead_queue_is_requeued_and_only_what_is_resolve
         "its record, taken by that attempt"
     );
     take(&aws, &held_id, 600_000).await;
-    let held = aws.store.webhook(&held_id).await.unwrap().unwrap();
-    let stale = inbox_bridge::aws::sqs::Message::new(&held, Some("stale".into()));
+    let stale = inbox_bridge::aws::sqs::Message::new(&held_id, Some("stale".into()));
     moto::send(&aws.sqs, &aws.queues.dead_url, &stale.encode()).await;
-    let notice = inbox_bridge::aws::sqs::Message::new(&held, None);
+    let notice = inbox_bridge::aws::sqs::Message::new(&held_id, None);
     moto::send(&aws.sqs, &aws.queues.dead_url, &notice.encode()).await;
     moto::send(&aws.sqs, &aws.queues.dead_url, "not a message").await;
 

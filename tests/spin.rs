@@ -276,11 +276,14 @@ fn spin_cloud_toml_is_the_same_app_on_dynamodb() {
 
 #[test]
 fn the_demo_route_sends_a_fresh_signed_delivery_to_the_capture_route() {
-    for inbox in [Inbox::start(&[]), start(&[])] {
-        let (code, first) = request(&inbox.url, "POST", "/demo/send-webhook", &[], b"");
+    let on = ("INBOX_DEMO_SENDER", "on");
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("Authorization", auth.as_str())];
+    for inbox in [Inbox::start(&[on]), start(&[on])] {
+        let (code, first) = request(&inbox.url, "POST", "/demo/send-webhook", &admin, b"");
         assert_eq!(code, 202, "{first}\n{}", inbox.log());
         let id = first["id"].as_str().unwrap().to_owned();
-        let (code, second) = request(&inbox.url, "POST", "/demo/send-webhook", &[], b"");
+        let (code, second) = request(&inbox.url, "POST", "/demo/send-webhook", &admin, b"");
         assert_eq!(code, 202, "{second}");
         assert_ne!(
             second["id"],
@@ -294,8 +297,8 @@ fn the_demo_route_sends_a_fresh_signed_delivery_to_the_capture_route() {
         assert_eq!(code, 405);
     }
     // Without the secret it signs with, the demo says which variable to set.
-    let unsigned = Inbox::start(&[("INBOX_BIGCOMMERCE_SECRET", "")]);
-    let (code, problem) = request(&unsigned.url, "POST", "/demo/send-webhook", &[], b"");
+    let unsigned = Inbox::start(&[("INBOX_BIGCOMMERCE_SECRET", ""), on]);
+    let (code, problem) = request(&unsigned.url, "POST", "/demo/send-webhook", &admin, b"");
     assert_eq!(code, 503, "{problem}");
     assert!(
         problem["detail"]
@@ -305,6 +308,45 @@ fn the_demo_route_sends_a_fresh_signed_delivery_to_the_capture_route() {
         "{problem}"
     );
     assert_eq!(unsigned.item_count(), 0);
+}
+
+/// The demo signs with the production BigCommerce secret: a stranger, or a page in a
+/// visitor's browser (a `text/plain` POST needs no preflight), stores nothing through it.
+#[test]
+fn the_demo_sender_is_closed_to_strangers_on_every_host() {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let on = [("INBOX_DEMO_SENDER", "on")];
+    let strangers: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("Content-Type", "text/plain")],
+        &[("Authorization", "Bearer not-the-admin-token")],
+    ];
+    let hosts = [
+        ("serve, off by default", Inbox::start(&[]), 404),
+        ("store component, off by default", start(&[]), 404),
+        ("serve, on", Inbox::start(&on), 401),
+        ("store component, on", start(&on), 401),
+    ];
+    for (host, inbox, refused) in &hosts {
+        for headers in strangers {
+            let (code, problem) =
+                request(&inbox.url, "POST", "/demo/send-webhook", headers, b"a=b");
+            assert_eq!(code, *refused, "{host} {headers:?}: {problem}");
+        }
+        if *refused == 404 {
+            // Off is off, for the operator too: it says how to turn it on.
+            let admin = [("Authorization", auth.as_str())];
+            let (code, problem) = request(&inbox.url, "POST", "/demo/send-webhook", &admin, b"");
+            assert_eq!(code, 404, "{host}: {problem}");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("INBOX_DEMO_SENDER=on")),
+                "{host}: {problem}"
+            );
+        }
+        assert_eq!(inbox.item_count(), 0, "{host}: the demo stored a webhook");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,13 +39,7 @@ pub trait FollowUp: Send + Sync {
         transition: &Transition,
     ) -> anyhow::Result<()>;
 
-    /// `webhook` is `None` when its item is gone.
-    async fn after_recording(
-        &self,
-        id: &str,
-        webhook: Option<&Webhook>,
-        transition: &Transition,
-    ) -> anyhow::Result<()>;
+    async fn after_recording(&self, id: &str, transition: &Transition) -> anyhow::Result<()>;
 }
 
 /// Locally nothing follows: the worker finds what is due in the store.
@@ -57,12 +51,7 @@ impl FollowUp for NoFollowUp {
         Ok(())
     }
 
-    async fn after_recording(
-        &self,
-        _: &str,
-        _: Option<&Webhook>,
-        _: &Transition,
-    ) -> anyhow::Result<()> {
+    async fn after_recording(&self, _: &str, _: &Transition) -> anyhow::Result<()> {
         Ok(())
     }
 }
@@ -178,7 +167,7 @@ impl Attempter<'_> {
         }
         log_attempt(&webhook, &claimed, &outcome, &transition, started);
         self.count(&webhook, &transition, started.elapsed());
-        self.notify(id, Some(&webhook), &transition).await;
+        self.notify(id, &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
     }
 
@@ -201,7 +190,7 @@ impl Attempter<'_> {
         // No source is named with parentheses: this cannot pass for one.
         let origin = webhook.map_or("(missing)", |w| w.origin.as_str());
         self.metrics.record(&Event::DeadLettered { origin });
-        self.notify(id, webhook, &dead).await;
+        self.notify(id, &dead).await;
         Ok(Attempted::Recorded(dead.status.state))
     }
 
@@ -257,8 +246,8 @@ impl Attempter<'_> {
     }
 
     /// What follows a recorded transition, tried a few times: the record stands either way.
-    async fn notify(&self, id: &str, webhook: Option<&Webhook>, transition: &Transition) {
-        let notified = (|| self.follow_up.after_recording(id, webhook, transition))
+    async fn notify(&self, id: &str, transition: &Transition) {
+        let notified = (|| self.follow_up.after_recording(id, transition))
             .retry(tries())
             .notify(|error, _| {
                 tracing::warn!(
@@ -416,12 +405,7 @@ mod tests {
             Ok(())
         }
 
-        async fn after_recording(
-            &self,
-            _: &str,
-            _: Option<&Webhook>,
-            transition: &Transition,
-        ) -> anyhow::Result<()> {
+        async fn after_recording(&self, _: &str, transition: &Transition) -> anyhow::Result<()> {
             self.seen
                 .lock()
                 .unwrap()

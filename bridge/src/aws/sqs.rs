@@ -1,8 +1,8 @@
 //! The seed's two SQS queues: the Failed Webhooks Queue carries webhooks to try again
 //! (delayed by the backoff), the Dead Webhooks Queue tells an operator which ones need
 //! them (and receives what the failed queue and the stream mapping give up on). A message
-//! carries the webhook itself, so processing needs no extra read, unless it is too large
-//! for SQS: then it carries the id and the item is read.
+//! carries the webhook's id only: a retry processes the stored webhook, so whoever can send
+//! to a queue cannot have a payload of theirs forwarded under a verified webhook's id.
 
 use std::time::Duration;
 
@@ -10,8 +10,6 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use inbox_core::State;
 use inbox_core::Webhook;
 use inbox_core::clock::now_ms;
@@ -21,59 +19,23 @@ use serde::{Deserialize, Serialize};
 use super::stream::BatchInfo;
 use crate::attempt::FollowUp;
 
-/// SQS refuses message bodies over 256 KiB.
-const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS delays a message by at most 15 minutes; a longer wait is served in several hops.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// A queue message: which webhook, and on the dead queue why it needs an operator. A
+/// message that also carries a webhook (as they once did) is read for its id alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
-    /// The webhook, when it fits in a message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<MessageWebhook>,
-    /// On the dead queue: why an operator is needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
-/// A webhook as JSON, with its payload in base64.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageWebhook {
-    pub origin: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<i64>,
-    pub received_at: i64,
-    pub idempotency_key: String,
-    pub headers: Vec<(String, String)>,
-    pub payload: String,
-}
-
 impl Message {
-    pub fn new(webhook: &Webhook, reason: Option<String>) -> Message {
-        let full = Message {
-            id: webhook.id.clone(),
-            webhook: Some(MessageWebhook {
-                origin: webhook.origin.clone(),
-                event_type: webhook.event_type.clone(),
-                created: webhook.provider_timestamp,
-                received_at: webhook.received_at,
-                idempotency_key: webhook.idempotency_key.clone(),
-                headers: webhook.headers.clone(),
-                payload: STANDARD.encode(&webhook.payload),
-            }),
-            reason: reason.clone(),
-        };
-        if full.encode().len() <= MAX_MESSAGE_BYTES {
-            full
-        } else {
-            Message {
-                id: webhook.id.clone(),
-                webhook: None,
-                reason,
-            }
+    pub fn new(id: &str, reason: Option<String>) -> Message {
+        Message {
+            id: id.to_owned(),
+            reason,
         }
     }
 
@@ -83,25 +45,6 @@ impl Message {
 
     pub fn decode(body: &str) -> Result<Message> {
         serde_json::from_str(body).context("not a webhook inbox message")
-    }
-
-    /// The webhook it carries, if it carries one.
-    pub fn webhook(&self) -> Result<Option<Webhook>> {
-        let Some(w) = &self.webhook else {
-            return Ok(None);
-        };
-        Ok(Some(Webhook {
-            id: self.id.clone(),
-            origin: w.origin.clone(),
-            event_type: w.event_type.clone(),
-            provider_timestamp: w.created,
-            received_at: w.received_at,
-            idempotency_key: w.idempotency_key.clone(),
-            headers: w.headers.clone(),
-            payload: STANDARD
-                .decode(&w.payload)
-                .context("the payload is not base64")?,
-        }))
     }
 }
 
@@ -159,34 +102,25 @@ impl Queues {
         Client::new(&aws_config::load_from_env().await)
     }
 
-    /// Puts `webhook` on the failed queue, to be processed again after `delay` (or after
-    /// 15 minutes, when the handler will send it on for the rest of the wait).
-    pub async fn retry(&self, webhook: &Webhook, delay: Duration) -> Result<()> {
+    /// Puts the webhook `id` on the failed queue, to be processed again after `delay` (or
+    /// after 15 minutes, when the handler will send it on for the rest of the wait).
+    pub async fn retry(&self, id: &str, delay: Duration) -> Result<()> {
         let seconds = delay.min(MAX_DELAY).as_secs_f64().ceil() as i32;
         self.client
             .send_message()
             .queue_url(&self.failed_url)
-            .message_body(Message::new(webhook, None).encode())
+            .message_body(Message::new(id, None).encode())
             .delay_seconds(seconds)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
-            .with_context(|| format!("cannot send {} to the failed queue", webhook.id))?;
+            .with_context(|| format!("cannot send {id} to the failed queue"))?;
         Ok(())
     }
 
-    /// Tells the operator, through the dead queue, that `webhook` needs them.
-    /// `webhook` travels with the notice when it is there (its item may be gone).
-    pub async fn dead(&self, id: &str, webhook: Option<&Webhook>, reason: &str) -> Result<()> {
-        let reason = Some(reason.to_owned());
-        let message = match webhook {
-            Some(webhook) => Message::new(webhook, reason),
-            None => Message {
-                id: id.to_owned(),
-                webhook: None,
-                reason,
-            },
-        };
+    /// Tells the operator, through the dead queue, that the webhook `id` needs them.
+    pub async fn dead(&self, id: &str, reason: &str) -> Result<()> {
+        let message = Message::new(id, Some(reason.to_owned()));
         self.client
             .send_message()
             .queue_url(&self.dead_url)
@@ -266,20 +200,15 @@ impl FollowUp for Queues {
         let now = now_ms();
         let due = status.next_attempt_at.unwrap_or(now);
         let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
-        self.retry(webhook, wait).await
+        self.retry(&webhook.id, wait).await
     }
 
-    async fn after_recording(
-        &self,
-        id: &str,
-        webhook: Option<&Webhook>,
-        transition: &Transition,
-    ) -> Result<()> {
+    async fn after_recording(&self, id: &str, transition: &Transition) -> Result<()> {
         let status = &transition.status;
         if status.state != State::OperatorRequired {
             return Ok(());
         }
-        self.dead(id, webhook, status.last_error.as_deref().unwrap_or(""))
+        self.dead(id, status.last_error.as_deref().unwrap_or(""))
             .await
     }
 }
@@ -288,29 +217,18 @@ impl FollowUp for Queues {
 mod tests {
     use super::*;
 
-    fn webhook(payload: Vec<u8>) -> Webhook {
-        Webhook {
-            id: "57f0".into(),
-            origin: "stripe".into(),
-            event_type: "charge.succeeded".into(),
-            provider_timestamp: None,
-            received_at: 1,
-            idempotency_key: "evt_1".into(),
-            headers: vec![("stripe-signature".into(), "t=1".into())],
-            payload,
-        }
-    }
-
     #[test]
-    fn a_message_carries_the_webhook_byte_for_byte() {
-        let original = webhook(vec![0, 159, 146, 150, b'{']);
-        let message = Message::decode(&Message::new(&original, None).encode()).unwrap();
-        assert_eq!(message.webhook().unwrap(), Some(original));
+    fn a_message_names_the_webhook_and_never_carries_one() {
+        let message = Message::new("57f0", None);
+        assert_eq!(message.encode(), r#"{"id":"57f0"}"#);
+        // A message as they once were, or forged with a payload: only its id is read.
+        let forged = r#"{"id":"57f0","webhook":{"origin":"stripe","payload":"e30="}}"#;
+        assert_eq!(Message::decode(forged).unwrap(), message);
     }
 
     #[test]
     fn the_dead_queue_holds_our_messages_and_the_stream_mappings_on_failure_records() {
-        let ours = Message::new(&webhook(b"{}".to_vec()), Some("rejected".into()));
+        let ours = Message::new("57f0", Some("rejected".into()));
         assert_eq!(
             DeadNotice::decode(&ours.encode()).unwrap(),
             DeadNotice::Webhook(ours)
@@ -336,14 +254,5 @@ mod tests {
         );
         assert!(DeadNotice::decode("{\"hello\": 1}").is_err());
         assert!(DeadNotice::decode("not json").is_err());
-    }
-
-    #[test]
-    fn a_webhook_too_large_for_sqs_travels_as_its_id() {
-        let message = Message::new(&webhook(vec![b'x'; 300 * 1024]), Some("why".into()));
-        assert_eq!(message.webhook, None);
-        assert_eq!(message.id, "57f0");
-        assert_eq!(message.reason.as_deref(), Some("why"));
-        assert!(message.encode().len() < 1024);
     }
 }

@@ -293,18 +293,13 @@ impl Handler {
 
     async fn queue_message(&self, body: &str) -> Result<()> {
         let message = Message::decode(body)?;
-        let webhook = match message.webhook()? {
-            Some(webhook) => webhook,
-            None => match self.store.webhook(&message.id).await? {
-                Some(webhook) => webhook,
-                None => {
-                    tracing::warn!(
-                        id = message.id,
-                        "a retry for a webhook that is no longer stored (expired?); dropped"
-                    );
-                    return Ok(());
-                }
-            },
+        // The stored webhook, never anything the message says of it.
+        let Some(webhook) = self.store.webhook(&message.id).await? else {
+            tracing::warn!(
+                id = message.id,
+                "a retry for a webhook that is no longer stored (expired?); dropped"
+            );
+            return Ok(());
         };
         self.deliver(&webhook).await
     }
@@ -337,7 +332,7 @@ impl Handler {
                 let at = status.next_attempt_at.or(status.lease_until).unwrap_or(now);
                 let wait = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
                 tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
-                self.queues.retry(webhook, wait).await?;
+                self.queues.retry(id, wait).await?;
             }
             Attempted::Recorded(_) | Attempted::TakenByAnother | Attempted::Discarded => {}
         }

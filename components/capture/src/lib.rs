@@ -91,7 +91,10 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
             ))
         }
         Route::Console { asset } => console::asset(&asset),
-        Route::SendDemo => send_demo(),
+        Route::SendDemo => {
+            capture::authorize_demo(&headers, &WasiConfig)?;
+            send_demo()
+        }
     }
 }
 

@@ -27,7 +27,10 @@ impl Reader {
         match self {
             Reader::Capture => CONFIG_KEYS.contains(&key) || is_source_setting(key, config),
             Reader::Processor => {
-                key == "forward_url" || key.starts_with("demo_") || key.starts_with("processor_")
+                // `demo_sender` is capture's (the demo route), not the simulated work's.
+                key == "forward_url"
+                    || (key.starts_with("demo_") && key != "demo_sender")
+                    || key.starts_with("processor_")
             }
             Reader::Store => dynamodb::ALL.contains(&key),
         }
@@ -67,6 +70,7 @@ mod tests {
             ("acme_secret", "whsec_2"),
             ("forward_url", "https://example.com/hook"),
             ("demo_failure_rate", "0.1"),
+            ("demo_sender", "on"),
             ("processor_api_key", "mine"),
             ("processor_timeout_ms", "1000"),
             ("max_retries", "2"),
@@ -86,7 +90,13 @@ mod tests {
     fn each_component_sees_only_its_own_keys() {
         assert_eq!(
             keys(Reader::Capture),
-            ["acme_secret", "admin_token", "sources", "stripe_secret"]
+            [
+                "acme_secret",
+                "admin_token",
+                "demo_sender",
+                "sources",
+                "stripe_secret"
+            ]
         );
         assert_eq!(
             keys(Reader::Processor),

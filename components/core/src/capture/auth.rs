@@ -1,4 +1,5 @@
-//! The admin endpoints' bearer token check.
+//! Who may use what is not capture: the admin endpoints' bearer token, and the demo
+//! sender, closed twice.
 
 use crate::Problem;
 use crate::config::{Config, describe};
@@ -32,6 +33,20 @@ pub fn authorize_admin(headers: &Headers, config: &dyn Config) -> Result<(), Pro
     } else {
         Err(Problem::unauthorized("the admin token is not valid"))
     }
+}
+
+/// The demo sender signs a fresh order with the production BigCommerce secret, so a
+/// stranger (or a page in a visitor's browser) who reaches it makes genuine-looking orders.
+/// It is off unless `demo_sender` is `on` (then a 404, as if there were no such route),
+/// and on, it takes the admin token like any admin endpoint.
+pub fn authorize_demo(headers: &Headers, config: &dyn Config) -> Result<(), Problem> {
+    if config.get("demo_sender").as_deref().map(str::trim) != Some("on") {
+        return Err(Problem::not_found(format!(
+            "the demo sender is off; an operator turns it on with {}=on",
+            crate::config::env_name("demo_sender")
+        )));
+    }
+    authorize_admin(headers, config)
 }
 
 #[cfg(test)]
@@ -72,5 +87,40 @@ mod tests {
         let closed = authorize_admin(&bearer("Bearer adm1n"), &BTreeMap::new()).unwrap_err();
         assert_eq!(closed.status, 403);
         assert!(closed.detail.contains("INBOX_ADMIN_TOKEN"));
+    }
+
+    #[test]
+    fn the_demo_sender_is_off_by_default_and_then_takes_the_admin_token() {
+        let bearer = |v: &str| Headers::new(vec![("Authorization".into(), v.as_bytes().to_vec())]);
+        let admin = bearer("Bearer adm1n");
+        let off = authorize_demo(&admin, &config()).unwrap_err();
+        assert_eq!(off.status, 404);
+        assert!(
+            off.detail.contains("INBOX_DEMO_SENDER=on"),
+            "{}",
+            off.detail
+        );
+        for value in ["off", "yes", "true", "ON", ""] {
+            let mut config = config();
+            config.insert("demo_sender".into(), value.into());
+            assert_eq!(
+                authorize_demo(&admin, &config).unwrap_err().status,
+                404,
+                "{value}"
+            );
+        }
+        let mut on = config();
+        on.insert("demo_sender".into(), "on".into());
+        assert_eq!(authorize_demo(&admin, &on), Ok(()));
+        let anonymous = authorize_demo(&Headers::default(), &on).unwrap_err();
+        assert_eq!(anonymous.status, 401);
+        assert_eq!(
+            authorize_demo(&bearer("Bearer nope"), &on)
+                .unwrap_err()
+                .status,
+            401
+        );
+        on.remove("admin_token");
+        assert_eq!(authorize_demo(&admin, &on).unwrap_err().status, 403);
     }
 }

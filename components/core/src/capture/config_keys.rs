@@ -3,12 +3,13 @@
 /// Every configuration key the capture path reads, for the built-in sources (a named
 /// source in `sources` adds its own `<name>_secret`, ...). Hosts declare these: spin.toml's
 /// variables are checked against this list.
-pub const CONFIG_KEYS: [&str; 16] = [
+pub const CONFIG_KEYS: [&str; 17] = [
     "admin_token",
     "bigcommerce_replay_guard",
     "bigcommerce_secret",
     "bigcommerce_token",
     "bigcommerce_token_header",
+    "demo_sender",
     "github_replay_guard",
     "github_secret",
     "max_body_bytes",
@@ -27,7 +28,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::capture::auth::authorize_admin;
+    use crate::capture::auth::{authorize_admin, authorize_demo};
     use crate::capture::intake::intake;
     use crate::config::Config;
     use crate::provider::Headers;
@@ -62,6 +63,7 @@ mod tests {
         // An origin that is not built in is looked up among the named sources.
         assert_eq!(intake("acme", &config).err().map(|p| p.status), Some(404));
         assert!(authorize_admin(&headers, &config).is_err());
+        assert!(authorize_demo(&headers, &config).is_err());
         let read: Vec<String> = config.1.into_inner().into_iter().collect();
         assert_eq!(read, CONFIG_KEYS);
     }

@@ -16,7 +16,7 @@ mod printable;
 mod query;
 mod routes;
 
-pub use auth::authorize_admin;
+pub use auth::{authorize_admin, authorize_demo};
 pub use config_keys::CONFIG_KEYS;
 pub use intake::{Intake, accept, check_content_type, intake, source};
 pub use limits::{
