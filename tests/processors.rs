@@ -417,3 +417,76 @@ fn a_precompiled_processor_is_loaded_instead_unless_stale_or_made_for_another_ma
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("already precompiled"));
 }
+
+/// A destination URL carries its credentials in every part (`user:pass@`, tokens in the
+/// path as Slack's and Discord's hooks have them, `?token=`). Whatever a processor says of
+/// a failure to reach it (the kits name the whole URL), none of that reaches the status,
+/// the list or the log; and the host's refusal of a URL with credentials before its host
+/// does not print them either.
+#[test]
+fn no_secret_of_a_forward_url_reaches_a_status_a_list_or_a_log() {
+    // A port nothing listens on: every attempt fails to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path_and_query = "/services/T0SECRET1/B0SECRET2/XyZsecretTokenValue123?token=qsecret";
+    let with_credentials = format!("http://hookuser:hookpass@127.0.0.1:{port}{path_and_query}");
+    let secrets = [
+        "hookuser",
+        "hookpass",
+        "T0SECRET1",
+        "B0SECRET2",
+        "XyZsecretTokenValue123",
+        "qsecret",
+    ];
+    let auth = format!("Bearer {}", support::ADMIN_TOKEN);
+    // Credentials before the host are refused at start, whatever the processor (below).
+    let url = format!("http://127.0.0.1:{port}{path_and_query}");
+    for (language, path) in processors() {
+        let inbox = Inbox::start(&[
+            ("INBOX_PROCESSOR_WASM", path.to_str().unwrap()),
+            ("INBOX_FORWARD_URL", &url),
+            ("INBOX_MAX_RETRIES", "0"),
+        ]);
+        let body = support::bigcommerce_event(&format!("{language}-secret-url"));
+        let (code, answer) = inbox.post_bigcommerce(&body);
+        assert_eq!(code, 202, "{answer}");
+        let id = answer["id"].as_str().unwrap().to_owned();
+        let status = inbox.wait_for(&id, "operator_required", Duration::from_secs(30));
+        let (code, list) = support::request(
+            &inbox.url,
+            "GET",
+            "/api/webhooks?status=operator_required",
+            &[("Authorization", auth.as_str())],
+            b"",
+        );
+        assert_eq!(code, 200, "{list}");
+        let (status, list, log) = (status.to_string(), list.to_string(), inbox.log());
+        for secret in secrets {
+            for (what, text) in [("status", &status), ("list", &list), ("log", &log)] {
+                assert!(
+                    !text.contains(secret),
+                    "{language}: {secret} in the {what}: {text}"
+                );
+            }
+        }
+        // It still says where it could not reach.
+        assert!(status.contains("127.0.0.1"), "{language}: {status}");
+    }
+
+    let refused = Command::new(inbox_exe())
+        .args(["worker", "--db"])
+        .arg(tempfile::tempdir().unwrap().path().join("inbox.db"))
+        .env_clear()
+        .env("INBOX_FORWARD_URL", &with_credentials)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("credentials"), "{stderr}");
+    for secret in secrets {
+        assert!(!stderr.contains(secret), "{secret} in: {stderr}");
+    }
+}

@@ -40,7 +40,8 @@ struct LineLogger {
 impl LineLogger {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end();
+        // A component may print a destination with its credentials.
+        let text = inbox_core::redact::urls_in(text.trim_end());
         if !text.is_empty() {
             tracing::info!(target: "component", component = self.component, "{text}");
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use inbox_core::scope::Reader;
-use inbox_core::{Webhook, lifecycle};
+use inbox_core::{Webhook, lifecycle, redact};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre};
 
@@ -174,10 +174,10 @@ impl ProcessorHost {
                         // With the wasm backtrace, which the recorded reason leaves out.
                         tracing::warn!(
                             webhook = webhook.id,
-                            error = format!("{error:#}"),
+                            error = redact::urls_in(&format!("{error:#}")),
                             "the processor trapped"
                         );
-                        Contained::Trapped(engine::describe_trap(&error))
+                        Contained::Trapped(redact::urls_in(&engine::describe_trap(&error)))
                     }
                 })
             }
@@ -241,14 +241,17 @@ fn listed(names: &[String]) -> String {
     }
 }
 
-/// The processor's answer, as the core's outcome.
+/// The processor's answer, as the core's outcome. Its reason is the user's code's own
+/// text, stored and shown to operators: any URL in it is shown without its secrets.
 fn outcome_from_wit(outcome: Outcome) -> lifecycle::Outcome {
     match outcome {
         Outcome::Completed => lifecycle::Outcome::Completed,
         Outcome::Retry(request) => lifecycle::Outcome::Retry {
-            reason: request.reason,
+            reason: redact::urls_in(&request.reason),
             delay_ms: request.delay_ms,
         },
-        Outcome::Reject(reason) => lifecycle::Outcome::Reject { reason },
+        Outcome::Reject(reason) => lifecycle::Outcome::Reject {
+            reason: redact::urls_in(&reason),
+        },
     }
 }

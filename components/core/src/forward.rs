@@ -18,8 +18,9 @@ impl Target {
     pub fn parse(url: &str) -> Result<Target, ConfigError> {
         let invalid = |why: &str| {
             ConfigError(format!(
-                "{} = {url:?} is not a valid URL: {why}",
-                describe("forward_url")
+                "{} = {:?} is not a valid URL: {why}",
+                describe("forward_url"),
+                crate::redact::url(url)
             ))
         };
         let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod model;
 pub mod problem;
 pub mod provider;
+pub mod redact;
 pub mod scope;
 pub mod store;
 mod wit_conversions;
