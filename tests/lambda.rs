@@ -443,8 +443,7 @@ async fn a_retry_that_comes_early_is_sent_on_and_an_unreadable_message_is_report
     let failed = aws.store.status(&id).await.unwrap().unwrap();
     assert_eq!((failed.state, failed.attempts), (State::Failed, 1));
 
-    // A message for it arrives before its retry is due (here one that carries only the id,
-    // as a webhook too large for SQS does), next to one nobody can read.
+    // A message for it arrives before its retry is due, next to one nobody can read.
     let event = json!({ "Records": [
         sqs_record("early", &json!({ "id": id }).to_string()),
         sqs_record("garbage", "not a message"),

@@ -431,7 +431,8 @@ fn no_secret_of_a_forward_url_reaches_a_status_a_list_or_a_log() {
         .local_addr()
         .unwrap()
         .port();
-    let path_and_query = "/services/T0SECRET1/B0SECRET2/XyZsecretTokenValue123?token=qsecret";
+    let path_and_query =
+        "/services/T0SECRET1/B0SECRET2/XyZsecretTokenValue123/QwErTyUiOpAs?token=qsecret";
     let with_credentials = format!("http://hookuser:hookpass@127.0.0.1:{port}{path_and_query}");
     let secrets = [
         "hookuser",
@@ -439,6 +440,7 @@ fn no_secret_of_a_forward_url_reaches_a_status_a_list_or_a_log() {
         "T0SECRET1",
         "B0SECRET2",
         "XyZsecretTokenValue123",
+        "QwErTyUiOpAs",
         "qsecret",
     ];
     let auth = format!("Bearer {}", support::ADMIN_TOKEN);

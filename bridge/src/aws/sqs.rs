@@ -1,4 +1,4 @@
-//! The seed's two SQS queues: the Failed Webhooks Queue carries webhooks to try again
+//! The seed's two SQS queues: the Failed Webhooks Queue names webhooks to try again
 //! (delayed by the backoff), the Dead Webhooks Queue tells an operator which ones need
 //! them (and receives what the failed queue and the stream mapping give up on). A message
 //! carries the webhook's id only: a retry processes the stored webhook, so whoever can send

@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-/// Longer lines are logged in pieces of this size, so a guest cannot grow the buffer.
+/// A longer line is logged up to this size and the rest of it dropped, so a guest cannot
+/// grow the buffer (and no piece of a URL is logged apart from its start, unredacted).
 const MAX_LINE: usize = 8 * 1024;
 
 #[derive(Clone, Copy)]
@@ -28,6 +29,7 @@ impl StdoutStream for GuestOutput {
         Box::new(LineLogger {
             component: self.component,
             line: Vec::new(),
+            cut: false,
         })
     }
 }
@@ -35,6 +37,8 @@ impl StdoutStream for GuestOutput {
 struct LineLogger {
     component: &'static str,
     line: Vec<u8>,
+    /// The current line ran past [`MAX_LINE`]: the rest of it is dropped.
+    cut: bool,
 }
 
 impl LineLogger {
@@ -58,10 +62,13 @@ impl AsyncWrite for LineLogger {
         for &byte in bytes {
             if byte == b'\n' {
                 self.emit();
-            } else {
+                self.cut = false;
+            } else if !self.cut {
                 self.line.push(byte);
                 if self.line.len() >= MAX_LINE {
+                    self.line.extend_from_slice(" …(cut)".as_bytes());
                     self.emit();
+                    self.cut = true;
                 }
             }
         }

@@ -30,11 +30,16 @@ impl Target {
         } else {
             return Err(invalid("it must start with http:// or https://"));
         };
+        // A user and password may hold a `/`: any `@` before the query is refused.
+        let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+        if rest[..before_query].contains('@') {
+            return Err(invalid("the host is missing or carries credentials"));
+        }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(at) => rest.split_at(at),
             None => (rest, "/"),
         };
-        if authority.is_empty() || authority.contains(['@', ' ', '#']) {
+        if authority.is_empty() || authority.contains([' ', '#']) {
             return Err(invalid("the host is missing or carries credentials"));
         }
         let path = if path.starts_with('?') {

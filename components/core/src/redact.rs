@@ -14,10 +14,15 @@ pub fn url(url: &str) -> String {
         Some((scheme, rest)) => (scheme, rest),
         None => return HIDDEN.to_owned(),
     };
+    // A user and password end at the last `@` before the query, and may hold a `/` of
+    // their own: everything up to it is dropped (a path's own `@` is lost with them).
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..before_query].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, rest) = rest.split_at(end);
-    // After the last `@`: what precedes it is a user and perhaps a password.
-    let host = authority.rsplit('@').next().unwrap_or_default();
+    let (host, rest) = rest.split_at(end);
     let rest = rest.split('#').next().unwrap_or_default();
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut shown = format!("{scheme}://{host}");
@@ -43,25 +48,26 @@ pub fn url(url: &str) -> String {
 /// `text` with every `http://` or `https://` URL in it shown by [`url`]: what a processor
 /// (the user's code) or a component says, before the inbox stores or logs it.
 pub fn urls_in(text: &str) -> String {
+    // Lowered once: ASCII lowering keeps every byte where it was.
+    let lower = text.to_ascii_lowercase();
     let mut shown = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = find_url(rest) {
-        shown.push_str(&rest[..start]);
-        let candidate = &rest[start..];
+    let mut at = 0;
+    while let Some(start) = find_url(&lower[at..]).map(|found| at + found) {
+        shown.push_str(&text[at..start]);
+        let candidate = &text[start..];
         let len = candidate
             .find(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
             .unwrap_or(candidate.len());
         // Punctuation closing a sentence is not part of the URL.
         let found = candidate[..len].trim_end_matches(['.', ',', ';', ':', ')', ']', '}']);
         shown.push_str(&url(found));
-        rest = &candidate[found.len()..];
+        at = start + found.len();
     }
-    shown.push_str(rest);
+    shown.push_str(&text[at..]);
     shown
 }
 
-fn find_url(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
+fn find_url(lower: &str) -> Option<usize> {
     [lower.find("http://"), lower.find("https://")]
         .into_iter()
         .flatten()
@@ -69,14 +75,15 @@ fn find_url(text: &str) -> Option<usize> {
 }
 
 /// A path segment or parameter name that reads as a word (`hooks`, `v1`, `orders`), not as
-/// a token or an id: no digits beyond a short version or year, not long.
+/// a token or an id: lower case (random tokens mix cases), no digits beyond a short
+/// version or year, not long.
 fn may_show(part: &str) -> bool {
     let digits = part.chars().filter(char::is_ascii_digit).count();
-    part.len() <= 20
+    part.len() <= 16
         && (digits == 0 || part.len() <= 4)
         && part
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
 }
 
 #[cfg(test)]
@@ -105,11 +112,15 @@ mod tests {
         for (given, shown) in cases {
             assert_eq!(url(given), shown, "{given}");
         }
-        // A long random word is a token even without digits.
+        // Tokens without digits: long, or mixing cases.
         assert_eq!(
-            url("https://x.io/abcdefghijklmnopqrstuvwxyzab"),
-            "https://x.io/…"
+            url("https://x.io/abcdefghijklmnopqrstuvwxyzab/AbCdEfGhIjKl/hooks"),
+            "https://x.io/…/…/hooks"
         );
+        // A password with a `/` of its own is dropped whole, as is one before a port.
+        assert_eq!(url("https://user:pa/ss@h.io/x"), "https://h.io/x");
+        assert_eq!(url("http://u:p@[::1]:8080/a"), "http://[::1]:8080/a");
+        assert_eq!(url("http://"), "http://");
     }
 
     #[test]
@@ -127,5 +138,10 @@ mod tests {
         );
         assert_eq!(urls_in("no link here"), "no link here");
         assert_eq!(urls_in("HTTPS://A:B@c.io"), "HTTPS://c.io");
+        assert_eq!(urls_in("http://)"), "http://)");
+        assert_eq!(
+            urls_in("é http://x.io/AbCdEfGhIjKlMnOp ü"),
+            "é http://x.io/… ü"
+        );
     }
 }

@@ -27,9 +27,15 @@ impl Reader {
         match self {
             Reader::Capture => CONFIG_KEYS.contains(&key) || is_source_setting(key, config),
             Reader::Processor => {
-                // `demo_sender` is capture's (the demo route), not the simulated work's.
-                key == "forward_url"
-                    || (key.starts_with("demo_") && key != "demo_sender")
+                // The simulated work's settings by name: `demo_sender` is capture's, and a
+                // source named `demo` would have a `demo_secret`.
+                [
+                    "forward_url",
+                    "demo_failure_rate",
+                    "demo_delay_ms",
+                    "demo_seed",
+                ]
+                .contains(&key)
                     || key.starts_with("processor_")
             }
             Reader::Store => dynamodb::ALL.contains(&key),

@@ -37,8 +37,8 @@ pub fn authorize_admin(headers: &Headers, config: &dyn Config) -> Result<(), Pro
 
 /// The demo sender signs a fresh order with the production BigCommerce secret, so a
 /// stranger (or a page in a visitor's browser) who reaches it makes genuine-looking orders.
-/// It is off unless `demo_sender` is `on` (then a 404, as if there were no such route),
-/// and on, it takes the admin token like any admin endpoint.
+/// It is off unless `demo_sender` is `on` (a 404 that says how to turn it on), and on, it
+/// takes the admin token like any admin endpoint.
 pub fn authorize_demo(headers: &Headers, config: &dyn Config) -> Result<(), Problem> {
     if config.get("demo_sender").as_deref().map(str::trim) != Some("on") {
         return Err(Problem::not_found(format!(
