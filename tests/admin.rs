@@ -18,7 +18,7 @@ use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
 use inbox_core::listing::MAX_LIMIT as MAX_LIST;
 use inbox_core::{State, Webhook};
 use inbox_stores::WebhookStore;
-use inbox_stores::dynamodb::DynamoStore;
+use inbox_stores::dynamodb::{DynamoStore, Retention};
 use inbox_stores::sqlite::SqliteStore;
 use serde_json::Value;
 use support::{ADMIN_TOKEN, Inbox, component, request};
@@ -115,7 +115,7 @@ async fn fill_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
     let items: Vec<_> = all()
         .iter()
         .flat_map(|webhook| {
-            inbox_core::item::dynamodb::capture(webhook, None, false)
+            inbox_core::item::dynamodb::capture(webhook, &Retention::default(), false)
                 .unwrap()
                 .items
         })
@@ -506,7 +506,7 @@ async fn the_admin_api_pages_filters_counts_and_details_on_the_dynamodb_store_co
     let client = moto.dynamodb().await;
     let table = moto::unique("admin");
     moto::create_table(&client, &table).await;
-    let seeded = seed(&DynamoStore::new(client, &table, None)).await;
+    let seeded = seed(&DynamoStore::new(client, &table, Retention::default())).await;
     let store_wasm = component("inbox_store_dynamodb");
     let mut env = vec![("INBOX_STORE_WASM", store_wasm.to_str().unwrap())];
     env.extend(moto::store_component_env(moto, &table));
@@ -520,7 +520,7 @@ async fn the_admin_api_pages_filters_counts_and_details_on_lambda_and_dynamodb()
     let client = moto.dynamodb().await;
     let table = moto::unique("admin");
     moto::create_table(&client, &table).await;
-    let seeded = seed(&DynamoStore::new(client, &table, None)).await;
+    let seeded = seed(&DynamoStore::new(client, &table, Retention::default())).await;
     let function = lambda_function(moto, &table, &[]).await;
     check_admin_api(&function, &seeded);
 }

@@ -9,13 +9,11 @@
 mod moto;
 mod support;
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
 use inbox_core::listing::Query;
 use inbox_core::{State, Status, Webhook};
-use inbox_stores::dynamodb::DynamoStore;
+use inbox_stores::dynamodb::{DynamoStore, Retention};
 use inbox_stores::{Captured, StoreError, WebhookStore};
 use moto::Moto;
 
@@ -26,11 +24,11 @@ async fn store() -> (DynamoStore, aws_sdk_dynamodb::Client) {
     let client = moto.dynamodb().await;
     let table = moto::unique("webhooks");
     moto::create_table(&client, &table).await;
-    let store = DynamoStore::new(
-        client.clone(),
-        table,
-        Some(Duration::from_secs(30 * DAY_SECS)),
-    );
+    let retention = Retention {
+        completed_secs: Some(30 * DAY_SECS),
+        body_secs: Some(90 * DAY_SECS),
+    };
+    let store = DynamoStore::new(client.clone(), table, retention);
     (store, client)
 }
 
@@ -82,7 +80,8 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
         .map(|i| i["SK"].as_s().unwrap().clone())
         .collect();
     assert_eq!(sks, ["STATUS", "WEBHOOK"]);
-    // The payload is stored as binary, byte for byte; both items carry the TTL.
+    // The payload is stored as binary, byte for byte; neither item expires while the
+    // webhook needs work.
     let webhook_item = stored
         .iter()
         .find(|i| i["SK"].as_s().unwrap() == "WEBHOOK")
@@ -91,9 +90,8 @@ async fn capture_writes_both_items_in_one_transaction_and_a_duplicate_writes_not
         webhook_item["payload"].as_b().unwrap().as_ref(),
         original.payload.as_slice()
     );
-    let expected_ttl = (original.received_at / 1000 + 30 * DAY_SECS as i64).to_string();
     for item in &stored {
-        assert_eq!(item["expires_at"].as_n().unwrap(), &expected_ttl);
+        assert!(!item.contains_key("expires_at"), "{item:?}");
     }
     assert_eq!(
         store.webhook(&original.id).await.unwrap(),
@@ -357,7 +355,8 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook() {
         assert!(items(&client, &store, &replay.id).await.is_empty());
         assert_eq!(store.status(&replay.id).await.unwrap(), None);
     }
-    // The digest lives under its own key, as long as the webhook.
+    // The digest lives under its own key, for the replay guard's days from the webhook's
+    // receipt; the webhook itself does not expire while it needs work.
     let pk = inbox_core::item::body_pk(&first.origin, &body);
     let digest = client
         .get_item()
@@ -370,8 +369,10 @@ async fn a_replayed_body_is_the_duplicate_of_the_first_webhook() {
         .item
         .unwrap();
     assert_eq!(digest["id"].as_s().unwrap(), &first.id);
+    let guard = (first.received_at / 1000 + 90 * DAY_SECS as i64).to_string();
+    assert_eq!(digest["expires_at"].as_n().unwrap(), &guard);
     let webhook_item = &items(&client, &store, &first.id).await[1];
-    assert_eq!(digest["expires_at"], webhook_item["expires_at"]);
+    assert!(!webhook_item.contains_key("expires_at"));
     // Without the guard the same body is a new webhook.
     let unguarded = webhook("delivery-99", body);
     assert!(matches!(
@@ -429,5 +430,285 @@ async fn webhooks_stored_before_the_due_index_are_found_once_reindexed() {
         store.status(&old.id).await.unwrap().unwrap(),
         Status::received(old.received_at),
         "the status as it was"
+    );
+}
+
+/// Every item of a webhook, by SK, with its expiry (unix seconds) if it has one.
+async fn expiries(
+    client: &aws_sdk_dynamodb::Client,
+    store: &DynamoStore,
+    id: &str,
+) -> Vec<(String, Option<i64>)> {
+    items(client, store, id)
+        .await
+        .into_iter()
+        .map(|item| {
+            let sk = item["SK"].as_s().unwrap().clone();
+            let expires = item
+                .get("expires_at")
+                .map(|n| n.as_n().unwrap().parse().unwrap());
+            (sk, expires)
+        })
+        .collect()
+}
+
+/// One attempt at `at`: claimed, then ended with `outcome`; the status it ends in.
+async fn attempt(store: &DynamoStore, id: &str, at: i64, outcome: Outcome) -> Status {
+    let policy = RetryPolicy {
+        max_retries: 1,
+        base_delay_ms: 1_000,
+        max_delay_ms: 1_000,
+    };
+    let status = store.status(id).await.unwrap().unwrap();
+    let claimed = status.claim(at, 60_000, &policy).unwrap();
+    let claim = Transition::to(claimed.clone());
+    assert!(store.swap_status(id, status.version, &claim).await.unwrap());
+    let finished = claimed.finish(&outcome, &policy, at + 5).unwrap();
+    assert!(
+        store
+            .swap_status(id, claimed.version, &finished)
+            .await
+            .unwrap()
+    );
+    finished.status
+}
+
+/// The counts hold the one webhook of the table, in `state`.
+async fn counted(store: &DynamoStore, state: State) {
+    let counts = store.counts(&Default::default()).await.unwrap();
+    assert_eq!(counts.total(), 1, "{counts:?}");
+    assert_eq!(counts.0[&state], 1, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_expires_while_a_webhook_needs_work_and_all_of_it_once_it_completes() {
+    let (store, client) = store().await;
+    let delivery = webhook("evt_expiry", b"{}".to_vec());
+    store.capture(delivery.clone(), false).await.unwrap();
+    let id = delivery.id.as_str();
+    counted(&store, State::Received).await;
+    let unexpiring = async |what: &str| {
+        let all = expiries(&client, &store, id).await;
+        assert!(all.iter().all(|(_, e)| e.is_none()), "{what}: {all:?}");
+        all.len()
+    };
+    let retry = || Outcome::Retry {
+        reason: "503".into(),
+        delay_ms: Some(0),
+    };
+    let at = delivery.received_at;
+    assert_eq!(
+        attempt(&store, id, at + 10, retry()).await.state,
+        State::Failed
+    );
+    counted(&store, State::Failed).await;
+    assert_eq!(unexpiring("retrying").await, 3);
+    let dead = attempt(&store, id, at + 5_000, retry()).await;
+    assert_eq!(dead.state, State::OperatorRequired);
+    counted(&store, State::OperatorRequired).await;
+    // The webhook, its status, two attempts and a dead letter: none expires.
+    assert_eq!(unexpiring("operator_required").await, 5);
+
+    let replayed = inbox_stores::replay(&store, id, dead.updated_at + 100)
+        .await
+        .unwrap();
+    counted(&store, State::Received).await;
+    let done = attempt(&store, id, replayed.updated_at + 10, Outcome::Completed).await;
+    assert_eq!(done.state, State::Completed);
+    counted(&store, State::Completed).await;
+    let expires = done.updated_at / 1000 + 30 * DAY_SECS as i64;
+    let all = expiries(&client, &store, id).await;
+    assert_eq!(all.len(), 6, "{all:?}");
+    for (sk, at) in all {
+        assert_eq!(at, Some(expires), "{sk}");
+    }
+}
+
+/// The items of `webhooks`, in `state`, as a capture writes them, put 25 at a time (a
+/// capture's transaction on moto copies the table, so thousands of them would take
+/// minutes); and their counters, each written once with its total.
+async fn seed(client: &aws_sdk_dynamodb::Client, table: &str, webhooks: &[(Webhook, State)]) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use inbox_core::item::dynamodb::{counters, to_item};
+    use inbox_core::item::{StatusItem, WebhookItem};
+    let mut items = Vec::new();
+    let mut totals: std::collections::BTreeMap<
+        String,
+        (inbox_core::item::dynamodb::ItemUpdate, i64),
+    > = Default::default();
+    for (hook, state) in webhooks {
+        let mut status = Status::received(hook.received_at);
+        status.state = *state;
+        items.push(to_item(&WebhookItem::new(hook, None)));
+        items.push(to_item(&StatusItem::captured(hook, &status)));
+        let counter = counters::Counter::of(&hook.id, &hook.origin, &hook.event_type, *state, None);
+        for update in counters::changes(None, (&counter, *state)) {
+            let entry = totals
+                .entry(format!("{:?}{}", update.key, update.names["#s0"]))
+                .or_insert((update, 0));
+            entry.1 += 1;
+        }
+    }
+    for chunk in items.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone().into()))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let written = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(written.unprocessed_items.unwrap_or_default().is_empty());
+    }
+    for (_, (update, total)) in totals {
+        let mut values: std::collections::HashMap<String, AttributeValue> = update.values.into();
+        values.insert(":d0".into(), AttributeValue::N(total.to_string()));
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(update.key.into()))
+            .update_expression(update.update)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// What the admin API reads costs a page, not the table: a list's first and later pages,
+/// a state's page, the counts and a search, each read in items (as DynamoDB bills them)
+/// on a table of a few thousand webhooks, and each answer the right one.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_reads_cost_a_page_not_the_table() {
+    const WEBHOOKS: usize = 2_000;
+    const LIMIT: u32 = 20;
+    let (_, client) = store().await;
+    let meter = moto::ReadMeter::default();
+    let table = moto::unique("reads");
+    moto::create_table(&client, &table).await;
+    let store = DynamoStore::new(meter.client(&client), &table, Retention::default());
+    let mut webhooks = Vec::new();
+    for n in 0..WEBHOOKS {
+        let mut hook = webhook(&format!("evt_many_{n}"), b"{}".to_vec());
+        hook.origin = ["stripe", "github"][n % 2].into();
+        hook.event_type = ["a", "b", "c"][n % 3].into();
+        hook.id = inbox_core::id::webhook_id(&hook.origin, &hook.idempotency_key);
+        hook.received_at += (n / 2) as i64;
+        let state = match n % 50 {
+            0 => State::OperatorRequired,
+            1 => State::Failed,
+            _ => State::Completed,
+        };
+        webhooks.push((hook, state));
+    }
+    seed(&client, &table, &webhooks).await;
+    let table_items = 2 * WEBHOOKS as u64;
+    let newest_first = |filter: &dyn Fn(&(Webhook, State)) -> bool| {
+        let mut ids: Vec<_> = webhooks
+            .iter()
+            .filter(|w| filter(w))
+            .map(|(hook, _)| (hook.received_at, hook.id.clone()))
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let ids = |page: &inbox_core::listing::Page| -> Vec<String> {
+        page.webhooks.iter().map(|v| v.id.clone()).collect()
+    };
+
+    meter.take();
+    let mut query = Query {
+        limit: LIMIT,
+        ..Query::default()
+    };
+    let first = store.list(&query).await.unwrap();
+    let first_read = meter.take();
+    let all = newest_first(&|_| true);
+    assert_eq!(ids(&first), all[..LIMIT as usize]);
+    // Each partition of each state reads at most one more than the page.
+    let page_bound = 5 * u64::from(inbox_core::item::LIST_SHARDS) * u64::from(LIMIT + 1);
+    assert!(
+        first_read <= page_bound,
+        "the first page read {first_read} items"
+    );
+    // Two pages on: the same cost, the next webhooks.
+    query.after = first.next.clone();
+    let second = store.list(&query).await.unwrap();
+    query.after = second.next.clone();
+    meter.take();
+    let third = store.list(&query).await.unwrap();
+    let third_read = meter.take();
+    assert_eq!(ids(&third), all[2 * LIMIT as usize..3 * LIMIT as usize]);
+    assert!(
+        third_read <= page_bound,
+        "a later page read {third_read} items"
+    );
+
+    let dead = Query {
+        state: Some(State::OperatorRequired),
+        limit: LIMIT,
+        ..Query::default()
+    };
+    let page = store.list(&dead).await.unwrap();
+    let dead_read = meter.take();
+    let expected = newest_first(&|(_, s)| *s == State::OperatorRequired);
+    assert_eq!(ids(&page), expected[..LIMIT as usize]);
+    let state_bound = u64::from(inbox_core::item::LIST_SHARDS) * u64::from(LIMIT + 1);
+    assert!(
+        dead_read <= state_bound,
+        "a state's page read {dead_read} items"
+    );
+
+    let counts = store.counts(&Default::default()).await.unwrap();
+    let counts_read = meter.take();
+    assert_eq!(counts.total(), WEBHOOKS as u64);
+    assert_eq!(counts.0[&State::OperatorRequired], (WEBHOOKS / 50) as u64);
+    assert_eq!(counts.0[&State::Failed], (WEBHOOKS / 50) as u64);
+    // Shards times origins times types times the states' items: tens, not thousands.
+    assert!(
+        counts_read <= 4 * 2 * 3,
+        "the counts read {counts_read} items"
+    );
+    let github_b = inbox_core::listing::Filter {
+        origin: Some("github".into()),
+        event_type: Some("b".into()),
+        ..Default::default()
+    };
+    let counts = store.counts(&github_b).await.unwrap();
+    let expected = webhooks
+        .iter()
+        .filter(|(h, _)| h.origin == "github" && h.event_type == "b")
+        .count();
+    assert_eq!(counts.total(), expected as u64);
+    meter.take();
+
+    let (wanted, _) = &webhooks[777];
+    let by_key = inbox_core::listing::Filter {
+        search: Some(wanted.idempotency_key.clone()),
+        ..Default::default()
+    };
+    let found = store
+        .list(&Query {
+            filter: by_key.clone(),
+            ..Query::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), std::slice::from_ref(&wanted.id));
+    assert_eq!(store.counts(&by_key).await.unwrap().total(), 1);
+    let search_read = meter.take();
+    assert!(search_read <= 6, "two searches read {search_read} items");
+    eprintln!(
+        "items read on {table_items} items: first page {first_read}, a later page {third_read}, \
+         a state's page {dead_read}, counts {counts_read}, two searches {search_read}"
     );
 }

@@ -14,7 +14,7 @@ use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::{RetryPolicy, Transition};
 use inbox_core::listing::Query;
 use inbox_stores::WebhookStore;
-use inbox_stores::dynamodb::DynamoStore;
+use inbox_stores::dynamodb::{DynamoStore, Retention};
 use moto::{LambdaFunction, Moto, StreamReader};
 use serde_json::{Value, json};
 use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
@@ -33,7 +33,7 @@ async fn aws() -> Aws {
     moto::create_table(&dynamodb, &table).await;
     let sqs = moto.sqs().await;
     let queues = moto::create_queues(&sqs, &moto::unique("inbox")).await;
-    let store = DynamoStore::new(dynamodb, table.clone(), None);
+    let store = DynamoStore::new(dynamodb, table.clone(), Retention::default());
     Aws {
         table,
         queues,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use inbox_bridge::lambda::FunctionComponents;
 use inbox_bridge::settings::Settings;
-use inbox_core::item::dynamodb::due_index;
+use inbox_core::item::dynamodb::{due_index, list_index};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -209,6 +209,21 @@ fn the_stream_filter_uses_only_what_dynamodb_mappings_filter_on() {
         "DEAD#0001",
         serde_json::json!({ "SK": { "S": "DEAD#0001" } })
     )));
+    let completed = serde_json::json!({
+        "SK": { "S": "WEBHOOK" }, "payload": { "B": "e30=" }, "expires_at": { "N": "1800000000" }
+    });
+    assert!(
+        !passes(record("MODIFY", "WEBHOOK", completed)),
+        "the expiry a completion gives the webhook item"
+    );
+    assert!(
+        !passes(record(
+            "MODIFY",
+            "6:stripe1:a",
+            serde_json::json!({ "SK": { "S": "6:stripe1:a" }, "received": { "N": "3" } })
+        )),
+        "a counter"
+    );
 }
 
 #[test]
@@ -320,32 +335,9 @@ fn each_function_loads_only_the_component_its_events_need() {
 }
 
 #[test]
-fn the_due_index_is_the_one_the_stores_query() {
+fn the_indexes_are_the_ones_the_stores_query() {
     let template = sam::parse(&sam::template_text());
     let table = &template["Resources"]["WebhooksTable"]["Properties"];
-    let indexes = table["GlobalSecondaryIndexes"].as_vec().unwrap();
-    let index = indexes
-        .iter()
-        .find(|i| i["IndexName"].as_str() == Some(due_index::NAME))
-        .expect("the due index");
-    let keys: Vec<(&str, &str)> = index["KeySchema"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["AttributeName"].as_str().unwrap(),
-                k["KeyType"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            (due_index::PARTITION_KEY, "HASH"),
-            (due_index::SORT_KEY, "RANGE")
-        ]
-    );
     let types: BTreeMap<&str, &str> = table["AttributeDefinitions"]
         .as_vec()
         .unwrap()
@@ -357,17 +349,74 @@ fn the_due_index_is_the_one_the_stores_query() {
             )
         })
         .collect();
-    assert_eq!(types[due_index::PARTITION_KEY], "S");
-    assert_eq!(types[due_index::SORT_KEY], "N");
-    assert_eq!(
-        index["Projection"]["ProjectionType"].as_str(),
-        Some("INCLUDE")
-    );
-    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert_eq!(projected, due_index::ATTRIBUTES);
+    let indexes = table["GlobalSecondaryIndexes"].as_vec().unwrap();
+    // Name, partition key, sort key with their types, and what is projected (keys only
+    // without a list).
+    type Key<'a> = (&'a str, &'a str);
+    type Index<'a> = (&'a str, Key<'a>, Option<Key<'a>>, Option<&'a [&'a str]>);
+    let expected: [Index; 3] = [
+        (
+            due_index::NAME,
+            (due_index::PARTITION_KEY, "S"),
+            Some((due_index::SORT_KEY, "N")),
+            Some(&due_index::ATTRIBUTES),
+        ),
+        (
+            list_index::NAME,
+            (list_index::PARTITION_KEY, "S"),
+            Some((list_index::SORT_KEY, "S")),
+            Some(&list_index::ATTRIBUTES),
+        ),
+        (
+            list_index::KEY_INDEX,
+            (list_index::KEY_INDEX_PARTITION_KEY, "S"),
+            None,
+            None,
+        ),
+    ];
+    assert_eq!(indexes.len(), expected.len());
+    for (name, partition, sort, attributes) in expected {
+        let index = indexes
+            .iter()
+            .find(|i| i["IndexName"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("the {name} index"));
+        let keys: Vec<(&str, &str)> = index["KeySchema"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap(),
+                    k["KeyType"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let mut wanted = vec![(partition.0, "HASH")];
+        wanted.extend(sort.map(|(key, _)| (key, "RANGE")));
+        assert_eq!(keys, wanted, "{name}");
+        for (key, kind) in [Some(partition), sort].into_iter().flatten() {
+            assert_eq!(types[key], kind, "{name}: {key}");
+        }
+        match attributes {
+            Some(attributes) => {
+                assert_eq!(
+                    index["Projection"]["ProjectionType"].as_str(),
+                    Some("INCLUDE"),
+                    "{name}"
+                );
+                let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+                    .as_vec()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect();
+                assert_eq!(projected, attributes, "{name}");
+            }
+            None => assert_eq!(
+                index["Projection"]["ProjectionType"].as_str(),
+                Some("KEYS_ONLY"),
+                "{name}"
+            ),
+        }
+    }
 }

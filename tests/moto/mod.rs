@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
-use inbox_core::item::dynamodb::due_index;
+use inbox_core::item::dynamodb::{due_index, list_index};
 use serde_json::{Value, json};
 
 pub const REGION: &str = "us-east-1";
@@ -162,8 +162,28 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// The table of template.yaml: PK/SK strings, the sparse `due` index, a NEW_IMAGE
-/// stream, TTL on `expires_at`.
+/// A global secondary index: its name, key and projected attributes (keys only without).
+fn index(
+    name: &str,
+    keys: Vec<KeySchemaElement>,
+    attributes: Option<&[&str]>,
+) -> GlobalSecondaryIndex {
+    let projection = match attributes {
+        Some(attributes) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attributes.iter().map(|a| a.to_string()).collect())),
+        None => Projection::builder().projection_type(ProjectionType::KeysOnly),
+    };
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .set_key_schema(Some(keys))
+        .projection(projection.build())
+        .build()
+        .unwrap()
+}
+
+/// The table of template.yaml: PK/SK strings, the sparse `due` index, the `received` and
+/// `key` indexes operators read, a NEW_IMAGE stream, TTL on `expires_at`.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     let typed = |name: &str, kind| {
         AttributeDefinition::builder()
@@ -190,22 +210,30 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
         .key_schema(key("SK", KeyType::Range))
         .attribute_definitions(attribute(due_index::PARTITION_KEY))
         .attribute_definitions(typed(due_index::SORT_KEY, ScalarAttributeType::N))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(due_index::NAME)
-                .key_schema(key(due_index::PARTITION_KEY, KeyType::Hash))
-                .key_schema(key(due_index::SORT_KEY, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::Include)
-                        .set_non_key_attributes(Some(
-                            due_index::ATTRIBUTES.map(String::from).to_vec(),
-                        ))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .attribute_definitions(attribute(list_index::PARTITION_KEY))
+        .attribute_definitions(attribute(list_index::SORT_KEY))
+        .attribute_definitions(attribute(list_index::KEY_INDEX_PARTITION_KEY))
+        .global_secondary_indexes(index(
+            due_index::NAME,
+            vec![
+                key(due_index::PARTITION_KEY, KeyType::Hash),
+                key(due_index::SORT_KEY, KeyType::Range),
+            ],
+            Some(&due_index::ATTRIBUTES),
+        ))
+        .global_secondary_indexes(index(
+            list_index::NAME,
+            vec![
+                key(list_index::PARTITION_KEY, KeyType::Hash),
+                key(list_index::SORT_KEY, KeyType::Range),
+            ],
+            Some(&list_index::ATTRIBUTES),
+        ))
+        .global_secondary_indexes(index(
+            list_index::KEY_INDEX,
+            vec![key(list_index::KEY_INDEX_PARTITION_KEY, KeyType::Hash)],
+            None,
+        ))
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -729,4 +757,68 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8
         "body": base64::engine::general_purpose::STANDARD.encode(body),
         "isBase64Encoded": true
     })
+}
+
+/// Counts the items DynamoDB reads for a client: what a `Query` or `Scan` evaluated
+/// (`ScannedCount`, filtered or not, as DynamoDB bills it) and what a `GetItem` or
+/// `BatchGetItem` returned. Installed with [`ReadMeter::client`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadMeter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ReadMeter {
+    /// `client` with the meter counting every read it makes.
+    pub fn client(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// The items read since the last call.
+    pub fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for ReadMeter {
+    fn name(&self) -> &'static str {
+        "ReadMeter"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef<
+            '_,
+        >,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
+            scan::ScanOutput,
+        };
+        let Ok(output) = context.output_or_error() else {
+            return Ok(());
+        };
+        let read = if let Some(query) = output.downcast_ref::<QueryOutput>() {
+            query.scanned_count as u64
+        } else if let Some(scan) = output.downcast_ref::<ScanOutput>() {
+            scan.scanned_count as u64
+        } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
+            u64::from(get.item.is_some())
+        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
+            batch
+                .responses
+                .iter()
+                .flat_map(|r| r.values())
+                .map(|items| items.len() as u64)
+                .sum()
+        } else {
+            0
+        };
+        self.0.fetch_add(read, Ordering::Relaxed);
+        Ok(())
+    }
 }

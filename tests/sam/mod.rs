@@ -159,15 +159,20 @@ pub fn stream_filters(template: &Yaml) -> Vec<Value> {
 /// Whether a record passes any of the filters, by Lambda's filter rules (the subset the
 /// template uses; anything else fails the test rather than being guessed).
 pub fn passes(filters: &[Value], record: &Value) -> bool {
-    filters.iter().any(|filter| matches_pattern(filter, record))
+    filters
+        .iter()
+        .any(|filter| matches_pattern(filter, Some(record)))
 }
 
-fn matches_pattern(pattern: &Value, event: &Value) -> bool {
+/// Whether `event` (absent: `None`) matches `pattern`. Lambda flattens a pattern into the
+/// paths of its leaves, so a leaf's rule under a field the event lacks sees no value
+/// (`exists: false` matches it).
+fn matches_pattern(pattern: &Value, event: Option<&Value>) -> bool {
     match pattern {
         Value::Object(fields) => fields.iter().all(|(key, inner)| {
-            let value = event.get(key);
+            let value = event.and_then(|event| event.get(key));
             match inner {
-                Value::Object(_) => value.is_some_and(|v| matches_pattern(inner, v)),
+                Value::Object(_) => matches_pattern(inner, value),
                 Value::Array(rules) => rules.iter().any(|rule| matches_rule(rule, value)),
                 other => panic!("a filter value must be an object or a list: {other}"),
             }

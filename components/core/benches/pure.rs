@@ -91,8 +91,12 @@ fn pure(c: &mut Criterion) {
     });
 
     let webhook = capture::accept("bigcommerce", &bigcommerce, &body, &config, NOW_MS).unwrap();
+    let retention = dynamodb::settings::Retention {
+        completed_secs: Some(30 * 86_400),
+        body_secs: Some(90 * 86_400),
+    };
     c.bench_function("encode a capture's DynamoDB items", |b| {
-        b.iter(|| dynamodb::capture(black_box(&webhook), Some(30 * 86_400), true).unwrap())
+        b.iter(|| dynamodb::capture(black_box(&webhook), &retention, true).unwrap())
     });
 }
 

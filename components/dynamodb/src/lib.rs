@@ -15,46 +15,53 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use backon::{BackoffBuilder, Retryable};
 use inbox_core::config::{Config, ConfigError};
+pub use inbox_core::item::dynamodb::settings::Retention;
 use inbox_core::item::dynamodb::{
-    self, CaptureRefused, Refusal, StatusUpdate, SwapRefused, due_index,
+    self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, due_index,
+    list_index,
 };
-use inbox_core::item::{self, STATUS_SK, WEBHOOK_SK};
+use inbox_core::item::{self, STATUS_SK, StatusItem, WEBHOOK_SK};
 use inbox_core::lifecycle::Transition;
 use inbox_core::listing::{Counts, Filter, Page, Query};
-use inbox_core::model::Details;
+use inbox_core::model::{Details, StatusView};
 use inbox_core::store::{Captured, StoreError, WebhookStore};
-use inbox_core::{State, Status, Webhook};
+use inbox_core::{Status, Webhook};
 
 type Item = HashMap<String, AttributeValue>;
 
-/// A status update's plan set on a builder: `UpdateItem`'s alone, or the `Update` of a
+/// An update's plan set on a builder: `UpdateItem`'s alone, or the `Update` of a
 /// transaction. The SDK gives the two the same setters but no common trait.
-macro_rules! status_update {
+macro_rules! item_update {
     ($builder:expr, $table:expr, $plan:expr) => {{
-        let plan: StatusUpdate = $plan;
+        let plan: ItemUpdate = $plan;
         $builder
             .table_name($table)
             .set_key(Some(plan.key.into()))
             .update_expression(plan.update)
-            .condition_expression(plan.condition)
+            .set_condition_expression(plan.condition)
             .set_expression_attribute_names(Some(plan.names))
-            .set_expression_attribute_values(Some(plan.values.into()))
+            .set_expression_attribute_values(
+                Some(plan.values.into()).filter(|values: &Item| !values.is_empty()),
+            )
     }};
 }
+
+/// A transaction holds at most this many actions.
+const TRANSACTION_ACTIONS: usize = 100;
 
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// How long items are kept (DynamoDB's TTL on `expires_at`); `None` keeps them.
-    retention: Option<Duration>,
+    /// How long items are kept (DynamoDB's TTL on `expires_at`) once they may go.
+    retention: Retention,
 }
 
-pub fn retention_from_config(config: &dyn Config) -> Result<Option<Duration>, ConfigError> {
-    Ok(dynamodb::settings::retention_secs(config)?.map(Duration::from_secs))
+pub fn retention_from_config(config: &dyn Config) -> Result<Retention, ConfigError> {
+    Retention::from_config(config)
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>, retention: Option<Duration>) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
         DynamoStore {
             client,
             table: table.into(),
@@ -64,10 +71,6 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    fn retention_secs(&self) -> Option<u64> {
-        self.retention.map(|keep| keep.as_secs())
     }
 
     /// The client's own sleep, to back off with: tokio's natively, `wasi:clocks` in a
@@ -89,8 +92,8 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn update(&self, plan: StatusUpdate) -> Result<TransactWriteItem, StoreError> {
-        let update = status_update!(Update::builder(), &self.table, plan)
+    fn update(&self, plan: ItemUpdate) -> Result<TransactWriteItem, StoreError> {
+        let update = item_update!(Update::builder(), &self.table, plan)
             .build()
             .map_err(unavailable)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -158,21 +161,26 @@ impl DynamoStore {
         Ok(indexed)
     }
 
-    /// The status items of one partition of the `due` index, page after page, the longest
-    /// waiting first; at most `limit`.
-    async fn query_due(
+    /// The items of one partition (of `index`, or of the table), page after page; at most
+    /// `limit`, with `projection` if given (else what the index holds, or all).
+    async fn query(
         &self,
-        query: &due_index::Query,
+        index: Option<&str>,
+        query: &KeyQuery,
+        projection: Option<&dynamodb::Projection>,
         limit: usize,
     ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
         pages(limit, |start, left| async move {
+            let mut names = query.names.clone();
+            names.extend(projection.iter().flat_map(|p| p.names.clone()));
             let page = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(due_index::NAME)
+                .set_index_name(index.map(str::to_owned))
                 .key_condition_expression(&query.key_condition)
-                .set_expression_attribute_names(Some(query.names.clone()))
+                .set_projection_expression(projection.map(|p| p.expression.clone()))
+                .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(query.values.clone().into()))
                 .limit(i32::try_from(left).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
@@ -193,7 +201,10 @@ impl DynamoStore {
     ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
         let mut items = Vec::new();
         for query in due_index::queries(up_to) {
-            items.extend(self.query_due(&query, limit).await?);
+            items.extend(
+                self.query(Some(due_index::NAME), &query, None, limit)
+                    .await?,
+            );
         }
         Ok(items)
     }
@@ -279,12 +290,15 @@ impl WebhookStore for DynamoStore {
         webhook: Webhook,
         refuse_replayed_body: bool,
     ) -> Result<Captured, StoreError> {
-        let plan = dynamodb::capture(&webhook, self.retention_secs(), refuse_replayed_body)?;
-        let items = plan
+        let plan = dynamodb::capture(&webhook, &self.retention, refuse_replayed_body)?;
+        let mut items = plan
             .items
             .iter()
             .map(|item| self.put(item.clone().into()))
             .collect::<Result<Vec<_>, _>>()?;
+        for counter in &plan.counters {
+            items.push(self.update(counter.clone())?);
+        }
         let refused = match (|| self.transact(items.clone()))
             .retry(dynamodb::capture_backoff())
             .sleep(self.sleeper()?)
@@ -324,21 +338,61 @@ impl WebhookStore for DynamoStore {
         expected_version: u64,
         transition: &Transition,
     ) -> Result<bool, StoreError> {
-        let plan = dynamodb::status_update(id, expected_version, &transition.status);
-        let records = dynamodb::transition_items(id, transition, self.retention_secs());
-        let result = if records.is_empty() {
-            status_update!(self.client.update_item(), &self.table, plan)
+        // The counters move from the state it is in: read it (a lost race needs no write).
+        let Some(stored) = self.get(id, STATUS_SK, true).await? else {
+            return Ok(false);
+        };
+        let stored: StatusItem = serde_dynamo::from_item(stored).map_err(|e| corrupt_item(&e))?;
+        if stored.version != expected_version {
+            return Ok(false);
+        }
+        let plan = dynamodb::swap(id, &stored, transition, &self.retention);
+        let result = if plan.is_single() {
+            item_update!(self.client.update_item(), &self.table, plan.status)
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|error| refusal(&error, Vec::new()))
         } else {
-            // The status and its records are written together or not at all.
-            let mut items = vec![self.update(plan)?];
-            for record in records {
+            // The status, its records and counters are written together or not at all.
+            let mut items = vec![self.update(plan.status)?];
+            for record in plan.records {
                 items.push(self.put(record.into())?);
             }
-            self.transact(items).await
+            for update in plan.updates {
+                items.push(self.update(update)?);
+            }
+            let mut later = Vec::new();
+            if let Some(expires_at) = plan.expires_at {
+                let records = self
+                    .query(
+                        None,
+                        &dynamodb::records_query(id),
+                        Some(&dynamodb::projection(["PK", "SK"])),
+                        usize::MAX,
+                    )
+                    .await?;
+                for record in records {
+                    let update = dynamodb::expiry_update(record, Some(expires_at));
+                    if items.len() < TRANSACTION_ACTIONS {
+                        items.push(self.update(update)?);
+                    } else {
+                        later.push(update);
+                    }
+                }
+            }
+            let written = self.transact(items).await;
+            if written.is_ok() {
+                // Records past what one transaction holds (a webhook replayed many
+                // times): a failure here leaves one kept longer, never one lost.
+                for update in later {
+                    item_update!(self.client.update_item(), &self.table, update)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+            written
         };
         match result.map_err(|refused| dynamodb::swap_refused(&refused)) {
             Ok(()) => Ok(true),
@@ -357,13 +411,57 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {
-        let items = self.summary_items(query.state).await?;
-        dynamodb::page(items, query).map_err(corrupt)
+        if let Some(search) = &query.filter.search {
+            return Ok(query.page(self.search(search).await?));
+        }
+        let parts = list_index::queries(query)
+            .into_iter()
+            .map(|part| async move {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(list_index::NAME)
+                    .key_condition_expression(part.key.key_condition)
+                    .set_filter_expression(part.filter)
+                    .set_expression_attribute_names(Some(part.key.names))
+                    .set_expression_attribute_values(Some(part.key.values.into()))
+                    .scan_index_forward(false)
+                    .limit(i32::try_from(part.limit).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let items = page
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
+                Ok::<_, StoreError>((items, page.last_evaluated_key.map(Into::into)))
+            });
+        let parts = futures::future::try_join_all(parts).await?;
+        list_index::page(parts, query.limit()).map_err(corrupt)
     }
 
     async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError> {
-        let items = self.summary_items(None).await?;
-        dynamodb::counts(items, filter).map_err(corrupt)
+        if let Some(search) = &filter.search {
+            let found = self.search(search).await?;
+            return Ok(Counts::tally(found.into_iter().filter_map(
+                |(view, key)| {
+                    filter
+                        .matches(&view.id, &view.origin, &view.event_type, &key)
+                        .then_some(view.status)
+                },
+            )));
+        }
+        let mut items = Vec::new();
+        for query in counters::queries(filter) {
+            items.extend(self.query(None, &query, None, usize::MAX).await?);
+        }
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64);
+        counters::tally(items, filter, now_secs).map_err(corrupt)
     }
 
     async fn details(&self, id: &str) -> Result<Option<Details>, StoreError> {
@@ -393,31 +491,25 @@ impl WebhookStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The `WEBHOOK` and `STATUS` items a list reads (without payloads): for a state in
-    /// flight, the few the `due` index holds and their webhook items; else a scan.
-    async fn summary_items(
-        &self,
-        state: Option<State>,
-    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
-        match state {
-            Some(state) if state.in_flight() => {
-                let statuses = self.in_flight(None, usize::MAX).await?;
-                let (mut items, keys) = due_index::latest(statuses, state).map_err(corrupt)?;
-                items.extend(
-                    self.batch_get(keys, &dynamodb::summary_projection())
-                        .await?,
-                );
-                Ok(items)
-            }
-            _ => {
-                self.scan(&dynamodb::summary_scan(&[WEBHOOK_SK, STATUS_SK]))
-                    .await
-            }
-        }
+    /// The webhooks a search finds, by id or by idempotency key, each with its key.
+    async fn search(&self, search: &str) -> Result<Vec<(StatusView, String)>, StoreError> {
+        let query = list_index::key_query(search);
+        let by_key = self
+            .query(Some(list_index::KEY_INDEX), &query, None, usize::MAX)
+            .await?;
+        let keys = list_index::found(search, by_key);
+        let items = self
+            .batch_get(keys, &dynamodb::summary_projection())
+            .await?;
+        dynamodb::joined(items).map_err(corrupt)
     }
 }
 
 fn corrupt(error: item::ItemError) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+fn corrupt_item(error: &serde_dynamo::Error) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
 

@@ -7,9 +7,11 @@
 //! | Dead letter    | `WH#<id>` | `DEAD#<unix ms>`   | why it needed an operator                |
 //! | Attempt        | `WH#<id>` | `ATTEMPT#<unix ms>#<version>` | how one processing attempt ended |
 //! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
+//! | Counter (DynamoDB) | `COUNT#<shard>` | origin, type (and expiry day) | how many are in each state |
 //!
-//! On DynamoDB every item, dead letters included, lives as long as the retention
-//! (`retention_days`, the TTL on `expires_at`); SQLite stores keep them. The records below are the items as attributes:
+//! Nothing of a webhook expires while it needs work: its retention (`retention_days`, the
+//! TTL on `expires_at` on DynamoDB, a sweep on SQLite) starts when it completes. A body's
+//! digest lives for `replay_guard_days` from when it was received. The records below are the items as attributes:
 //! DynamoDB stores them as they are (the `PK`/`SK` names of the seed), and SQLite stores
 //! (the native one and Spin's) use [`sqlite::SCHEMA`], one table whose columns carry the
 //! same names, so a database file can be shared by both and a DynamoDB stream image decodes
@@ -66,6 +68,27 @@ pub fn due_shard(id: &str) -> String {
 /// `DUE#<shard>`, for a shard in `0..DUE_SHARDS`.
 pub fn due_shard_key(shard: u32) -> String {
     format!("DUE#{shard}")
+}
+
+/// How many partitions the `received` index spreads each state over, for the same reason.
+pub const LIST_SHARDS: u32 = 4;
+
+/// The `received` index partition of a webhook in `state`: a list of one state reads only
+/// its partitions, however many webhooks are in the others.
+pub fn list_part(state: State, id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    list_part_key(state, u32::from(digest[1]) % LIST_SHARDS)
+}
+
+/// `LIST#<state>#<shard>`, for a shard in `0..LIST_SHARDS`.
+pub fn list_part_key(state: State, shard: u32) -> String {
+    format!("LIST#{}#{shard}", state.as_str())
+}
+
+/// The `received` index's sort key: newest first is descending, ties broken by id as the
+/// list's [`Cursor`](crate::listing::Cursor) breaks them.
+pub fn list_at(received_at: i64, id: &str) -> String {
+    format!("{received_at:016}#{id}")
 }
 
 /// The id inside a `PK`, if it is one of ours.
@@ -125,6 +148,20 @@ pub struct StatusItem {
     pub due_shard: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
+    /// What a list shows of the webhook, copied at capture so that a list and the counters
+    /// need only the status (DynamoDB); absent on statuses written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<i64>,
+    /// The keys of DynamoDB's `received` index, newest first per state ([`list_part`],
+    /// [`list_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_part: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_at: Option<String>,
 }
 
 /// A `DEAD#<ms>` item: one time the webhook needed an operator. It reuses the status
@@ -204,7 +241,7 @@ pub struct BodyItem {
     pub sk: String,
     /// The first webhook with this body.
     pub id: String,
-    /// Kept as long as that webhook.
+    /// Kept for the replay guard's days from when that webhook was received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }
@@ -292,6 +329,22 @@ impl StatusItem {
             expires_at,
             due_shard: status.due_at().map(|_| due_shard(id)),
             due_at: status.due_at(),
+            origin: None,
+            event_type: None,
+            received_at: None,
+            list_part: Some(list_part(status.state, id)),
+            list_at: None,
+        }
+    }
+
+    /// The status a capture writes: with what a list shows of `webhook`.
+    pub fn captured(webhook: &Webhook, status: &Status) -> StatusItem {
+        StatusItem {
+            origin: Some(webhook.origin.clone()),
+            event_type: Some(webhook.event_type.clone()),
+            received_at: Some(webhook.received_at),
+            list_at: Some(list_at(webhook.received_at, &webhook.id)),
+            ..StatusItem::new(&webhook.id, status, None)
         }
     }
 

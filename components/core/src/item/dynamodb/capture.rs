@@ -1,17 +1,25 @@
-//! A capture's plan: its items in one transaction, each under [`NOT_EXISTS`].
+//! A capture's plan: its items in one transaction, each under [`NOT_EXISTS`], and the
+//! counter it adds to.
 
 use serde_dynamo::Item;
 
+use super::counters::{self, Counter};
 use super::items::*;
+use super::settings::Retention;
+use super::update::ItemUpdate;
 use crate::item::{BodyItem, StatusItem, WebhookItem};
-use crate::model::{Status, Webhook};
+use crate::model::{State, Status, Webhook};
 use crate::store::StoreError;
 
 /// A capture: the `WEBHOOK` and `STATUS` items (and with the replay guard the `BODY` item),
-/// each put under [`NOT_EXISTS`] in one transaction, and the status it stores.
+/// each put under [`NOT_EXISTS`] in one transaction with the update of its counter, and
+/// the status it stores. Nothing expires while the webhook needs work; only the body's
+/// digest, at the end of the replay guard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapturePlan {
     pub items: Vec<Item>,
+    /// After the puts, so a refusal's reasons read in [`capture_refused`]'s order.
+    pub counters: Vec<ItemUpdate>,
     pub status: Status,
     /// The key of the body's digest, when replayed bodies are refused.
     pub body: Option<Item>,
@@ -20,11 +28,10 @@ pub struct CapturePlan {
 /// Plans the capture of `webhook`, refusing an item DynamoDB would refuse (never truncated).
 pub fn capture(
     webhook: &Webhook,
-    retention_secs: Option<u64>,
+    retention: &Retention,
     refuse_replayed_body: bool,
 ) -> Result<CapturePlan, StoreError> {
-    let expires_at = expires_at(webhook.received_at, retention_secs);
-    let webhook_item = to_item(&WebhookItem::new(webhook, expires_at));
+    let webhook_item = to_item(&WebhookItem::new(webhook, None));
     let size = item_size(&webhook_item);
     if size > MAX_ITEM_BYTES {
         return Err(StoreError::TooLarge(format!(
@@ -32,16 +39,25 @@ pub fn capture(
         )));
     }
     let status = Status::received(webhook.received_at);
-    let status_item = to_item(&StatusItem::new(&webhook.id, &status, expires_at));
+    let status_item = to_item(&StatusItem::captured(webhook, &status));
     let mut items = vec![webhook_item, status_item];
     let mut body = None;
     if refuse_replayed_body {
-        let item = BodyItem::new(webhook, expires_at);
+        let expires = expires_at(webhook.received_at, retention.body_secs);
+        let item = BodyItem::new(webhook, expires);
         body = Some(key_of(&item.pk, &item.sk));
         items.push(to_item(&item));
     }
+    let counter = Counter::of(
+        &webhook.id,
+        &webhook.origin,
+        &webhook.event_type,
+        State::Received,
+        None,
+    );
     Ok(CapturePlan {
         items,
+        counters: counters::changes(None, (&counter, State::Received)),
         status,
         body,
     })

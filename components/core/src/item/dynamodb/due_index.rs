@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde_dynamo::{AttributeValue, Item};
 
-use super::items::{key, read};
-use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, StatusItem, WEBHOOK_SK, due_shard_key};
+use super::items::read;
+use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, StatusItem, due_shard_key};
 use crate::model::State;
 use crate::store::StoreError;
 
@@ -19,13 +19,7 @@ pub const SORT_KEY: &str = "due_at";
 /// the list of the webhooks in flight reads the table for it.
 pub const ATTRIBUTES: [&str; 8] = super::list::STATUS_ATTRIBUTES;
 
-/// A `Query` of one partition of the index.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Query {
-    pub key_condition: String,
-    pub names: HashMap<String, String>,
-    pub values: Item,
-}
+pub use super::items::KeyQuery as Query;
 
 /// One query per partition: the webhooks due by `up_to` (all in flight, with
 /// `None`), the longest waiting first.
@@ -83,34 +77,6 @@ pub fn unindexed_scan() -> super::list::Scan {
 pub fn backfill(item: Item) -> Result<(String, crate::model::Status), ItemError> {
     let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
     Ok((status.id.clone(), status.into_status()))
-}
-
-/// Of the status items the index holds, those in `state`, and the keys of their
-/// `WEBHOOK` items, to read for a list ([`super::page`]). A webhook whose status
-/// changed while the index was read may be there twice (under its old and new due
-/// time): its latest version counts.
-pub fn latest(
-    items: impl IntoIterator<Item = Item>,
-    state: State,
-) -> Result<(Vec<Item>, Vec<Item>), ItemError> {
-    let mut newest: HashMap<String, (StatusItem, Item)> = HashMap::new();
-    for item in items {
-        let status: StatusItem = read(item.clone()).map_err(|e| ItemError(e.to_string()))?;
-        match newest.get(&status.id) {
-            Some((seen, _)) if seen.version >= status.version => {}
-            _ => {
-                newest.insert(status.id.clone(), (status, item));
-            }
-        }
-    }
-    let mut kept: Vec<_> = newest
-        .into_values()
-        .filter(|(status, _)| status.status == state)
-        .map(|(status, item)| (status.updated_at, status.id, item))
-        .collect();
-    kept.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let keys = kept.iter().map(|(_, id, _)| key(id, WEBHOOK_SK)).collect();
-    Ok((kept.into_iter().map(|(_, _, item)| item).collect(), keys))
 }
 
 /// The ids whose next attempt is due at `now`, or whose lease has expired, from the

@@ -16,14 +16,25 @@ pub const MAX_ITEM_BYTES: usize = 400_000;
 /// The condition on both puts of a capture, and on a dead letter: never overwrite.
 pub const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
-/// The attributes of the status item that are absent when they do not apply.
-pub(crate) const OPTIONAL_STATUS_ATTRIBUTES: [&str; 5] = [
+/// The attributes of the status item that are absent when they do not apply. Expiry is
+/// one: a status written before retention started at completion loses its expiry at its
+/// next change, unless that change completes it.
+pub(crate) const OPTIONAL_STATUS_ATTRIBUTES: [&str; 6] = [
     "lease_until",
     "next_attempt_at",
     "last_error",
     "due_shard",
     "due_at",
+    "expires_at",
 ];
+
+/// A `Query` of one partition (of the table or an index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyQuery {
+    pub key_condition: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
 
 pub fn to_item(value: &impl serde::Serialize) -> Item {
     serde_dynamo::to_item(value).expect("the item records serialise")
@@ -33,7 +44,7 @@ pub fn key(id: &str, sk: &str) -> Item {
     key_of(&pk(id), sk)
 }
 
-/// When an item written at `at_ms` may go (DynamoDB's TTL wants unix seconds).
+/// When an item kept from `at_ms` may go (DynamoDB's TTL wants unix seconds).
 pub fn expires_at(at_ms: i64, retention_secs: Option<u64>) -> Option<i64> {
     retention_secs.map(|keep| at_ms / 1_000 + keep as i64)
 }

@@ -1,5 +1,5 @@
-//! What operators read: the summary items of a list joined into views, a webhook's
-//! details, counts, and the scans and projections that fetch them.
+//! What operators read: the items a search finds joined into views, a webhook's details,
+//! and the projections that fetch them.
 
 use std::collections::HashMap;
 
@@ -33,7 +33,7 @@ const WEBHOOK_SUMMARY_ATTRIBUTES: [&str; 4] = ["origin", "type", "received_at", 
 /// joined: each webhook's summary and idempotency key. A status whose webhook item the
 /// scan has not seen yet is left for next time; of a status read twice (it changed while
 /// the index was read), the latest version counts.
-pub(crate) fn joined(
+pub fn joined(
     items: impl IntoIterator<Item = Item>,
 ) -> Result<Vec<(StatusView, String)>, crate::item::ItemError> {
     #[derive(serde::Deserialize)]
@@ -184,8 +184,7 @@ pub fn details(items: impl IntoIterator<Item = Item>) -> Result<Option<Details>,
     }))
 }
 
-/// A scan of the items whose `SK` is one of a few, reading [`summary_projection`] only
-/// (no payloads): what operators list.
+/// A scan: its filter, what it reads, and the values of its filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scan {
     pub filter: String,
@@ -200,8 +199,8 @@ pub struct Projection {
     pub names: HashMap<String, String>,
 }
 
-/// What a scan for operators reads of the `WEBHOOK` and `STATUS` items: everything but
-/// the payload and headers.
+/// What a search reads of the `WEBHOOK` and `STATUS` items: everything but the payload
+/// and headers.
 pub fn summary_projection() -> Projection {
     projection(
         ["PK", "SK"]
@@ -212,7 +211,7 @@ pub fn summary_projection() -> Projection {
 }
 
 /// The attributes `names`, as a projection (`#p0, #p1, ...`).
-pub(crate) fn projection<'a>(names: impl IntoIterator<Item = &'a str>) -> Projection {
+pub fn projection<'a>(names: impl IntoIterator<Item = &'a str>) -> Projection {
     let mut projection = Projection {
         expression: String::new(),
         names: HashMap::new(),
@@ -224,22 +223,6 @@ pub(crate) fn projection<'a>(names: impl IntoIterator<Item = &'a str>) -> Projec
     }
     projection.expression = placeholders.join(", ");
     projection
-}
-
-pub fn summary_scan(sks: &[&str]) -> Scan {
-    let mut projection = summary_projection();
-    projection.names.insert("#sk".to_owned(), "SK".to_owned());
-    let values: HashMap<_, _> = sks
-        .iter()
-        .enumerate()
-        .map(|(i, sk)| (format!(":sk{i}"), AttributeValue::S((*sk).to_owned())))
-        .collect();
-    let placeholders: Vec<_> = (0..sks.len()).map(|i| format!(":sk{i}")).collect();
-    Scan {
-        filter: format!("#sk IN ({})", placeholders.join(", ")),
-        projection,
-        values: Item::from(values),
-    }
 }
 
 /// `BatchGetItem` reads at most this many keys a call.

@@ -1,13 +1,16 @@
 //! The DynamoDB layout: the items as attribute values, the requests with their conditions
-//! (a capture's transaction, the status compare-and-swap, the operator's scan), what
+//! (a capture's transaction, the status compare-and-swap, the counters, the operators'
+//! index queries), what
 //! DynamoDB's refusals mean, and how items read back. The one DynamoDB store
 //! (`components/dynamodb`, run natively and in Spin's store component) hands these to the
 //! AWS SDK.
 
 mod capture;
+pub mod counters;
 pub mod due_index;
 mod items;
 mod list;
+pub mod list_index;
 mod refusal;
 pub mod settings;
 mod update;
@@ -28,8 +31,8 @@ mod tests {
 
     use super::*;
     use crate::item::tests::webhook;
-    use crate::item::{STATUS_SK, StatusItem, WEBHOOK_SK, WebhookItem};
-    use crate::lifecycle::RetryPolicy;
+    use crate::item::{StatusItem, WebhookItem};
+    use crate::lifecycle::{RetryPolicy, Transition};
     use crate::listing::{Filter, Query};
     use crate::model::{State, Status};
     use crate::store::StoreError;
@@ -39,8 +42,8 @@ mod tests {
         let claimed = Status::received(7)
             .claim(8, 1_000, &RetryPolicy::default())
             .unwrap();
-        let update = status_update("57f0", 1, &claimed);
-        assert_eq!(update.condition, "#expected = :expected");
+        let update = status_update("57f0", 1, &claimed, None);
+        assert_eq!(update.condition.as_deref(), Some("#expected = :expected"));
         assert_eq!(
             update.values[":expected"],
             serde_dynamo::AttributeValue::N("1".into())
@@ -62,6 +65,7 @@ mod tests {
                 "due_at",
                 "due_shard",
                 "lease_until",
+                "list_part",
                 "retries",
                 "status",
                 "updated_at",
@@ -69,7 +73,7 @@ mod tests {
             ]
         );
         let removed: Vec<String> = remove.split(", ").map(name_of).collect();
-        assert_eq!(removed, ["next_attempt_at", "last_error"]);
+        assert_eq!(removed, ["next_attempt_at", "last_error", "expires_at"]);
     }
 
     #[test]
@@ -154,8 +158,8 @@ mod tests {
             to_item(&StatusItem::new("57f0", &failed.status, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
         ];
-        items.extend(transition_items("57f0", &failed, Some(60)));
-        items.extend(transition_items("57f0", &stale, Some(60)));
+        items.extend(transition_items("57f0", &failed, None));
+        items.extend(transition_items("57f0", &stale, None));
         let details = details(items).unwrap().unwrap();
         assert_eq!(details.view.status, State::OperatorRequired);
         assert_eq!(details.idempotency_key, "evt_1");
@@ -170,21 +174,103 @@ mod tests {
     }
 
     #[test]
-    fn a_capture_is_two_guarded_puts_and_an_item_too_large_is_refused() {
-        let plan = capture(&webhook(), Some(86_400), true).unwrap();
+    fn a_capture_is_guarded_puts_that_do_not_expire_but_the_body_digest() {
+        let retention = settings::Retention {
+            completed_secs: Some(86_400),
+            body_secs: Some(2 * 86_400),
+        };
+        let plan = capture(&webhook(), &retention, true).unwrap();
         assert_eq!(plan.status, Status::received(1_700_000_000_123));
         assert_eq!(plan.items[0]["SK"], AttributeValue::S("WEBHOOK".into()));
         assert_eq!(plan.items[1]["SK"], AttributeValue::S("STATUS".into()));
+        assert!(!plan.items[0].contains_key("expires_at"));
+        assert!(!plan.items[1].contains_key("expires_at"));
         assert_eq!(
-            plan.items[1]["expires_at"],
-            AttributeValue::N("1700086400".into())
+            plan.items[2]["expires_at"],
+            AttributeValue::N("1700172800".into())
         );
+        assert_eq!(plan.counters.len(), 1);
+        assert!(plan.counters[0].update.starts_with("ADD "));
         let mut big = webhook();
         big.payload = vec![b'x'; MAX_ITEM_BYTES];
         assert!(matches!(
-            capture(&big, None, false),
+            capture(&big, &retention, false),
             Err(StoreError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn only_a_completion_starts_the_retention_of_every_item_of_a_webhook() {
+        let policy = RetryPolicy::default();
+        let retention = settings::Retention {
+            completed_secs: Some(86_400),
+            body_secs: None,
+        };
+        let hook = webhook();
+        let at = hook.received_at;
+        let stored = StatusItem::captured(&hook, &Status::received(at));
+        let claimed = Status::received(at).claim(at + 10, 1_000, &policy).unwrap();
+        let claim = swap(
+            &hook.id,
+            &stored,
+            &Transition::to(claimed.clone()),
+            &retention,
+        );
+        assert_eq!(claim.expires_at, None);
+        assert!(
+            claim.status.update.contains("REMOVE")
+                && claim.status.names.values().any(|n| n == "expires_at")
+        );
+        assert_eq!(
+            claim.updates.len(),
+            1,
+            "the counter moves from received to processing"
+        );
+        let stored = StatusItem {
+            status: State::Processing,
+            version: claimed.version,
+            ..stored
+        };
+        let done = claimed
+            .finish(&crate::lifecycle::Outcome::Completed, &policy, at + 20)
+            .unwrap();
+        let complete = swap(&hook.id, &stored, &done, &retention);
+        let expires = (at + 20) / 1_000 + 86_400;
+        assert_eq!(complete.expires_at, Some(expires));
+        assert_eq!(
+            complete
+                .status
+                .values
+                .clone()
+                .into_inner()
+                .values()
+                .filter(|v| **v == AttributeValue::N(expires.to_string()))
+                .count(),
+            1
+        );
+        assert!(
+            complete
+                .records
+                .iter()
+                .all(|r| r["expires_at"] == AttributeValue::N(expires.to_string()))
+        );
+        // Two counters (processing down, the completed day up) and the webhook item's expiry.
+        assert_eq!(complete.updates.len(), 3);
+        assert!(complete.updates.iter().any(|u| u.key["SK"]
+            == AttributeValue::S("WEBHOOK".into())
+            && u.update == "SET #e = :e"));
+        let failed = claimed
+            .finish(
+                &crate::lifecycle::Outcome::Reject {
+                    reason: "410".into(),
+                },
+                &policy,
+                at + 20,
+            )
+            .unwrap();
+        let dead = swap(&hook.id, &stored, &failed, &retention);
+        assert_eq!(dead.expires_at, None);
+        assert!(dead.records.iter().all(|r| !r.contains_key("expires_at")));
     }
 
     #[test]
@@ -252,9 +338,6 @@ mod tests {
             (ids, unreadable.len()),
             (vec!["older".to_owned(), "fresh".to_owned()], 1)
         );
-        let scan = summary_scan(&[STATUS_SK]);
-        assert_eq!(scan.filter, "#sk IN (:sk0)");
-        assert_eq!(scan.projection.names["#sk"], "SK");
     }
 
     #[test]
@@ -287,7 +370,7 @@ mod tests {
             (shard, at(failed.next_attempt_at.unwrap()))
         );
         assert_eq!(index_keys(&completed), (None, None));
-        let update = status_update("57f0", 2, &completed);
+        let update = status_update("57f0", 2, &completed, None);
         let removed = update.update.split_once(" REMOVE ").unwrap().1;
         let removed: Vec<_> = removed
             .split(", ")
@@ -305,8 +388,8 @@ mod tests {
         item.remove(due_index::PARTITION_KEY);
         item.remove(due_index::SORT_KEY);
         let (id, read) = due_index::backfill(Item::from(item)).unwrap();
-        let update = status_update(&id, read.version, &read);
-        assert_eq!(update, status_update("57f0", status.version, &status));
+        let update = status_update(&id, read.version, &read, None);
+        assert_eq!(update, status_update("57f0", status.version, &status, None));
         let set: Vec<&str> = update.names.values().map(String::as_str).collect();
         assert!(
             set.contains(&"due_shard") && set.contains(&"due_at"),
@@ -342,34 +425,5 @@ mod tests {
             crate::item::DUE_SHARDS as usize,
             "every shard used"
         );
-    }
-
-    #[test]
-    fn the_latest_in_flight_are_the_most_recently_changed_in_that_state() {
-        let policy = RetryPolicy::default();
-        let mut items = vec![
-            to_item(&StatusItem::new("a", &Status::received(10), None)),
-            to_item(&StatusItem::new("b", &Status::received(30), None)),
-            to_item(&StatusItem::new(
-                "c",
-                &Status::received(40).claim(50, 1_000, &policy).unwrap(),
-                None,
-            )),
-            to_item(&StatusItem::new("d", &Status::received(20), None)),
-        ];
-        // Read twice while it changed: once as received, once as taken.
-        items.push(to_item(&StatusItem::new(
-            "d",
-            &Status::received(20).claim(60, 1_000, &policy).unwrap(),
-            None,
-        )));
-        items.push(to_item(&StatusItem::new("b", &Status::received(30), None)));
-        let (statuses, keys) = due_index::latest(items, State::Received).unwrap();
-        let ids: Vec<_> = statuses.iter().map(|s| s["id"].clone()).collect();
-        assert_eq!(
-            ids,
-            [AttributeValue::S("b".into()), AttributeValue::S("a".into())]
-        );
-        assert_eq!(keys, [key("b", WEBHOOK_SK), key("a", WEBHOOK_SK)]);
     }
 }

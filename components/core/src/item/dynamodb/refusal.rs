@@ -62,7 +62,7 @@ pub fn capture_conflicted(refusal: &Refusal) -> bool {
 }
 
 /// Reads the cancellation reasons in the order of [`CapturePlan::items`]: the webhook's, the
-/// status's, the body's.
+/// status's, the body's (the counters' updates, after them, have no condition).
 pub fn capture_refused(refusal: &Refusal) -> CaptureRefused {
     let reason = |i: usize| refusal.reasons.get(i).map(String::as_str);
     if reason(0) == Some("ConditionalCheckFailed") || reason(1) == Some("ConditionalCheckFailed") {

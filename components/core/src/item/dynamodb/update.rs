@@ -1,27 +1,37 @@
-//! A status change: the conditional update of the `STATUS` item, and the records
-//! written with it.
+//! A status change: the conditional update of the `STATUS` item, the records written with
+//! it, the counters it moves, and, when it completes the webhook, the expiry its items get.
 
 use std::collections::HashMap;
 
 use serde_dynamo::{AttributeValue, Item};
 
+use super::counters::{self, Counter};
 use super::items::*;
-use crate::item::{AttemptItem, DeadLetterItem, STATUS_SK, StatusItem};
-use crate::model::Status;
+use super::settings::Retention;
+use crate::item::{AttemptItem, DeadLetterItem, STATUS_SK, StatusItem, WEBHOOK_SK, pk};
+use crate::lifecycle::Transition;
+use crate::model::{State, Status};
 
-/// The conditional update that writes `status` over the one at `expected_version`
-/// (compare-and-swap), leaving the other attributes (the TTL) as they are.
+/// An `UpdateItem` (alone, or in a transaction): its key, expression and, for a
+/// compare-and-swap, its condition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatusUpdate {
+pub struct ItemUpdate {
     pub key: Item,
     pub update: String,
-    pub condition: String,
+    pub condition: Option<String>,
     pub names: HashMap<String, String>,
     pub values: Item,
 }
 
-pub fn status_update(id: &str, expected_version: u64, status: &Status) -> StatusUpdate {
-    let mut fields: Vec<_> = to_item(&StatusItem::new(id, status, None))
+/// The conditional update that writes `status` over the one at `expected_version`
+/// (compare-and-swap), with its expiry (`None` removes one).
+pub fn status_update(
+    id: &str,
+    expected_version: u64,
+    status: &Status,
+    expires_at: Option<i64>,
+) -> ItemUpdate {
+    let mut fields: Vec<_> = to_item(&StatusItem::new(id, status, expires_at))
         .into_inner()
         .into_iter()
         .filter(|(name, _)| !["PK", "SK", "id"].contains(&name.as_str()))
@@ -53,34 +63,121 @@ pub fn status_update(id: &str, expected_version: u64, status: &Status) -> Status
     if !remove.is_empty() {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
     }
-    StatusUpdate {
+    ItemUpdate {
         key: key(id, STATUS_SK),
         update,
-        condition: "#expected = :expected".into(),
+        condition: Some("#expected = :expected".into()),
+        names,
+        values: Item::from(values),
+    }
+}
+
+/// Sets an item's expiry, or removes it (`None`).
+pub fn expiry_update(key: Item, expires_at: Option<i64>) -> ItemUpdate {
+    let names = HashMap::from([("#e".to_owned(), "expires_at".to_owned())]);
+    let (update, values) = match expires_at {
+        Some(at) => (
+            "SET #e = :e".to_owned(),
+            HashMap::from([(":e".to_owned(), AttributeValue::N(at.to_string()))]),
+        ),
+        None => ("REMOVE #e".to_owned(), HashMap::new()),
+    };
+    ItemUpdate {
+        key,
+        update,
+        condition: None,
         names,
         values: Item::from(values),
     }
 }
 
 /// The records a status change writes besides the status (its attempt, its dead letter),
-/// in one transaction with it: the update of [`status_update`], then these items, each
-/// under [`NOT_EXISTS`]. Empty for most changes, which are then a single update.
-pub fn transition_items(
-    id: &str,
-    transition: &crate::lifecycle::Transition,
-    retention_secs: Option<u64>,
-) -> Vec<Item> {
+/// each under [`NOT_EXISTS`], expiring at `expires_at` (only when the change completes the
+/// webhook).
+pub fn transition_items(id: &str, transition: &Transition, expires_at: Option<i64>) -> Vec<Item> {
     let version = transition.status.version;
-    let attempt = transition.attempt.as_ref().map(|attempt| {
-        let expires = expires_at(attempt.ended_at, retention_secs);
-        to_item(&AttemptItem::new(id, version, attempt, expires))
-    });
-    let letter = transition.dead_letter.as_ref().map(|letter| {
-        to_item(&DeadLetterItem::new(
-            id,
-            letter,
-            expires_at(letter.at, retention_secs),
-        ))
-    });
+    let attempt = transition
+        .attempt
+        .as_ref()
+        .map(|attempt| to_item(&AttemptItem::new(id, version, attempt, expires_at)));
+    let letter = transition
+        .dead_letter
+        .as_ref()
+        .map(|letter| to_item(&DeadLetterItem::new(id, letter, expires_at)));
     attempt.into_iter().chain(letter).collect()
+}
+
+/// Everything a status change writes, in one transaction (a single update when it is only
+/// the status): built from the status item as it is stored, whose version the change
+/// expects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwapPlan {
+    pub status: ItemUpdate,
+    /// Its attempt and dead letter, each put under [`NOT_EXISTS`].
+    pub records: Vec<Item>,
+    /// The counters it moves and the webhook item's expiry, when that changes.
+    pub updates: Vec<ItemUpdate>,
+    /// Set when it completes the webhook: when its items expire. The webhook's earlier
+    /// records (attempts, dead letters), which were kept while it needed work, get it too
+    /// ([`records_query`]).
+    pub expires_at: Option<i64>,
+}
+
+impl SwapPlan {
+    /// Whether the change is one update of the status, with nothing else to write.
+    pub fn is_single(&self) -> bool {
+        self.records.is_empty() && self.updates.is_empty() && self.expires_at.is_none()
+    }
+}
+
+pub fn swap(
+    id: &str,
+    stored: &StatusItem,
+    transition: &Transition,
+    retention: &Retention,
+) -> SwapPlan {
+    let status = &transition.status;
+    let expires_at = (status.state == State::Completed)
+        .then(|| super::items::expires_at(status.updated_at, retention.completed_secs))
+        .flatten();
+    let mut updates = Vec::new();
+    // Counted since its capture (a status written before the counters were is not).
+    if let (Some(origin), Some(event_type)) = (&stored.origin, &stored.event_type) {
+        let from = Counter::of(id, origin, event_type, stored.status, stored.expires_at);
+        let to = Counter::of(id, origin, event_type, status.state, expires_at);
+        updates.extend(counters::changes(
+            Some((&from, stored.status)),
+            (&to, status.state),
+        ));
+    }
+    // The webhook item expires with its status, and no sooner: one written when items
+    // expired from their capture loses its expiry while it needs work.
+    if expires_at.is_some() || stored.expires_at.is_some() {
+        updates.push(expiry_update(key(id, WEBHOOK_SK), expires_at));
+    }
+    SwapPlan {
+        status: status_update(id, stored.version, status, expires_at),
+        records: transition_items(id, transition, expires_at),
+        updates,
+        expires_at,
+    }
+}
+
+/// The keys of a webhook's records (attempts and dead letters sort before `STATUS`), to
+/// give them the expiry of its completion.
+pub fn records_query(id: &str) -> KeyQuery {
+    KeyQuery {
+        key_condition: "#pk = :pk AND #sk < :status".into(),
+        names: HashMap::from([
+            ("#pk".to_owned(), "PK".to_owned()),
+            ("#sk".to_owned(), "SK".to_owned()),
+        ]),
+        values: Item::from(HashMap::from([
+            (":pk".to_owned(), AttributeValue::S(pk(id))),
+            (
+                ":status".to_owned(),
+                AttributeValue::S(STATUS_SK.to_owned()),
+            ),
+        ])),
+    }
 }
