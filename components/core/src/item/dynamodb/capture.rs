@@ -6,7 +6,6 @@ use serde_dynamo::Item;
 use super::counters::{self, Counter};
 use super::items::*;
 use super::settings::Retention;
-use super::update::ItemUpdate;
 use crate::item::{BodyItem, StatusItem, WebhookItem};
 use crate::model::{State, Status, Webhook};
 use crate::store::StoreError;

@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_dynamo::{AttributeValue, Item};
 use sha2::{Digest, Sha256};
 
-use super::items::{KeyQuery, key_of};
-use super::update::ItemUpdate;
+use super::items::{ItemUpdate, KeyQuery, key_of};
 use crate::item::ItemError;
 use crate::listing::{Counts, Filter};
 use crate::model::State;

@@ -28,6 +28,17 @@ pub(crate) const OPTIONAL_STATUS_ATTRIBUTES: [&str; 6] = [
     "expires_at",
 ];
 
+/// An `UpdateItem` (alone, or in a transaction): its key, expression and, for a
+/// compare-and-swap, its condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemUpdate {
+    pub key: Item,
+    pub update: String,
+    pub condition: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
 /// A `Query` of one partition (of the table or an index).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyQuery {

@@ -12,17 +12,6 @@ use crate::item::{AttemptItem, DeadLetterItem, STATUS_SK, StatusItem, WEBHOOK_SK
 use crate::lifecycle::Transition;
 use crate::model::{State, Status};
 
-/// An `UpdateItem` (alone, or in a transaction): its key, expression and, for a
-/// compare-and-swap, its condition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemUpdate {
-    pub key: Item,
-    pub update: String,
-    pub condition: Option<String>,
-    pub names: HashMap<String, String>,
-    pub values: Item,
-}
-
 /// The conditional update that writes `status` over the one at `expected_version`
 /// (compare-and-swap), with its expiry (`None` removes one).
 pub fn status_update(
