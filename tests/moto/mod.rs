@@ -1,7 +1,8 @@
 //! AWS for the tests: one moto server (DynamoDB, DynamoDB Streams, SQS, SSM Parameter
 //! Store) per test binary on 127.0.0.1, from the venv `scripts/test` installs; every test
-//! makes its own table, queues and parameters. The tests stand in for Lambda's pollers: they read the stream and the queue,
-//! build the Lambda events and hand them to the function.
+//! makes its own table, queues and parameters. The tests stand in for Lambda's pollers:
+//! they read the stream and the queue, build the Lambda events and hand them to the
+//! function.
 
 #![allow(dead_code)]
 
