@@ -40,7 +40,7 @@ ensure_aws_tools() {
         || ! grep -qx "$MOTO_VERSION $CARGO_LAMBDA_VERSION" "$venv/.pinned" 2>/dev/null; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check \
-            "moto[server,dynamodb,dynamodbstreams,sqs]==$MOTO_VERSION"
+            "moto[server,dynamodb,dynamodbstreams,sqs,ssm]==$MOTO_VERSION"
         # Only the cargo-lambda binary: its zig dependency is for cross-compiling.
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
             "cargo-lambda==$CARGO_LAMBDA_VERSION"

@@ -1294,3 +1294,154 @@ async fn the_functions_write_cloudwatch_metrics_in_their_logs() {
         4
     );
 }
+
+/// The status code the function answers a BigCommerce delivery (`hash` makes it unique)
+/// signed with `secret`.
+fn delivered(function: &LambdaFunction, secret: &str, hash: &str) -> u16 {
+    let body = bigcommerce_event(hash);
+    let signature = sign_bigcommerce(secret, &body);
+    let event = moto::http_event(
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("content-type", "application/json"),
+            ("signature", &signature),
+        ],
+        &body,
+    );
+    let response = function.invoke(&event);
+    response["statusCode"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{response}")) as u16
+}
+
+/// The template's capture function: its secret in SSM Parameter Store (a SecureString), only
+/// the parameter's name in its environment, no admin token. A delivery signed with the
+/// stored secret is accepted, so it came from SSM; it is read once per cold start, so a
+/// changed parameter counts from the next start, not in the warm process; the admin API is
+/// closed there and the demo off; the log names the parameter, never a value.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_capture_function_reads_its_secret_from_ssm_once_per_cold_start() {
+    let aws = aws().await;
+    let ssm = Moto::shared().ssm().await;
+    let name = format!("/{}/bigcommerce-secret", moto::unique("inbox"));
+    moto::put_secure_string(&ssm, &name, BIGCOMMERCE_SECRET).await;
+    let parameters = format!("INBOX_BIGCOMMERCE_SECRET={name}");
+    let mut env = moto::aws_env(Moto::shared());
+    for (k, v) in [
+        ("INBOX_TABLE", aws.table.as_str()),
+        ("INBOX_FAILED_QUEUE_URL", aws.queues.failed_url.as_str()),
+        ("INBOX_DEAD_QUEUE_URL", aws.queues.dead_url.as_str()),
+        ("INBOX_LAMBDA_COMPONENTS", "capture"),
+        ("INBOX_SECRET_PARAMETERS", parameters.as_str()),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let mut function = LambdaFunction::start(&["lambda"], &env);
+    assert_eq!(
+        delivered(&function, BIGCOMMERCE_SECRET, "ssm-1"),
+        202,
+        "{}",
+        function.log()
+    );
+    assert_eq!(delivered(&function, "not-the-secret", "ssm-2"), 401);
+
+    // No admin token: the admin API answers 403 (closed), the demo sender is off (404).
+    let bearer = format!("Bearer {}", support::ADMIN_TOKEN);
+    let counts = moto::http_event("GET", "/api/counts", &[("authorization", &bearer)], b"");
+    let response = function.invoke(&counts);
+    assert_eq!(response["statusCode"], 403, "{response}");
+    assert!(
+        response["body"]
+            .as_str()
+            .unwrap()
+            .contains("INBOX_ADMIN_TOKEN"),
+        "{response}"
+    );
+    let demo = moto::http_event(
+        "POST",
+        "/demo/send-webhook",
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(function.invoke(&demo)["statusCode"], 404);
+
+    // Rotated in SSM: the warm process keeps what it read when it started...
+    let rotated = "bc-rotated-secret";
+    moto::put_secure_string(&ssm, &name, rotated).await;
+    assert_eq!(delivered(&function, BIGCOMMERCE_SECRET, "ssm-3"), 202);
+    assert_eq!(delivered(&function, rotated, "ssm-4"), 401);
+    // ...and a cold start reads the new value.
+    function.restart(&[]);
+    assert_eq!(
+        delivered(&function, rotated, "ssm-5"),
+        202,
+        "{}",
+        function.log()
+    );
+    assert_eq!(delivered(&function, BIGCOMMERCE_SECRET, "ssm-6"), 401);
+
+    let log = function.log();
+    assert!(log.contains(&name), "{log}");
+    for secret in [BIGCOMMERCE_SECRET, rotated] {
+        assert!(!log.contains(secret), "{log}");
+    }
+    let stored = aws.store.list(&Query::default()).await.unwrap().webhooks;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+}
+
+/// `inbox lambda` with `env` besides moto's and the test's table and queues, run to its
+/// end without a Runtime API: whether it succeeded, and what it printed.
+fn start_only(aws: &Aws, env: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .arg("lambda")
+        .env_clear()
+        .envs(moto::aws_env(Moto::shared()))
+        .env("INBOX_TABLE", &aws.table)
+        .env("INBOX_FAILED_QUEUE_URL", &aws.queues.failed_url)
+        .env("INBOX_DEAD_QUEUE_URL", &aws.queues.dead_url)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A secret parameter that is missing stops the cold start, naming the parameter and the
+/// setting it was for, without printing the secrets it did read; so does a setting given
+/// both in the environment and as a parameter.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_parameter_stops_the_cold_start_naming_it() {
+    let aws = aws().await;
+    let ssm = Moto::shared().ssm().await;
+    let prefix = format!("/{}", moto::unique("inbox"));
+    let present = format!("{prefix}/bigcommerce-secret");
+    let missing = format!("{prefix}/admin-token");
+    moto::put_secure_string(&ssm, &present, BIGCOMMERCE_SECRET).await;
+
+    let parameters = format!("INBOX_BIGCOMMERCE_SECRET={present},INBOX_ADMIN_TOKEN={missing}");
+    let (ok, output) = start_only(&aws, &[("INBOX_SECRET_PARAMETERS", &parameters)]);
+    assert!(!ok, "{output}");
+    assert!(output.contains(&missing), "{output}");
+    assert!(output.contains("INBOX_ADMIN_TOKEN"), "{output}");
+    assert!(!output.contains(BIGCOMMERCE_SECRET), "{output}");
+
+    let parameters = format!("INBOX_BIGCOMMERCE_SECRET={present}");
+    let (ok, output) = start_only(
+        &aws,
+        &[
+            ("INBOX_SECRET_PARAMETERS", &parameters),
+            ("INBOX_BIGCOMMERCE_SECRET", "set-directly"),
+        ],
+    );
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("INBOX_BIGCOMMERCE_SECRET is set in the environment"),
+        "{output}"
+    );
+    assert!(!output.contains("set-directly"), "{output}");
+}

@@ -3,7 +3,9 @@
 //! What the linters do not know is checked as the services read it: the HTTP API's routes
 //! as API Gateway matches them, the stream filter as Lambda applies it, the queue's
 //! concurrency bound, the functions' memory and timeout against the attempts they run,
-//! and the `due` index against the one the stores query.
+//! the `due` index against the one the stores query, what the capture function may do
+//! (no admin token, no scan, updates to the counters only), and that every secret comes
+//! from an SSM parameter only the functions that need it may read.
 
 mod sam;
 
@@ -86,24 +88,38 @@ fn a_broken_template_is_caught() {
     }
 }
 
+/// Providers' deliveries, and nothing else.
 const CAPTURE_FUNCTION: &str = "CaptureWebhooksFunction";
+/// The admin API, the console and the demo.
+const ADMIN_FUNCTION: &str = "AdminWebhooksFunction";
+const CAPTURE_ROUTE: (&str, &str) = ("POST", "/api/webhooks/{origin}");
 
-/// A request for each route the capture component serves, its variables filled in.
-fn served() -> Vec<(&'static str, String)> {
+/// A request for each route the capture component serves, its variables filled in, and
+/// the function that must serve it: the capture route the capture function, every other
+/// route the admin function.
+fn served() -> Vec<(&'static str, String, &'static str)> {
     let id = inbox_core::id::webhook_id("stripe", "evt_1");
     inbox_core::capture::ROUTES
         .iter()
-        .map(|(method, path)| {
+        .map(|&(method, path)| {
+            let function = if (method, path) == CAPTURE_ROUTE {
+                CAPTURE_FUNCTION
+            } else {
+                ADMIN_FUNCTION
+            };
             let path = path.replace("{origin}", "stripe").replace("{id}", &id);
-            (*method, path)
+            (method, path, function)
         })
         .collect()
 }
 
 fn route_problems(text: &str) -> Vec<String> {
     let served = served();
-    let served: Vec<(&str, &str)> = served.iter().map(|(m, p)| (*m, p.as_str())).collect();
-    sam::route_problems(&sam::routes(&sam::parse(text)), &served, CAPTURE_FUNCTION)
+    let served: Vec<(&str, &str, &str)> = served
+        .iter()
+        .map(|(m, p, f)| (*m, p.as_str(), *f))
+        .collect();
+    sam::route_problems(&sam::routes(&sam::parse(text)), &served)
 }
 
 #[test]
@@ -111,14 +127,11 @@ fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
     let text = sam::template_text();
     assert_eq!(route_problems(&text), Vec::<String>::new());
 
-    // The seed's routes: two variables at one level, which API Gateway refuses (409).
+    // The admin routes listed beside the capture route: two variables at one level, which
+    // API Gateway refuses (409).
     let seed = text.replacen(
         HTTP_EVENT,
-        &[
-            http_event("Capture", "POST", "/api/webhooks/{origin}"),
-            http_event("Status", "GET", "/api/webhooks/{id}"),
-        ]
-        .concat(),
+        &http_event("Status", "GET", "/api/webhooks/{id}"),
         1,
     );
     assert_ne!(seed, text);
@@ -129,12 +142,14 @@ fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
             .any(|p| p.contains("conflicting variables {origin} and {id}")),
         "{problems:?}"
     );
-    // Routes under /api/webhooks only: the counts, the demo and the console would be API
-    // Gateway's own 404.
+    // Admin routes under /api/webhooks only (their variable named as the capture route's,
+    // which another name at that level would conflict with): the counts, the demo and the
+    // console would be API Gateway's own 404.
     let webhooks_only = text.replacen(
         HTTP_EVENT,
         &[
-            http_event("Webhooks", "ANY", "/api/webhooks/{proxy+}"),
+            http_event("Status", "GET", "/api/webhooks/{origin}"),
+            http_event("Below", "ANY", "/api/webhooks/{origin}/{proxy+}"),
             http_event("List", "GET", "/api/webhooks"),
         ]
         .concat(),
@@ -149,9 +164,24 @@ fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
             "GET /console/{asset} reaches no function (404)",
         ]
     );
+    // A capture route that takes more than deliveries takes the admin API with it.
+    let greedy_capture = text.replacen(
+        "            Method: POST\n            Path: /api/webhooks/{origin}\n",
+        "            Method: ANY\n            Path: /api/webhooks/{proxy+}\n",
+        1,
+    );
+    assert_ne!(greedy_capture, text);
+    let id = inbox_core::id::webhook_id("stripe", "evt_1");
+    assert!(
+        route_problems(&greedy_capture).contains(&format!(
+            "POST /api/webhooks/{id}/replay goes to {CAPTURE_FUNCTION} (ANY /api/webhooks/{{proxy+}}), not {ADMIN_FUNCTION}"
+        )),
+        "{:?}",
+        route_problems(&greedy_capture)
+    );
 }
 
-/// The capture function's one event in template.yaml: the `$default` route.
+/// The admin function's one event in template.yaml: the `$default` route.
 const HTTP_EVENT: &str = "        Http:\n          Type: HttpApi\n";
 
 fn http_event(name: &str, method: &str, path: &str) -> String {
@@ -418,5 +448,272 @@ fn the_indexes_are_the_ones_the_stores_query() {
                 "{name}"
             ),
         }
+    }
+}
+
+/// The values of a policy's `Action` or `Resource`: one, or a list.
+fn strings(value: &yaml_rust2::Yaml) -> Vec<String> {
+    match value {
+        yaml_rust2::Yaml::String(one) => vec![one.clone()],
+        yaml_rust2::Yaml::Array(many) => many
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_owned())
+            .collect(),
+        other => panic!("not a string or a list of them: {other:?}"),
+    }
+}
+
+/// Every statement of a function's policies, which must all be written out: a SAM policy
+/// template (`DynamoDBCrudPolicy`, ...) would grant what this file cannot see.
+fn statements<'a>(template: &'a yaml_rust2::Yaml, function: &str) -> Vec<&'a yaml_rust2::Yaml> {
+    let policies = template["Resources"][function]["Properties"]["Policies"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("{function} has no Policies"));
+    policies
+        .iter()
+        .flat_map(|policy| {
+            policy["Statement"]
+                .as_vec()
+                .unwrap_or_else(|| panic!("{function}: a policy that is not a Statement list"))
+        })
+        .collect()
+}
+
+/// The template parameters a `!Sub` text names (`${Name}`), not the pseudo parameters
+/// (`${AWS::Region}`) nor attributes (`${Table.Arn}`).
+fn references(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .filter(|name| !name.contains("::") && !name.contains('.'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_capture_function_serves_deliveries_only_and_cannot_scan_or_change_a_status() {
+    let template = sam::parse(&sam::template_text());
+    let routes = sam::routes(&template);
+    let capture_routes: Vec<&str> = routes
+        .iter()
+        .filter(|r| r.function == CAPTURE_FUNCTION)
+        .map(|r| r.key.as_str())
+        .collect();
+    assert_eq!(capture_routes, ["POST /api/webhooks/{origin}"]);
+    let admin_routes: Vec<&str> = routes
+        .iter()
+        .filter(|r| r.function == ADMIN_FUNCTION)
+        .map(|r| r.key.as_str())
+        .collect();
+    assert_eq!(admin_routes, ["$default"]);
+
+    // No admin token and no demo sender: on the capture function the admin API answers
+    // 403 (closed) and the demo 404, however it is invoked.
+    let config = function_config(&template, CAPTURE_FUNCTION);
+    for key in ["admin_token", "demo_sender"] {
+        assert!(!config.contains_key(key), "{CAPTURE_FUNCTION} has {key}");
+    }
+    let spec = config
+        .get("secret_parameters")
+        .expect("the capture function reads its secrets from SSM");
+    let variables: Vec<String> = inbox_bridge::aws::ssm::parse(spec)
+        .unwrap()
+        .into_iter()
+        .map(|wanted| wanted.variable)
+        .collect();
+    assert_eq!(
+        variables,
+        [
+            "INBOX_BIGCOMMERCE_SECRET",
+            "INBOX_BIGCOMMERCE_TOKEN",
+            "INBOX_STRIPE_SECRET",
+            "INBOX_GITHUB_SECRET",
+            "INBOX_SHOPIFY_SECRET",
+            "INBOX_STANDARD_WEBHOOKS_SECRET",
+        ]
+    );
+    let admin = function_config(&template, ADMIN_FUNCTION);
+    let admin_variables: Vec<String> = inbox_bridge::aws::ssm::parse(&admin["secret_parameters"])
+        .unwrap()
+        .into_iter()
+        .map(|wanted| wanted.variable)
+        .collect();
+    assert_eq!(
+        admin_variables,
+        ["INBOX_ADMIN_TOKEN", "INBOX_BIGCOMMERCE_SECRET"]
+    );
+    assert_eq!(admin["demo_sender"], "off");
+
+    // Its role: put the new items and read one back (a duplicate's status), add to the
+    // COUNT# counters, and nothing else on the table.
+    let mut updates = 0;
+    for statement in statements(&template, CAPTURE_FUNCTION) {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        let actions = strings(&statement["Action"]);
+        for action in &actions {
+            assert!(
+                !action.contains('*'),
+                "{CAPTURE_FUNCTION} is allowed {action}"
+            );
+        }
+        let dynamodb: Vec<&String> = actions
+            .iter()
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        if dynamodb.is_empty() {
+            continue;
+        }
+        assert!(
+            !dynamodb.iter().any(|a| *a == "dynamodb:Scan"),
+            "{CAPTURE_FUNCTION} may scan the table"
+        );
+        if dynamodb.iter().any(|a| *a == "dynamodb:UpdateItem") {
+            assert_eq!(
+                actions,
+                ["dynamodb:UpdateItem"],
+                "UpdateItem in a statement of its own, under its condition"
+            );
+            let condition = statement["Condition"].as_hash().expect("a condition");
+            assert_eq!(condition.len(), 1, "{condition:?}");
+            let leading = &statement["Condition"]["ForAllValues:StringLike"];
+            assert_eq!(leading.as_hash().map(|h| h.len()), Some(1), "{leading:?}");
+            assert_eq!(strings(&leading["dynamodb:LeadingKeys"]), ["COUNT#*"]);
+            updates += 1;
+        } else {
+            assert!(
+                statement["Condition"].is_badvalue(),
+                "{CAPTURE_FUNCTION}: a condition this test does not know"
+            );
+            for action in dynamodb {
+                assert!(
+                    [
+                        "dynamodb:PutItem",
+                        "dynamodb:GetItem",
+                        "dynamodb:ConditionCheckItem"
+                    ]
+                    .contains(&action.as_str()),
+                    "{CAPTURE_FUNCTION} is allowed {action} on any item"
+                );
+            }
+        }
+    }
+    assert_eq!(updates, 1, "the counters' UpdateItem, under its condition");
+}
+
+#[test]
+fn secrets_come_from_ssm_parameters_each_function_reading_only_its_own() {
+    let template = sam::parse(&sam::template_text());
+    let expected: BTreeMap<&str, Vec<&str>> = [
+        (
+            CAPTURE_FUNCTION,
+            vec![
+                "BigCommerceSecretParameter",
+                "BigCommerceTokenParameter",
+                "GithubSecretParameter",
+                "ShopifySecretParameter",
+                "StandardWebhooksSecretParameter",
+                "StripeSecretParameter",
+            ],
+        ),
+        (
+            ADMIN_FUNCTION,
+            vec!["AdminTokenParameter", "BigCommerceSecretParameter"],
+        ),
+        ("DynamoProcessWebhooksFunction", vec!["ForwardUrlParameter"]),
+        ("SqsProcessWebhooksFunction", vec!["ForwardUrlParameter"]),
+        ("SweepWebhooksFunction", vec![]),
+    ]
+    .into_iter()
+    .collect();
+    let functions: Vec<&str> = template["Resources"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(name, _)| name.as_str().unwrap())
+        .collect();
+    let mut listed: Vec<&str> = expected.keys().copied().collect();
+    let mut found = functions.clone();
+    listed.sort();
+    found.sort();
+    assert_eq!(found, listed, "every function, and what it may read");
+
+    let secret =
+        |key: &str| key.ends_with("_secret") || key.ends_with("_token") || key == "forward_url";
+    for function in functions {
+        let config = function_config(&template, function);
+        let plain: Vec<&String> = config.keys().filter(|key| secret(key)).collect();
+        assert!(
+            plain.is_empty(),
+            "{function} has {plain:?} in its environment"
+        );
+
+        // The parameters its environment names (`INBOX_X=${XParameter}`)...
+        let mut named: Vec<String> = config
+            .get("secret_parameters")
+            .map(|spec| inbox_bridge::aws::ssm::parse(spec).unwrap())
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|wanted| {
+                assert!(
+                    secret(
+                        &wanted.variable[inbox_core::config::ENV_PREFIX.len()..]
+                            .to_ascii_lowercase()
+                    ),
+                    "{function}: {} is not a secret",
+                    wanted.variable
+                );
+                let refs = references(&wanted.parameter);
+                assert_eq!(refs.len(), 1, "{function}: {}", wanted.parameter);
+                assert_eq!(wanted.parameter, format!("${{{}}}", refs[0]));
+                refs
+            })
+            .collect();
+        // ...are the ones its role may read, by their ARN.
+        let mut readable = Vec::new();
+        for statement in statements(&template, function) {
+            let actions = strings(&statement["Action"]);
+            if !actions.iter().any(|a| a.starts_with("ssm:")) {
+                continue;
+            }
+            assert_eq!(actions, ["ssm:GetParameters"], "{function}");
+            for resource in strings(&statement["Resource"]) {
+                let refs = references(&resource);
+                assert_eq!(refs.len(), 1, "{function}: {resource}");
+                assert_eq!(
+                    resource,
+                    format!(
+                        "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{}}}",
+                        refs[0]
+                    )
+                );
+                readable.extend(refs);
+            }
+        }
+        named.sort();
+        readable.sort();
+        assert_eq!(named, readable, "{function}: named and readable");
+        assert_eq!(named, expected[function], "{function}");
+        for parameter in &named {
+            // A name with its leading slash, as the ARN above needs; empty: not used.
+            let declared = &template["Parameters"][parameter.as_str()];
+            assert_eq!(declared["Default"].as_str(), Some(""), "{parameter}");
+            assert_eq!(
+                declared["AllowedPattern"].as_str(),
+                Some("^(/[A-Za-z0-9_.-]+)*$"),
+                "{parameter}"
+            );
+            assert!(
+                declared["NoEcho"].is_badvalue(),
+                "{parameter}: a name, not a secret"
+            );
+        }
+    }
+    // No secret is a parameter of the stack any more.
+    for (name, declared) in template["Parameters"].as_hash().unwrap() {
+        assert!(
+            declared["NoEcho"].is_badvalue(),
+            "{name:?} is a secret passed to the stack"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers; [`aws`]: the failed and
-//!   dead queues and the table's stream, for Lambda and the operator alike;
+//!   dead queues and the table's stream, for Lambda and the operator alike, and the secrets
+//!   read from SSM Parameter Store at start;
 //! - [`metrics`]: what operators graph, for Prometheus and CloudWatch ([`metrics_page`]
 //!   serves it);
 //! - [`operator`]: what the operator's commands do ([`tail`] follows the store, [`pager`] reads

@@ -1,7 +1,8 @@
-//! AWS for the tests: one moto server (DynamoDB, DynamoDB Streams, SQS) per test binary
-//! on 127.0.0.1, from the venv `scripts/test` installs; every test makes its own table and
-//! queues. The tests stand in for Lambda's pollers: they read the stream and the queue,
-//! build the Lambda events and hand them to the function.
+//! AWS for the tests: one moto server (DynamoDB, DynamoDB Streams, SQS, SSM Parameter
+//! Store) per test binary on 127.0.0.1, from the venv `scripts/test` installs; every test
+//! makes its own table, queues and parameters. The tests stand in for Lambda's pollers:
+//! they read the stream and the queue, build the Lambda events and hand them to the
+//! function.
 
 #![allow(dead_code)]
 
@@ -150,6 +151,24 @@ impl Moto {
     pub async fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
         aws_sdk_dynamodbstreams::Client::new(&self.sdk_config().await)
     }
+
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// Stores `value` as the SecureString parameter `name` (encrypted with the aws/ssm key),
+/// over what it held.
+pub async fn put_secure_string(client: &aws_sdk_ssm::Client, name: &str, value: &str) {
+    client
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A name no other test in this run uses.

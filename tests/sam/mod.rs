@@ -54,6 +54,19 @@ impl Route {
         self.key.split_once(' ')
     }
 
+    /// How specific the route is, as an HTTP API ranks the routes that match a request:
+    /// a path without a greedy variable before one with it, more literal segments before
+    /// fewer, then a method before `ANY`.
+    fn specificity(&self) -> (bool, usize, usize, bool) {
+        let Some((method, path)) = self.method_and_path() else {
+            return (false, 0, 0, false);
+        };
+        let segments: Vec<&str> = path.split('/').collect();
+        let greedy = segments.iter().any(|s| s.ends_with("+}"));
+        let literal = segments.iter().filter(|s| !s.starts_with('{')).count();
+        (!greedy, literal, segments.len(), method != "ANY")
+    }
+
     /// Whether API Gateway would match `method path` to this route (not `$default`, which
     /// takes what no other route matches).
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -95,15 +108,11 @@ pub fn routes(template: &Yaml) -> Vec<Route> {
         .collect()
 }
 
-/// What API Gateway would refuse, or route away from the capture function, of `routes`:
-/// variables of different names at one level of the same path ("has a conflicting
-/// variable on the same hierarchical level"), and every request in `served` (method,
-/// path) that does not reach `capture_function`.
-pub fn route_problems(
-    routes: &[Route],
-    served: &[(&str, &str)],
-    capture_function: &str,
-) -> Vec<String> {
+/// What API Gateway would refuse, or route to the wrong function, of `routes`: variables
+/// of different names at one level of the same path ("has a conflicting variable on the
+/// same hierarchical level"), and every request in `served` (method, path, the function
+/// that must serve it) that does not reach its function.
+pub fn route_problems(routes: &[Route], served: &[(&str, &str, &str)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, a) in routes.iter().enumerate() {
         for b in &routes[i + 1..] {
@@ -125,15 +134,16 @@ pub fn route_problems(
             }
         }
     }
-    for (method, path) in served {
+    for (method, path, function) in served {
         let route = routes
             .iter()
-            .find(|r| r.matches(method, path))
+            .filter(|r| r.matches(method, path))
+            .max_by_key(|r| r.specificity())
             .or_else(|| routes.iter().find(|r| r.key == "$default"));
         match route {
-            Some(route) if route.function == capture_function => {}
+            Some(route) if route.function == *function => {}
             Some(route) => problems.push(format!(
-                "{method} {path} goes to {} ({}), not {capture_function}",
+                "{method} {path} goes to {} ({}), not {function}",
                 route.function, route.key
             )),
             None => problems.push(format!("{method} {path} reaches no function (404)")),

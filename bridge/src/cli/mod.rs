@@ -95,7 +95,7 @@ impl Command {
     }
 
     pub async fn run(self) -> Result<()> {
-        let env = Environment::read();
+        let env = Environment::read().await?;
         match self {
             Command::Serve(serve) => serve.run(&env).await,
             Command::Worker(worker) => worker.run(&env).await,
