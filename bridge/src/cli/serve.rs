@@ -27,6 +27,9 @@ impl Serve {
     pub async fn run(self, env: &Environment) -> Result<()> {
         let (store, wake) = self.store.open(env).await?;
         let mut hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
+        if let Some(warning) = inbox_core::capture::short_admin_token(env.config.as_ref()) {
+            tracing::warn!("{warning}");
+        }
         let http_limits = serve::HttpLimits::from_config(env.config.as_ref())?;
         inbox_wasm_host::engine_config::fits_the_pool(
             http_limits.max_requests + hosts.settings.concurrency,

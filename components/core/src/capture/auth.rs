@@ -61,6 +61,29 @@ pub fn authorize_demo(
     authorize_admin(host, headers, config)
 }
 
+/// The shortest admin token taken without a warning: 32 characters, as many as a random
+/// 128-bit value in hex (`scripts/dev-secrets` makes 64).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// What to warn the operator of at start when an admin token (any of the comma-separated
+/// ones) is shorter than [`MIN_ADMIN_TOKEN_CHARS`]; `None` when every one is long enough
+/// or none is set. It never shows a token.
+pub fn short_admin_token(config: &dyn Config) -> Option<String> {
+    let tokens = crate::config::secrets(config, "admin_token");
+    let short = tokens
+        .iter()
+        .any(|token| token.chars().count() < MIN_ADMIN_TOKEN_CHARS);
+    short.then(|| {
+        format!(
+            "{} holds an admin token shorter than {MIN_ADMIN_TOKEN_CHARS} characters: a short \
+             token can be guessed, nothing limits how many a caller tries, and the admin API \
+             reads every stored payload and replays webhooks; use at least \
+             {MIN_ADMIN_TOKEN_CHARS} random characters (`openssl rand -hex 32`)",
+            env_name("admin_token")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -170,5 +193,21 @@ mod tests {
             authorize_demo(Some("localhost:3000"), &admin, &config),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_short_admin_token_is_warned_of_without_showing_it() {
+        let with = |token: &str| BTreeMap::from([("admin_token".to_string(), token.to_string())]);
+        let warning = short_admin_token(&with("adm1n")).unwrap();
+        assert!(warning.contains("INBOX_ADMIN_TOKEN"), "{warning}");
+        assert!(warning.contains("32 characters"), "{warning}");
+        assert!(!warning.contains("adm1n"), "{warning}");
+        let long = "0123456789abcdef0123456789abcdef";
+        assert_eq!(long.len(), MIN_ADMIN_TOKEN_CHARS);
+        assert_eq!(short_admin_token(&with(long)), None);
+        assert!(short_admin_token(&with(&long[1..])).is_some());
+        // Every token of a rotation counts.
+        assert!(short_admin_token(&with(format!("{long}, adm1n").as_str())).is_some());
+        assert_eq!(short_admin_token(&BTreeMap::new()), None);
     }
 }

@@ -17,7 +17,7 @@ mod printable;
 mod query;
 mod routes;
 
-pub use auth::{authorize_admin, authorize_demo};
+pub use auth::{MIN_ADMIN_TOKEN_CHARS, authorize_admin, authorize_demo, short_admin_token};
 pub use config_keys::CONFIG_KEYS;
 pub use hosts::{ALLOWED_HOSTS, AllowedHosts, check_host, default_for_listener};
 pub use intake::{Intake, accept, check_content_type, intake, source};
