@@ -524,3 +524,172 @@ async fn the_admin_api_pages_filters_counts_and_details_on_lambda_and_dynamodb()
     let function = lambda_function(moto, &table, &[]).await;
     check_admin_api(&function, &seeded);
 }
+
+/// An admin request sent to `host` (its Host header) with `token` as its bearer token: its
+/// status and body.
+fn sent_to(inbox: &Inbox, host: &str, method: &str, path: &str, token: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let raw = support::http_to(host, method, path, &[("Authorization", &auth)], b"");
+    let (code, text) = support::send_raw(&inbox.url, &raw).unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (code, body.to_owned())
+}
+
+/// DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 reaches the
+/// inbox as a page of its own origin, and sends `Host: evil.example`. Every admin request
+/// naming a host the inbox was not told of is refused before its token is looked at, and
+/// shows nothing; the capture route answers providers by whatever name they use.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_requests_are_answered_only_for_the_allowed_hosts() {
+    let inbox = Inbox::start(&[
+        ("INBOX_WORKER_POLL_MS", "3600000"),
+        ("INBOX_DEMO_SENDER", "on"),
+    ]);
+    let store = SqliteStore::open(&inbox.db()).unwrap();
+    let seeded = seed(&store).await;
+    let dead = &seeded[3].webhook;
+    assert_eq!(seeded[3].state, State::OperatorRequired);
+    let port = inbox.url.rsplit(':').next().unwrap().to_owned();
+    let admin = [
+        ("GET", "/api/webhooks".to_owned()),
+        ("GET", format!("/api/webhooks?search={}", dead.id)),
+        ("GET", format!("/api/webhooks/{}", dead.id)),
+        ("GET", format!("/api/webhooks/{}/payload", dead.id)),
+        ("GET", "/api/counts".to_owned()),
+        ("POST", format!("/api/webhooks/{}/replay", dead.id)),
+        ("POST", "/demo/send-webhook".to_owned()),
+    ];
+    let items = inbox.item_count();
+    for host in [
+        "evil.example".to_owned(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost:{}", port.parse::<u16>().unwrap() + 1),
+    ] {
+        for (method, path) in &admin {
+            for token in [ADMIN_TOKEN, "wrong"] {
+                let (code, body) = sent_to(&inbox, &host, method, path, token);
+                assert_eq!(code, 421, "{host} {method} {path}: {body}");
+                assert!(body.contains("INBOX_ALLOWED_HOSTS"), "{body}");
+                assert!(
+                    !body.contains(&dead.id) && !body.contains("evt_admin"),
+                    "{host} {method} {path} shows a webhook: {body}"
+                );
+            }
+        }
+    }
+    // Nothing was replayed or sent.
+    assert_eq!(inbox.item_count(), items);
+
+    // The names of this machine, with the port it listens on.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+    ] {
+        let (code, body) = sent_to(
+            &inbox,
+            &host,
+            "GET",
+            &format!("/api/webhooks/{}", dead.id),
+            ADMIN_TOKEN,
+        );
+        assert_eq!(code, 200, "{host}: {body}");
+        assert!(body.contains("\"operator_required\""), "{body}");
+        // Still the token's to decide.
+        let (code, _) = sent_to(&inbox, &host, "GET", "/api/counts", "wrong");
+        assert_eq!(code, 401, "{host}");
+    }
+
+    // Capture answers whatever name a provider uses (a proxy's, a tunnel's).
+    let body = support::bigcommerce_event("sent-to-another-name");
+    let signature = support::sign_bigcommerce(support::BIGCOMMERCE_SECRET, &body);
+    let delivery = support::http_to(
+        "hooks.evil.example",
+        "POST",
+        "/api/webhooks/bigcommerce",
+        &[
+            ("Content-Type", "application/json"),
+            ("Signature", &signature),
+        ],
+        &body,
+    );
+    let (code, answer) = support::send_raw(&inbox.url, &delivery).unwrap();
+    assert_eq!(code, 202, "{answer}");
+
+    // Told a name, the inbox answers admin requests for that name (on any port when the
+    // list gives none), and only for the names it lists.
+    let inbox = inbox.restart(&[("INBOX_ALLOWED_HOSTS", "inbox.example")]);
+    let port = inbox.url.rsplit(':').next().unwrap().to_owned();
+    let status = format!("/api/webhooks/{}", dead.id);
+    let on_its_port = format!("inbox.example:{port}");
+    for host in ["inbox.example", "Inbox.Example:443", on_its_port.as_str()] {
+        let (code, body) = sent_to(&inbox, host, "GET", &status, ADMIN_TOKEN);
+        assert_eq!(code, 200, "{host}: {body}");
+    }
+    for host in [format!("127.0.0.1:{port}"), "evil.example".to_owned()] {
+        let (code, body) = sent_to(&inbox, &host, "GET", &status, ADMIN_TOKEN);
+        assert_eq!(code, 421, "{host}: {body}");
+    }
+    let inbox = inbox.restart(&[("INBOX_ALLOWED_HOSTS", "*")]);
+    let (code, body) = sent_to(&inbox, "evil.example", "GET", &status, ADMIN_TOKEN);
+    assert_eq!(code, 200, "{body}");
+}
+
+/// A short admin token is warned of at start, naming the risk and not the token.
+#[test]
+fn a_short_admin_token_is_warned_of_at_start() {
+    const WARNING: &str = "holds an admin token shorter than 32 characters";
+    let short = Inbox::start(&[("INBOX_ADMIN_TOKEN", "s3cr3t-but-short")]);
+    let log = short.log();
+    assert!(log.contains(WARNING), "{log}");
+    assert!(log.contains("INBOX_ADMIN_TOKEN"), "{log}");
+    assert!(!log.contains("s3cr3t-but-short"), "{log}");
+    assert!(ADMIN_TOKEN.len() >= 32);
+    let long = Inbox::start(&[]);
+    assert!(!long.log().contains(WARNING), "{}", long.log());
+    // No token at all is closed, not weak.
+    let none = Inbox::start(&[("INBOX_ADMIN_TOKEN", "")]);
+    assert!(!none.log().contains(WARNING), "{}", none.log());
+}
+
+/// On Lambda nothing is checked unless INBOX_ALLOWED_HOSTS is set (API Gateway decides
+/// which names reach the function, and gives its own as the host); set, it applies as on
+/// `inbox serve`. A short token is warned of there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_lambda_the_host_is_checked_when_set_and_a_short_token_warned_of() {
+    const WARNING: &str = "holds an admin token shorter than 32 characters";
+    let moto = moto::Moto::shared();
+    let client = moto.dynamodb().await;
+    let table = moto::unique("hosts");
+    moto::create_table(&client, &table).await;
+    // The test events come through API Gateway as `api.example.com` (HTTPS, no port).
+    let gateway = lambda_function(
+        moto,
+        &table,
+        &[("INBOX_ALLOWED_HOSTS", "API.example.com:443")],
+    )
+    .await;
+    let answer = gateway.get("/api/counts", true);
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert!(!gateway.log().contains(WARNING), "{}", gateway.log());
+    let elsewhere = lambda_function(
+        moto,
+        &table,
+        &[
+            ("INBOX_ALLOWED_HOSTS", "inbox.example"),
+            ("INBOX_ADMIN_TOKEN", "s3cr3t-but-short"),
+        ],
+    )
+    .await;
+    let answer = elsewhere.get("/api/counts", true);
+    assert_eq!(answer.code, 421, "{}", answer.body);
+    assert!(
+        answer.body.contains("INBOX_ALLOWED_HOSTS"),
+        "{}",
+        answer.body
+    );
+    let log = elsewhere.log();
+    assert!(log.contains(WARNING), "{log}");
+    assert!(!log.contains("s3cr3t-but-short"), "{log}");
+}

@@ -326,6 +326,8 @@ fn the_host_refuses_to_start_on_settings_that_would_fail_every_attempt() {
         ("INBOX_FORWARD_URL", "ftp://example.com/hooks"),
         ("INBOX_DEMO_FAILURE_RATE", "2"),
         ("INBOX_SOURCES", "acme:carrier-pigeon"),
+        // Every admin request would be refused (an IPv6 address needs its brackets).
+        ("INBOX_ALLOWED_HOSTS", "::1"),
         // More instances at once than the instance pool holds.
         ("INBOX_MAX_CONCURRENT_REQUESTS", "1000"),
         ("INBOX_WORKER_CONCURRENCY", "1000"),

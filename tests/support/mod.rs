@@ -17,7 +17,8 @@ use sha2::Sha256;
 
 pub const BIGCOMMERCE_SECRET: &str = "bc-test-secret";
 pub const STRIPE_SECRET: &str = "whsec_test_secret";
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// As long as the inbox takes without a warning (32 characters or more).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 pub fn inbox_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_inbox"))
@@ -305,9 +306,20 @@ pub fn request_raw(
 
 /// An HTTP/1.1 request as bytes, exactly as given (plus Host, Content-Length, close).
 pub fn http(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    http_to("127.0.0.1", method, path, headers, body)
+}
+
+/// An HTTP/1.1 request as bytes sent to `host` (its Host header), exactly as given (plus
+/// Content-Length, close).
+pub fn http_to(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n")
-            .into_bytes();
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
     for (name, value) in headers {
         request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }

@@ -27,6 +27,7 @@ impl Hosts {
         CaptureLimits::from_config(config)?;
         inbox_core::provider::Source::check_all(config)?;
         inbox_core::forward::Demo::from_config(config)?;
+        inbox_core::capture::AllowedHosts::from_config(config)?;
         if let Some(url) = config.get("forward_url") {
             inbox_core::forward::Target::parse(url)?;
         }
@@ -39,6 +40,18 @@ impl Hosts {
             paths,
             config: env.config.clone(),
         })
+    }
+
+    /// Gives the components `key` = `default` unless the operator set it (a blank value is
+    /// not set); returns the value they see. Only the components loaded after see it.
+    pub fn default_setting(&mut self, key: &str, default: String) -> String {
+        let value = Arc::make_mut(&mut self.config)
+            .entry(key.to_owned())
+            .or_default();
+        if value.trim().is_empty() {
+            *value = default;
+        }
+        value.clone()
     }
 
     pub fn capture(&self, store: Arc<dyn WebhookStore>) -> Result<Arc<CaptureHost>> {

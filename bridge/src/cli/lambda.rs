@@ -39,6 +39,12 @@ impl Lambda {
             true => Some(hosts.capture(store.clone())?),
             false => None,
         };
+        // The function that runs capture serves the admin API.
+        if runs.capture
+            && let Some(warning) = inbox_core::capture::short_admin_token(env.config.as_ref())
+        {
+            tracing::warn!("{warning}");
+        }
         let processor: Option<Arc<dyn Processor>> = match runs.processor {
             true => Some(hosts.processor()?),
             false => None,

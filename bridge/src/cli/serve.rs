@@ -26,23 +26,39 @@ pub struct Serve {
 impl Serve {
     pub async fn run(self, env: &Environment) -> Result<()> {
         let (store, wake) = self.store.open(env).await?;
-        let hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
+        let mut hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
+        if let Some(warning) = inbox_core::capture::short_admin_token(env.config.as_ref()) {
+            tracing::warn!("{warning}");
+        }
         let http_limits = serve::HttpLimits::from_config(env.config.as_ref())?;
         inbox_wasm_host::engine_config::fits_the_pool(
             http_limits.max_requests + hosts.settings.concurrency,
         )?;
-        let capture = hosts.capture(store.clone())?;
-        let processor = hosts.processor()?;
         let listen = self.listen;
         let listener =
             serve::listen(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
+        // Admin requests are answered for the names this listener is reached by on this
+        // machine, unless the operator says which: a page whose name is rebound to
+        // 127.0.0.1 still sends its own name (DNS rebinding). Known once bound (the port
+        // may have been 0), so capture is loaded after.
+        let allowed_hosts = hosts.default_setting(
+            inbox_core::capture::ALLOWED_HOSTS,
+            inbox_core::capture::default_for_listener(address),
+        );
+        let capture = hosts.capture(store.clone())?;
+        let processor = hosts.processor()?;
         // On SIGTERM or Ctrl-C: stop accepting and claiming, finish what is in flight.
         let stop = stop_on_signal();
         // Both listeners bound before the address is announced: a start that fails fails
         // before a script waiting for it goes on.
         let (recorder, metrics_server) = self.metrics.start(env, store.clone(), stop.clone())?;
-        tracing::info!(%address, store = self.store.describe(), "serving");
+        tracing::info!(
+            %address,
+            store = self.store.describe(),
+            %allowed_hosts,
+            "serving"
+        );
         // Scripts and tests read the bound address (the port may have been 0).
         println!("listening on http://{address}");
         let worker = tokio::spawn(worker::run(

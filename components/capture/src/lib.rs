@@ -40,6 +40,10 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
     let method = method_name(&request.method());
     let path = request.path_with_query().unwrap_or_default();
     let headers = Headers::new(request.headers().entries());
+    // The Host the request was sent to: wasi-http gives it as the authority (and keeps
+    // the Host header itself from the component). Admin requests are checked against it.
+    let host = request.authority();
+    let host = host.as_deref();
     let route = capture::route(&method, &path)?;
     capture::check_headers(&headers)?;
     match route {
@@ -51,21 +55,21 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
             store_webhook(webhook, intake.refuse_replayed_body)
         }
         Route::Status { id } => {
-            capture::authorize_admin(&headers, &WasiConfig)?;
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
             let details = store::get_details(&id)
                 .map_err(store_problem)?
                 .ok_or_else(|| Problem::not_found("no webhook has this id"))?;
             Ok(Response::json(200, &details_from_wit(details)))
         }
         Route::Payload { id } => {
-            capture::authorize_admin(&headers, &WasiConfig)?;
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
             let webhook = store::get_webhook(&id)
                 .map_err(store_problem)?
                 .ok_or_else(|| Problem::not_found("no webhook has this id"))?;
             Ok(Response::payload(webhook_from_wit(webhook)))
         }
         Route::List { query } => {
-            capture::authorize_admin(&headers, &WasiConfig)?;
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
             let page = store::list_webhooks(&query_to_wit(query.clone())).map_err(store_problem)?;
             let page = page_from_wit(page);
             let mut response = Response::json(200, &page.webhooks);
@@ -77,12 +81,12 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
             Ok(response)
         }
         Route::Counts { filter } => {
-            capture::authorize_admin(&headers, &WasiConfig)?;
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
             let counts = store::count_webhooks(&filter_to_wit(filter)).map_err(store_problem)?;
             Ok(Response::json(200, &counts_from_wit(counts)))
         }
         Route::Replay { id } => {
-            capture::authorize_admin(&headers, &WasiConfig)?;
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
             let status = store::replay(&id).map_err(store_problem)?;
             let state = state_from_wit(status.state);
             Ok(Response::json(
@@ -92,7 +96,7 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
         }
         Route::Console { asset } => console::asset(&asset),
         Route::SendDemo => {
-            capture::authorize_demo(&headers, &WasiConfig)?;
+            capture::authorize_demo(host, &headers, &WasiConfig)?;
             send_demo()
         }
     }

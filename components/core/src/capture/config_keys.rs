@@ -3,8 +3,9 @@
 /// Every configuration key the capture path reads, for the built-in sources (a named
 /// source in `sources` adds its own `<name>_secret`, ...). Hosts declare these: spin.toml's
 /// variables are checked against this list.
-pub const CONFIG_KEYS: [&str; 17] = [
+pub const CONFIG_KEYS: [&str; 18] = [
     "admin_token",
+    "allowed_hosts",
     "bigcommerce_replay_guard",
     "bigcommerce_secret",
     "bigcommerce_token",
@@ -62,8 +63,8 @@ mod tests {
         }
         // An origin that is not built in is looked up among the named sources.
         assert_eq!(intake("acme", &config).err().map(|p| p.status), Some(404));
-        assert!(authorize_admin(&headers, &config).is_err());
-        assert!(authorize_demo(&headers, &config).is_err());
+        assert!(authorize_admin(Some("localhost"), &headers, &config).is_err());
+        assert!(authorize_demo(Some("localhost"), &headers, &config).is_err());
         let read: Vec<String> = config.1.into_inner().into_iter().collect();
         assert_eq!(read, CONFIG_KEYS);
     }
