@@ -29,6 +29,7 @@ build_processor_kits() {
 # Python tools in project-local venvs, pinned. moto and aws-sam-cli pin different boto3
 # versions, so SAM gets a venv of its own.
 MOTO_VERSION=5.2.5
+MOTO_EXTRAS=server,dynamodb,dynamodbstreams,sqs,ssm
 CARGO_LAMBDA_VERSION=1.9.2
 SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
@@ -37,14 +38,14 @@ TOOLS_DIR="${INBOX_TOOLS_DIR:-$PWD/.venv}"
 ensure_aws_tools() {
     local venv="$TOOLS_DIR/aws"
     if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cargo-lambda" ] \
-        || ! grep -qx "$MOTO_VERSION $CARGO_LAMBDA_VERSION" "$venv/.pinned" 2>/dev/null; then
+        || ! grep -qxF "$MOTO_VERSION[$MOTO_EXTRAS] $CARGO_LAMBDA_VERSION" "$venv/.pinned" 2>/dev/null; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check \
-            "moto[server,dynamodb,dynamodbstreams,sqs,ssm]==$MOTO_VERSION"
+            "moto[$MOTO_EXTRAS]==$MOTO_VERSION"
         # Only the cargo-lambda binary: its zig dependency is for cross-compiling.
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
             "cargo-lambda==$CARGO_LAMBDA_VERSION"
-        echo "$MOTO_VERSION $CARGO_LAMBDA_VERSION" > "$venv/.pinned"
+        echo "$MOTO_VERSION[$MOTO_EXTRAS] $CARGO_LAMBDA_VERSION" > "$venv/.pinned"
     fi
     export INBOX_MOTO_SERVER="$venv/bin/moto_server"
     export INBOX_CARGO_LAMBDA="$venv/bin/cargo-lambda"

@@ -524,66 +524,6 @@ async fn nothing_expires_while_a_webhook_needs_work_and_all_of_it_once_it_comple
     }
 }
 
-/// The items of `webhooks`, in `state`, as a capture writes them, put 25 at a time (a
-/// capture's transaction on moto copies the table, so thousands of them would take
-/// minutes); and their counters, each written once with its total.
-async fn seed(client: &aws_sdk_dynamodb::Client, table: &str, webhooks: &[(Webhook, State)]) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    use inbox_core::item::dynamodb::{counters, to_item};
-    use inbox_core::item::{StatusItem, WebhookItem};
-    let mut items = Vec::new();
-    let mut totals: std::collections::BTreeMap<
-        String,
-        (inbox_core::item::dynamodb::ItemUpdate, i64),
-    > = Default::default();
-    for (hook, state) in webhooks {
-        let mut status = Status::received(hook.received_at);
-        status.state = *state;
-        items.push(to_item(&WebhookItem::new(hook, None)));
-        items.push(to_item(&StatusItem::captured(hook, &status)));
-        let counter = counters::Counter::of(&hook.id, &hook.origin, &hook.event_type, *state, None);
-        for update in counters::changes(None, (&counter, *state)) {
-            let entry = totals
-                .entry(format!("{:?}{}", update.key, update.names["#s0"]))
-                .or_insert((update, 0));
-            entry.1 += 1;
-        }
-    }
-    for chunk in items.chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|item| {
-                let put = PutRequest::builder()
-                    .set_item(Some(item.clone().into()))
-                    .build()
-                    .unwrap();
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
-        let written = client
-            .batch_write_item()
-            .request_items(table, requests)
-            .send()
-            .await
-            .unwrap();
-        assert!(written.unprocessed_items.unwrap_or_default().is_empty());
-    }
-    for (_, (update, total)) in totals {
-        let mut values: std::collections::HashMap<String, AttributeValue> = update.values.into();
-        values.insert(":d0".into(), AttributeValue::N(total.to_string()));
-        client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(update.key.into()))
-            .update_expression(update.update)
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 /// What the admin API reads costs a page, not the table: a list's first and later pages,
 /// a state's page, the counts and a search, each read in items (as DynamoDB bills them)
 /// on a table of a few thousand webhooks, and each answer the right one.
@@ -610,7 +550,7 @@ async fn admin_reads_cost_a_page_not_the_table() {
         };
         webhooks.push((hook, state));
     }
-    seed(&client, &table, &webhooks).await;
+    moto::seed(&client, &table, &webhooks).await;
     let table_items = 2 * WEBHOOKS as u64;
     let newest_first = |filter: &dyn Fn(&(Webhook, State)) -> bool| {
         let mut ids: Vec<_> = webhooks

@@ -450,3 +450,63 @@ fn inbox_list_is_a_coloured_table_on_a_terminal_and_json_lines_into_a_pipe() {
         "{plain:?}"
     );
 }
+
+/// SQLite has no TTL: `inbox serve` sweeps what the retention no longer keeps when it
+/// starts (and every quarter of an hour), completed webhooks only.
+#[test]
+fn serve_deletes_completed_webhooks_past_the_retention_and_keeps_one_that_needs_work() {
+    let inbox = Inbox::start(&[("INBOX_MAX_RETRIES", "0")]);
+    let (_, old) = inbox.post_bigcommerce(&bigcommerce_event("hash-old"));
+    let (_, recent) = inbox.post_bigcommerce(&bigcommerce_event("hash-recent"));
+    let (old, recent) = (old["id"].as_str().unwrap(), recent["id"].as_str().unwrap());
+    inbox.wait_for(old, "completed", PATIENCE);
+    inbox.wait_for(recent, "completed", PATIENCE);
+    let mut inbox = inbox;
+    inbox.kill();
+    // One completed 31 days ago, and one dead as long: a sweep takes only the first.
+    let day_ms: i64 = 86_400_000;
+    let long_ago = inbox_core::clock::now_ms() - 31 * day_ms;
+    let conn = rusqlite::Connection::open(inbox.db()).unwrap();
+    let aged = conn
+        .execute(
+            "UPDATE items SET updated_at = ?1 WHERE id = ?2 AND sk = 'STATUS'",
+            rusqlite::params![long_ago, old],
+        )
+        .unwrap();
+    assert_eq!(aged, 1);
+    conn.execute(
+        "UPDATE items SET status = 'operator_required', updated_at = ?1
+         WHERE id = ?2 AND sk = 'STATUS'",
+        rusqlite::params![long_ago, recent],
+    )
+    .unwrap();
+    drop(conn);
+
+    let inbox = inbox.restart(&[("INBOX_RETENTION_DAYS", "30")]);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while inbox.status(old).0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the completed webhook past its retention is still there\n{}",
+            inbox.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        inbox
+            .log()
+            .contains("deleted what the retention no longer keeps")
+    );
+    let (code, dead) = inbox.status(recent);
+    assert_eq!(
+        (code, dead["status"].as_str()),
+        (200, Some("operator_required"))
+    );
+    let left: i64 = rusqlite::Connection::open(inbox.db())
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM items WHERE id = ?1", [old], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 0, "every item of it");
+}

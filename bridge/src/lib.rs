@@ -4,6 +4,7 @@
 //!
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
+//!   [`sweep`]: the local store's retention;
 //! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers; [`aws`]: the failed and
 //!   dead queues and the table's stream, for Lambda and the operator alike, and the secrets
 //!   read from SSM Parameter Store at start;
@@ -26,6 +27,7 @@ pub mod operator;
 pub mod pager;
 pub mod serve;
 pub mod settings;
+pub mod sweep;
 pub mod tail;
 pub mod terminal;
 pub mod worker;

@@ -841,3 +841,71 @@ impl aws_sdk_dynamodb::config::Intercept for ReadMeter {
         Ok(())
     }
 }
+
+/// The items of `webhooks`, in `state`, as a capture writes them, put 25 at a time (a
+/// capture's transaction on moto copies the table, so thousands of them would take
+/// minutes); and their counters, each written once with its total.
+pub async fn seed(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    webhooks: &[(inbox_core::Webhook, inbox_core::State)],
+) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use inbox_core::item::dynamodb::{counters, to_item};
+    use inbox_core::item::{StatusItem, WebhookItem};
+    let mut items = Vec::new();
+    let mut totals: std::collections::BTreeMap<
+        String,
+        (inbox_core::item::dynamodb::ItemUpdate, i64),
+    > = Default::default();
+    for (hook, state) in webhooks {
+        let mut status = inbox_core::Status::received(hook.received_at);
+        status.state = *state;
+        items.push(to_item(&WebhookItem::new(hook, None)));
+        items.push(to_item(&StatusItem::captured(hook, &status)));
+        let counter = counters::Counter::of(&hook.id, &hook.origin, &hook.event_type, *state, None);
+        for update in counters::changes(None, (&counter, *state)) {
+            let entry = totals
+                .entry(format!("{:?}{}", update.key, update.names["#s0"]))
+                .or_insert((update, 0));
+            entry.1 += 1;
+        }
+    }
+    for chunk in items.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone().into()))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let written = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(written.unprocessed_items.unwrap_or_default().is_empty());
+    }
+    for (_, (update, total)) in totals {
+        let mut values: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            update.values.into();
+        values.insert(
+            ":d0".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N(total.to_string()),
+        );
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(update.key.into()))
+            .update_expression(update.update)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .unwrap();
+    }
+}

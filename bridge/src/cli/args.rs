@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inbox_core::config::parsed;
+use inbox_core::item::Retention;
 use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::{self, DynamoStore};
 use inbox_stores::sqlite::{DEFAULT_MAX_QUEUED_WRITES, SqliteStore};
@@ -18,7 +19,7 @@ use super::environment::Environment;
 use super::signal::{SHUTDOWN_GRACE, stopped};
 use crate::metrics;
 use crate::metrics_page::MetricsPage;
-use crate::serve;
+use crate::{serve, sweep};
 
 /// Where webhooks are stored: a SQLite file, or a DynamoDB table when one is named.
 #[derive(Args)]
@@ -48,17 +49,37 @@ impl StoreArgs {
                 Ok((Arc::new(store), Arc::new(Notify::new())))
             }
             None => {
-                let queued = parsed(
-                    env.config.as_ref(),
-                    "max_queued_writes",
-                    DEFAULT_MAX_QUEUED_WRITES,
-                )?;
-                let sqlite = SqliteStore::open_bounded(&self.db, queued)
-                    .with_context(|| format!("cannot open {}", self.db.display()))?;
+                let sqlite = self.sqlite(env)?;
                 let written = sqlite.written();
                 Ok((Arc::new(sqlite), written))
             }
         }
+    }
+
+    /// The store as [`open`](Self::open) gives it, for a command that processes: on SQLite
+    /// it also keeps the retention ([`sweep`]); DynamoDB's TTL does that on a table.
+    pub async fn open_to_process(
+        &self,
+        env: &Environment,
+    ) -> Result<(Arc<dyn WebhookStore>, Arc<Notify>)> {
+        if self.table.is_some() {
+            return self.open(env).await;
+        }
+        let retention = Retention::from_config(env.config.as_ref())?;
+        let sqlite = Arc::new(self.sqlite(env)?);
+        let written = sqlite.written();
+        tokio::spawn(sweep::forever(sqlite.clone(), retention));
+        Ok((sqlite, written))
+    }
+
+    fn sqlite(&self, env: &Environment) -> Result<SqliteStore> {
+        let queued = parsed(
+            env.config.as_ref(),
+            "max_queued_writes",
+            DEFAULT_MAX_QUEUED_WRITES,
+        )?;
+        SqliteStore::open_bounded(&self.db, queued)
+            .with_context(|| format!("cannot open {}", self.db.display()))
     }
 }
 

@@ -25,7 +25,7 @@ pub struct Serve {
 
 impl Serve {
     pub async fn run(self, env: &Environment) -> Result<()> {
-        let (store, wake) = self.store.open(env).await?;
+        let (store, wake) = self.store.open_to_process(env).await?;
         let mut hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
         if let Some(warning) = inbox_core::capture::short_admin_token(env.config.as_ref()) {
             tracing::warn!("{warning}");

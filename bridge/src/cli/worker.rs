@@ -21,7 +21,7 @@ pub struct Worker {
 
 impl Worker {
     pub async fn run(self, env: &Environment) -> Result<()> {
-        let (store, wake) = self.store.open(env).await?;
+        let (store, wake) = self.store.open_to_process(env).await?;
         let hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
         let processor = hosts.processor()?;
         tracing::info!(store = self.store.describe(), "processing");

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
-use inbox_core::item::sqlite::{self, Answer, Value};
+use inbox_core::item::Retention;
+use inbox_core::item::sqlite::{self, Answer, Swept, Value};
 use inbox_core::lifecycle::Transition;
 use inbox_core::listing::{Counts, Filter, Page, Query};
 use inbox_core::model::Details;
@@ -47,11 +48,16 @@ enum WriteOp {
         expected_version: u64,
         transition: Transition,
     },
+    Sweep {
+        completed_before: Option<i64>,
+        bodies_before: Option<i64>,
+    },
 }
 
 enum WriteAnswer {
     Captured(Captured),
     Swapped(bool),
+    Swept(Swept),
 }
 
 struct Write {
@@ -118,6 +124,38 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
     }
 
+    /// Deletes what `retention` no longer keeps at `now_ms`: webhooks completed longer
+    /// ago, with every item of each, and body digests past the replay guard. A batch of
+    /// [`sqlite::SWEEP_BATCH`] a write, so captures queued meanwhile wait for one batch at
+    /// most, never for the whole sweep.
+    pub async fn sweep(&self, now_ms: i64, retention: &Retention) -> Result<Swept, StoreError> {
+        let before = |keep: Option<u64>| {
+            keep.map(|secs| {
+                now_ms.saturating_sub(
+                    i64::try_from(secs)
+                        .unwrap_or(i64::MAX)
+                        .saturating_mul(1_000),
+                )
+            })
+        };
+        let op = || WriteOp::Sweep {
+            completed_before: before(retention.completed_secs),
+            bodies_before: before(retention.body_secs),
+        };
+        let mut total = Swept::default();
+        loop {
+            let WriteAnswer::Swept(swept) = self.write(op()).await? else {
+                unreachable!("a sweep answers with a sweep");
+            };
+            total.webhooks += swept.webhooks;
+            total.bodies += swept.bodies;
+            let full = sqlite::SWEEP_BATCH as u64;
+            if swept.webhooks < full && swept.bodies < full {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `query` on a pooled reader connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -149,7 +187,7 @@ impl WebhookStore for SqliteStore {
         };
         match self.write(op).await? {
             WriteAnswer::Captured(captured) => Ok(captured),
-            WriteAnswer::Swapped(_) => unreachable!("a capture answers with a capture"),
+            _ => unreachable!("a capture answers with a capture"),
         }
     }
 
@@ -176,7 +214,7 @@ impl WebhookStore for SqliteStore {
         };
         match self.write(op).await? {
             WriteAnswer::Swapped(swapped) => Ok(swapped),
-            WriteAnswer::Captured(_) => unreachable!("a swap answers with a swap"),
+            _ => unreachable!("a swap answers with a swap"),
         }
     }
 
@@ -297,6 +335,7 @@ fn wakes_a_worker(op: &WriteOp) -> bool {
     match op {
         WriteOp::Capture { .. } => true,
         WriteOp::Swap { transition, .. } => transition.status.state == State::Received,
+        WriteOp::Sweep { .. } => false,
     }
 }
 
@@ -342,6 +381,11 @@ fn apply(db: &mut Rusqlite<'_>, op: WriteOp) -> Result<WriteAnswer, StoreError> 
             expected_version,
             transition,
         } => sqlite::swap_status(db, &id, expected_version, &transition).map(WriteAnswer::Swapped),
+        WriteOp::Sweep {
+            completed_before,
+            bodies_before,
+        } => sqlite::sweep(db, completed_before, bodies_before, sqlite::SWEEP_BATCH)
+            .map(WriteAnswer::Swept),
     }
 }
 
@@ -420,6 +464,104 @@ mod tests {
         assert_eq!(
             store.list(&Query::default()).await.unwrap().webhooks.len(),
             1
+        );
+    }
+
+    /// Takes `hook` (stored, received) through one attempt ending in `outcome` at `at`.
+    async fn finish(store: &SqliteStore, hook: &Webhook, outcome: Outcome, at: i64) {
+        let status = store.status(&hook.id).await.unwrap().unwrap();
+        let claimed = status.claim(at, 1_000, &policy()).unwrap();
+        let claim = Transition::to(claimed.clone());
+        assert!(
+            store
+                .swap_status(&hook.id, status.version, &claim)
+                .await
+                .unwrap()
+        );
+        let done = claimed.finish(&outcome, &policy(), at).unwrap();
+        assert!(
+            store
+                .swap_status(&hook.id, claimed.version, &done)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_completed_webhooks_past_retention_and_nothing_that_needs_work() {
+        const DAY: i64 = 86_400_000;
+        let (_dir, store) = open();
+        let retention = Retention {
+            completed_secs: Some(30 * 86_400),
+            body_secs: Some(90 * 86_400),
+        };
+        let reject = Outcome::Reject {
+            reason: "410".into(),
+        };
+        // More old completed ones than a batch, one dead as long, one completed lately.
+        let old: Vec<Webhook> = (0..sqlite::SWEEP_BATCH + 20)
+            .map(|n| Webhook {
+                payload: format!(r#"{{"hash":"{n}"}}"#).into_bytes(),
+                ..webhook(&format!("old-{n}"))
+            })
+            .collect();
+        for hook in &old {
+            store.capture(hook.clone(), true).await.unwrap();
+            finish(&store, hook, Outcome::Completed, 2_000).await;
+        }
+        let dead = webhook("dead");
+        store.capture(dead.clone(), false).await.unwrap();
+        finish(&store, &dead, reject, 2_000).await;
+        let recent = webhook("recent");
+        store.capture(recent.clone(), false).await.unwrap();
+        finish(&store, &recent, Outcome::Completed, 10 * DAY).await;
+
+        let swept = store.sweep(31 * DAY, &retention).await.unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                webhooks: old.len() as u64,
+                bodies: 0
+            }
+        );
+        assert_eq!(store.details(&old[0].id).await.unwrap(), None);
+        assert_eq!(store.webhook(&old[7].id).await.unwrap(), None);
+        let dead_now = store.status(&dead.id).await.unwrap().unwrap();
+        assert_eq!(dead_now.state, State::OperatorRequired);
+        assert_eq!(
+            store
+                .details(&dead.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts
+                .len(),
+            1
+        );
+        assert!(store.webhook(&recent.id).await.unwrap().is_some());
+        let counts = store.counts(&Filter::default()).await.unwrap();
+        assert_eq!(counts.total(), 2);
+
+        // The body of a swept webhook is still refused, as the duplicate of a completed one.
+        let mut again = webhook("old-0-redelivered");
+        again.payload = old[0].payload.clone();
+        match store.capture(again.clone(), true).await.unwrap() {
+            Captured::Duplicate { id, status } => {
+                assert_eq!((id, status.state), (old[0].id.clone(), State::Completed));
+            }
+            stored => panic!("a body the guard still knows was stored: {stored:?}"),
+        }
+        // Past the replay guard the digests go too, and the body is new again.
+        let swept = store.sweep(91 * DAY, &retention).await.unwrap();
+        assert_eq!(swept.bodies, old.len() as u64);
+        assert!(matches!(
+            store.capture(again, true).await.unwrap(),
+            Captured::Stored(_)
+        ));
+        assert_eq!(
+            store.sweep(91 * DAY, &Retention::default()).await.unwrap(),
+            Swept::default(),
+            "kept forever"
         );
     }
 

@@ -91,7 +91,7 @@ fn pure(c: &mut Criterion) {
     });
 
     let webhook = capture::accept("bigcommerce", &bigcommerce, &body, &config, NOW_MS).unwrap();
-    let retention = dynamodb::settings::Retention {
+    let retention = inbox_core::item::Retention {
         completed_secs: Some(30 * 86_400),
         body_secs: Some(90 * 86_400),
     };

@@ -129,6 +129,21 @@ impl Status {
         }
     }
 
+    /// What a webhook whose items are gone is answered as, when the replay guard still
+    /// knows its body: only a completed webhook's items go (its retention ran out), so it
+    /// was completed; when, and after how many attempts, is no longer known.
+    pub fn forgotten() -> Status {
+        Status {
+            state: State::Completed,
+            attempts: 0,
+            version: 0,
+            updated_at: 0,
+            lease_until: None,
+            next_attempt_at: None,
+            last_error: None,
+        }
+    }
+
     /// When it is next due for an attempt: a waiting webhook's next attempt, or when the
     /// lease of the attempt under way runs out. `None` once it is finished.
     pub fn due_at(&self) -> Option<i64> {

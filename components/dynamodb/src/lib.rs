@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use backon::{BackoffBuilder, Retryable};
 use inbox_core::config::{Config, ConfigError};
-pub use inbox_core::item::dynamodb::settings::Retention;
+pub use inbox_core::item::Retention;
 use inbox_core::item::dynamodb::{
     self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, due_index,
     list_index,
@@ -315,7 +315,11 @@ impl WebhookStore for DynamoStore {
                 let body = self.get_key(key, true).await?.ok_or_else(|| {
                     StoreError::Unavailable("a body digest cannot be read yet".into())
                 })?;
-                self.existing(&dynamodb::read_body(body)?).await
+                let id = dynamodb::read_body(body)?;
+                // Its items gone (it completed and its retention ran out), the digest
+                // still refuses the body for the rest of the replay guard.
+                let status = self.status(&id).await?.unwrap_or_else(Status::forgotten);
+                Ok(Captured::Duplicate { id, status })
             }
             CaptureRefused::Failed(error) => Err(error),
         }

@@ -19,7 +19,10 @@
 //! [`sqlite`] and [`dynamodb`].
 
 pub mod dynamodb;
+pub mod retention;
 pub mod sqlite;
+
+pub use retention::Retention;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -5,7 +5,7 @@ use serde_dynamo::Item;
 
 use super::counters::{self, Counter};
 use super::items::*;
-use super::settings::Retention;
+use crate::item::Retention;
 use crate::item::{BodyItem, StatusItem, WebhookItem};
 use crate::model::{State, Status, Webhook};
 use crate::store::StoreError;

@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_capture_is_guarded_puts_that_do_not_expire_but_the_body_digest() {
-        let retention = settings::Retention {
+        let retention = crate::item::Retention {
             completed_secs: Some(86_400),
             body_secs: Some(2 * 86_400),
         };
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn only_a_completion_starts_the_retention_of_every_item_of_a_webhook() {
         let policy = RetryPolicy::default();
-        let retention = settings::Retention {
+        let retention = crate::item::Retention {
             completed_secs: Some(86_400),
             body_secs: None,
         };

@@ -7,7 +7,7 @@ use serde_dynamo::{AttributeValue, Item};
 
 use super::counters::{self, Counter};
 use super::items::*;
-use super::settings::Retention;
+use crate::item::Retention;
 use crate::item::{AttemptItem, DeadLetterItem, STATUS_SK, StatusItem, WEBHOOK_SK, pk};
 use crate::lifecycle::Transition;
 use crate::model::{State, Status};

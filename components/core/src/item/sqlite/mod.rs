@@ -32,9 +32,10 @@ const INSERT_WEBHOOK: &str = "INSERT INTO items
 const INSERT_STATUS: &str = "INSERT INTO items
     (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-/// A body seen before keeps its first webhook; only a body not seen is inserted.
-const INSERT_BODY: &str =
-    "INSERT INTO items (pk, sk, id) VALUES (?1, ?2, ?3) ON CONFLICT (pk, sk) DO NOTHING";
+/// A body seen before keeps its first webhook; only a body not seen is inserted, with when
+/// (`received_at`), so the sweep knows when the replay guard lets it go.
+const INSERT_BODY: &str = "INSERT INTO items (pk, sk, id, received_at) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (pk, sk) DO NOTHING";
 const SELECT_BODY: &str = "SELECT id FROM items WHERE pk = ?1 AND sk = ?2";
 const SELECT_WEBHOOK: &str = "SELECT pk, sk, id, origin, type, created, received_at,
     idempotency_key, headers, payload FROM items WHERE pk = ?1 AND sk = ?2";
@@ -136,9 +137,7 @@ pub fn capture(
         if let Some(mut row) = rows(&mut seen).next() {
             let first = row.text("id")?;
             if first != webhook.id {
-                let status = status(db, &first)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("{first} is stored without a status"))
-                })?;
+                let status = status(db, &first)?.unwrap_or_else(Status::forgotten);
                 return Ok(Captured::Duplicate { id: first, status });
             }
         }
@@ -178,10 +177,61 @@ pub fn capture(
     if refuse_replayed_body {
         db.execute(
             INSERT_BODY,
-            vec![text(&body.pk), text(BODY_SK), text(&body.id)],
+            vec![
+                text(&body.pk),
+                text(BODY_SK),
+                text(&body.id),
+                Value::Integer(received_at),
+            ],
         )?;
     }
     Ok(Captured::Stored(status))
+}
+
+/// The webhooks a sweep looks at, at most, in one write ([`sweep`]).
+pub const SWEEP_BATCH: usize = 200;
+
+const EXPIRED_WEBHOOKS: &str = "SELECT pk FROM items INDEXED BY items_by_status
+    WHERE sk = 'STATUS' AND status = 'completed' AND updated_at < ?1 LIMIT ?2";
+const DELETE_WEBHOOK: &str = "DELETE FROM items WHERE pk = ?1";
+const DELETE_BODIES: &str = "DELETE FROM items WHERE rowid IN (SELECT rowid FROM items
+    INDEXED BY items_bodies WHERE sk = 'BODY' AND received_at < ?1 LIMIT ?2)";
+
+/// What one [`sweep`] deleted: webhooks (each with every item of it) and body digests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub webhooks: u64,
+    pub bodies: u64,
+}
+
+/// Deletes up to `limit` webhooks completed before `completed_before` (unix ms), every
+/// item of each, and up to `limit` body digests received before `bodies_before`; `None`
+/// keeps them. Only completed webhooks go: one that still needs work stays, however old.
+/// A store runs it a batch at a time, so captures wait for one batch at most.
+pub fn sweep(
+    db: &mut impl Connection,
+    completed_before: Option<i64>,
+    bodies_before: Option<i64>,
+    limit: usize,
+) -> Result<Swept, StoreError> {
+    let mut swept = Swept::default();
+    let limit = Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX));
+    if let Some(before) = completed_before {
+        let answer = db.execute(
+            EXPIRED_WEBHOOKS,
+            vec![Value::Integer(before), limit.clone()],
+        )?;
+        for pk in read_rows(answer, |row| row.text("pk"))? {
+            db.execute(DELETE_WEBHOOK, vec![Value::Text(pk)])?;
+            swept.webhooks += 1;
+        }
+    }
+    if let Some(before) = bodies_before {
+        swept.bodies = db
+            .execute(DELETE_BODIES, vec![Value::Integer(before), limit])?
+            .changes;
+    }
+    Ok(swept)
 }
 
 pub fn webhook(db: &mut impl Connection, id: &str) -> Result<Option<Webhook>, StoreError> {
@@ -418,12 +468,12 @@ mod tests {
     #[test]
     fn the_schema_runs_one_statement_at_a_time() {
         let statements: Vec<_> = schema_statements().collect();
-        assert_eq!(statements.len(), 6);
+        assert_eq!(statements.len(), 7);
         assert!(statements[0].contains("CREATE TABLE IF NOT EXISTS items"));
         assert!(statements.iter().all(|s| !s.trim().is_empty()));
         // The version it records is the one `ensure_schema` looks for.
         assert_eq!(
-            statements[5].trim(),
+            statements[6].trim(),
             format!("PRAGMA user_version = {SCHEMA_VERSION}")
         );
     }

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS items (
     -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
     -- ATTEMPT#<ended_at>#<version>: retries = the attempt's number, received_at = when it
     -- started, updated_at = when it ended, status = its outcome, last_error = why,
-    -- and BODY#: id = the first webhook with this body)
+    -- and BODY#: id = the first webhook with this body, received_at = when)
     status          TEXT,
     retries         INTEGER,
     version         INTEGER,
@@ -39,13 +39,17 @@ CREATE INDEX IF NOT EXISTS items_by_status ON items (status, updated_at)
 -- What operators list: newest first, a page at a time.
 CREATE INDEX IF NOT EXISTS items_by_received ON items (received_at, id)
     WHERE sk = 'WEBHOOK';
-PRAGMA user_version = 2;
+-- The replay guard's body digests, by when they were received, for the retention sweep
+-- (a digest written before it has no time and is kept).
+CREATE INDEX IF NOT EXISTS items_bodies ON items (received_at)
+    WHERE sk = 'BODY';
+PRAGMA user_version = 3;
 ";
 
 /// The `user_version` the last statement of [`SCHEMA`] sets: bump both with every change to
 /// it. A database that has it needs none of the statements ([`ensure_schema`]); one with
 /// an older version gets them all again, which every statement allows (`IF NOT EXISTS`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Creates what [`SCHEMA`] creates, unless the database has it already: one read, where a
 /// store that opens the database for every request (Spin's component) would otherwise run
