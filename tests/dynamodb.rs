@@ -483,7 +483,11 @@ async fn counted(store: &DynamoStore, state: State) {
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_expires_while_a_webhook_needs_work_and_all_of_it_once_it_completes() {
     let (store, client) = store().await;
-    let delivery = webhook("evt_expiry", b"{}".to_vec());
+    // Now, not a fixed time: a completed webhook counts until the day it expires.
+    let delivery = Webhook {
+        received_at: inbox_core::clock::now_ms(),
+        ..webhook("evt_expiry", b"{}".to_vec())
+    };
     store.capture(delivery.clone(), false).await.unwrap();
     let id = delivery.id.as_str();
     counted(&store, State::Received).await;
@@ -615,7 +619,7 @@ async fn admin_reads_cost_a_page_not_the_table() {
     assert_eq!(counts.0[&State::Failed], (WEBHOOKS / 50) as u64);
     // Shards times origins times types times the states' items: tens, not thousands.
     assert!(
-        counts_read <= 4 * 2 * 3,
+        counts_read <= u64::from(inbox_core::item::dynamodb::counters::SHARDS) * 2 * 3,
         "the counts read {counts_read} items"
     );
     let github_b = inbox_core::listing::Filter {

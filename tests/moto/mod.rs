@@ -863,7 +863,14 @@ pub async fn seed(
         status.state = *state;
         items.push(to_item(&WebhookItem::new(hook, None)));
         items.push(to_item(&StatusItem::captured(hook, &status)));
-        let counter = counters::Counter::of(&hook.id, &hook.origin, &hook.event_type, *state, None);
+        let counter = counters::Counter::of(
+            &hook.id,
+            status.version,
+            &hook.origin,
+            &hook.event_type,
+            *state,
+            None,
+        );
         for update in counters::changes(None, (&counter, *state)) {
             let entry = totals
                 .entry(format!("{:?}{}", update.key, update.names["#s0"]))

@@ -551,6 +551,12 @@ mod tests {
             }
             stored => panic!("a body the guard still knows was stored: {stored:?}"),
         }
+        // Under its own id too: the same delivery again is not a new webhook.
+        assert!(matches!(
+            store.capture(old[1].clone(), true).await.unwrap(),
+            Captured::Duplicate { .. }
+        ));
+        assert_eq!(store.webhook(&old[1].id).await.unwrap(), None);
         // Past the replay guard the digests go too, and the body is new again.
         let swept = store.sweep(91 * DAY, &retention).await.unwrap();
         assert_eq!(swept.bodies, old.len() as u64);

@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use backon::{BackoffBuilder, Retryable};
-use inbox_core::config::{Config, ConfigError};
 pub use inbox_core::item::Retention;
 use inbox_core::item::dynamodb::{
     self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, due_index,
@@ -54,10 +53,6 @@ pub struct DynamoStore {
     table: String,
     /// How long items are kept (DynamoDB's TTL on `expires_at`) once they may go.
     retention: Retention,
-}
-
-pub fn retention_from_config(config: &dyn Config) -> Result<Retention, ConfigError> {
-    Retention::from_config(config)
 }
 
 impl DynamoStore {
@@ -178,6 +173,8 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_owned))
+                // The table's own partitions read what was just written; an index cannot.
+                .consistent_read(index.is_none())
                 .key_condition_expression(&query.key_condition)
                 .set_projection_expression(projection.map(|p| p.expression.clone()))
                 .set_expression_attribute_names(Some(names))
@@ -300,9 +297,9 @@ impl WebhookStore for DynamoStore {
             items.push(self.update(counter.clone())?);
         }
         let refused = match (|| self.transact(items.clone()))
-            .retry(dynamodb::capture_backoff())
+            .retry(dynamodb::conflict_backoff())
             .sleep(self.sleeper()?)
-            .when(dynamodb::capture_conflicted)
+            .when(dynamodb::conflicted)
             .await
         {
             Ok(()) => return Ok(Captured::Stored(plan.status)),
@@ -385,15 +382,26 @@ impl WebhookStore for DynamoStore {
                     }
                 }
             }
-            let written = self.transact(items).await;
+            let written = (|| self.transact(items.clone()))
+                .retry(dynamodb::conflict_backoff())
+                .sleep(self.sleeper()?)
+                .when(dynamodb::conflicted)
+                .await;
             if written.is_ok() {
                 // Records past what one transaction holds (a webhook replayed many
-                // times): a failure here leaves one kept longer, never one lost.
+                // times): the change is made; one that fails here is kept for good,
+                // which a warning says.
                 for update in later {
-                    item_update!(self.client.update_item(), &self.table, update)
+                    if let Err(error) = item_update!(self.client.update_item(), &self.table, update)
                         .send()
                         .await
-                        .map_err(unavailable)?;
+                    {
+                        tracing::warn!(
+                            id,
+                            error = %DisplayErrorContext(&error),
+                            "a record of a completed webhook was not given its expiry"
+                        );
+                    }
                 }
             }
             written

@@ -4,7 +4,8 @@
 //!
 //! Settings (Spin variables, or the native host's `INBOX_*`): `dynamodb_table`,
 //! `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, optionally
-//! `aws_session_token`, `aws_endpoint_url` and `retention_days` (30; 0 keeps forever).
+//! `aws_session_token`, `aws_endpoint_url`, `retention_days` (30 from completion; 0 keeps
+//! forever) and `replay_guard_days` (three times the retention).
 
 mod bindings {
     inbox_guest::with_shared_interfaces!("dynamodb-store", "../../wit");
@@ -124,7 +125,7 @@ fn from_config(config: &dyn Config) -> Result<DynamoStore, StoreError> {
         }
         client = client.endpoint_url(endpoint);
     }
-    let retention = inbox_dynamodb::retention_from_config(config)
+    let retention = inbox_dynamodb::Retention::from_config(config)
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok(DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(client.build()),

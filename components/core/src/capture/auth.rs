@@ -52,6 +52,8 @@ pub fn authorize_demo(
     headers: &Headers,
     config: &dyn Config,
 ) -> Result<(), Problem> {
+    // A foreign Host learns nothing, not even whether the demo sender is on.
+    check_host(host, config)?;
     if config.get("demo_sender").as_deref().map(str::trim) != Some("on") {
         return Err(Problem::not_found(format!(
             "the demo sender is off; an operator turns it on with {}=on",

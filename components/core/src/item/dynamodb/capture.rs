@@ -49,6 +49,7 @@ pub fn capture(
     }
     let counter = Counter::of(
         &webhook.id,
+        status.version,
         &webhook.origin,
         &webhook.event_type,
         State::Received,

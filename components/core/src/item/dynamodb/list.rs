@@ -9,7 +9,6 @@ use super::items::*;
 use crate::item::{
     ATTEMPT_SK_PREFIX, AttemptItem, DEAD_LETTER_SK_PREFIX, STATUS_SK, StatusItem, WEBHOOK_SK,
 };
-use crate::listing::{Counts, Filter, Page, Query};
 use crate::model::{Attempt, DeadLetter, Details, StatusView};
 use crate::store::StoreError;
 
@@ -29,10 +28,9 @@ pub const STATUS_ATTRIBUTES: [&str; 8] = [
 /// for a search).
 const WEBHOOK_SUMMARY_ATTRIBUTES: [&str; 4] = ["origin", "type", "received_at", "idempotency_key"];
 
-/// The `WEBHOOK` and `STATUS` items of a scan (or of the `due` index and a batch read),
-/// joined: each webhook's summary and idempotency key. A status whose webhook item the
-/// scan has not seen yet is left for next time; of a status read twice (it changed while
-/// the index was read), the latest version counts.
+/// The `WEBHOOK` and `STATUS` items of a batch read (what a search finds), joined: each
+/// webhook's summary and idempotency key. A status without its webhook item is left out;
+/// of a status read twice, the latest version counts.
 pub fn joined(
     items: impl IntoIterator<Item = Item>,
 ) -> Result<Vec<(StatusView, String)>, crate::item::ItemError> {
@@ -80,29 +78,6 @@ pub fn joined(
             Some((view, webhook.idempotency_key))
         })
         .collect())
-}
-
-/// The page `query` asks for, of the webhooks in `items` ([`joined`]).
-pub fn page(
-    items: impl IntoIterator<Item = Item>,
-    query: &Query,
-) -> Result<Page, crate::item::ItemError> {
-    Ok(query.page(joined(items)?))
-}
-
-/// How many of the webhooks in `items` ([`joined`]) pass `filter`, by state.
-pub fn counts(
-    items: impl IntoIterator<Item = Item>,
-    filter: &Filter,
-) -> Result<Counts, crate::item::ItemError> {
-    let webhooks = joined(items)?;
-    Ok(Counts::tally(webhooks.into_iter().filter_map(
-        |(view, key)| {
-            filter
-                .matches(&view.id, &view.origin, &view.event_type, &key)
-                .then_some(view.status)
-        },
-    )))
 }
 
 /// How far a worker's clock may run behind the capturing host's for a webhook's details.

@@ -103,7 +103,9 @@ pub fn queries(query: &Query) -> Vec<PageQuery> {
 /// cursor to go on from.
 pub fn page(parts: Vec<(Vec<Item>, Option<Item>)>, limit: usize) -> Result<Page, ItemError> {
     let mut boundary: Option<String> = None;
-    let mut views = Vec::new();
+    // A webhook whose state changed while the partitions were read may be in its old one
+    // and its new one (the index is updated after the table): its latest version counts.
+    let mut latest: HashMap<String, (u64, StatusView)> = HashMap::new();
     for (items, last) in parts {
         if let Some(last) = last {
             let at = match last.into_inner().remove(SORT_KEY) {
@@ -117,15 +119,22 @@ pub fn page(parts: Vec<(Vec<Item>, Option<Item>)>, limit: usize) -> Result<Page,
             boundary = boundary.max(Some(at));
         }
         for item in items {
-            views.push(view(read(item).map_err(|e| ItemError(e.to_string()))?)?);
+            let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
+            let version = status.version;
+            if latest
+                .get(&status.id)
+                .is_none_or(|(seen, _)| *seen < version)
+            {
+                latest.insert(status.id.clone(), (version, view(status)?));
+            }
         }
     }
+    let views = latest.into_values().map(|(_, view)| view);
     let mut views: Vec<StatusView> = match &boundary {
         Some(boundary) => views
-            .into_iter()
             .filter(|v| list_at(v.received_at, &v.id) >= *boundary)
             .collect(),
-        None => views,
+        None => views.collect(),
     };
     views.sort_by_key(|view| std::cmp::Reverse(Cursor::of(view)));
     if views.len() > limit {
@@ -251,6 +260,21 @@ mod tests {
         assert_eq!(full.next.unwrap().received_at, 50);
         let a = vec![captured(1, 50, State::Completed)];
         assert_eq!(super::page(vec![(a, None)], 1).unwrap().next, None);
+    }
+
+    #[test]
+    fn a_webhook_read_in_its_old_and_new_partition_is_listed_once_as_it_is_now() {
+        let before = captured(1, 50, State::Received);
+        let mut after = before.clone().into_inner();
+        after.insert("status".into(), AttributeValue::S("processing".into()));
+        after.insert("version".into(), AttributeValue::N("2".into()));
+        let page = page(
+            vec![(vec![before], None), (vec![Item::from(after)], None)],
+            10,
+        )
+        .unwrap();
+        assert_eq!(page.webhooks.len(), 1);
+        assert_eq!(page.webhooks[0].status, State::Processing);
     }
 
     #[test]

@@ -6,15 +6,16 @@ use backon::ExponentialBuilder;
 
 use crate::store::StoreError;
 
-/// How many times a capture's transaction is sent before its refusal is the answer.
-pub const CAPTURE_ATTEMPTS: usize = 3;
+/// How many times a transaction (a capture's, a status change's) is sent before a
+/// conflict's refusal is the answer.
+pub const CONFLICT_ATTEMPTS: usize = 3;
 
-/// The waits before a capture's transaction is sent again after a race
-/// ([`capture_conflicted`]): 20 ms, then 40 ms, each with jitter so two racers part.
-pub fn capture_backoff() -> ExponentialBuilder {
+/// The waits before a transaction is sent again after a conflict ([`conflicted`]):
+/// 20 ms, then 40 ms, each with jitter so two racers part.
+pub fn conflict_backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(20))
-        .with_max_times(CAPTURE_ATTEMPTS - 1)
+        .with_max_times(CONFLICT_ATTEMPTS - 1)
         .with_jitter()
 }
 
@@ -51,9 +52,10 @@ pub enum CaptureRefused {
     Failed(StoreError),
 }
 
-/// Two captures at once cancelled each other, neither one's condition failing: send it
-/// again ([`capture_backoff`]), and the loser then finds the winner's items.
-pub fn capture_conflicted(refusal: &Refusal) -> bool {
+/// Two transactions at once cancelled each other (two captures of one webhook, or two
+/// changes on one counter item), neither one's condition failing: send it again
+/// ([`conflict_backoff`]); a capture's loser then finds the winner's items.
+pub fn conflicted(refusal: &Refusal) -> bool {
     refusal.reasons.iter().any(|r| r == "TransactionConflict")
         && !refusal
             .reasons

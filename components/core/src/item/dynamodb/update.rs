@@ -132,8 +132,24 @@ pub fn swap(
     let mut updates = Vec::new();
     // Counted since its capture (a status written before the counters were is not).
     if let (Some(origin), Some(event_type)) = (&stored.origin, &stored.event_type) {
-        let from = Counter::of(id, origin, event_type, stored.status, stored.expires_at);
-        let to = Counter::of(id, origin, event_type, status.state, expires_at);
+        let (from, to) = (
+            Counter::of(
+                id,
+                stored.version,
+                origin,
+                event_type,
+                stored.status,
+                stored.expires_at,
+            ),
+            Counter::of(
+                id,
+                status.version,
+                origin,
+                event_type,
+                status.state,
+                expires_at,
+            ),
+        );
         updates.extend(counters::changes(
             Some((&from, stored.status)),
             (&to, status.state),

@@ -136,9 +136,20 @@ pub fn capture(
         let mut seen = db.execute(SELECT_BODY, vec![text(&body.pk), text(BODY_SK)])?;
         if let Some(mut row) = rows(&mut seen).next() {
             let first = row.text("id")?;
-            if first != webhook.id {
-                let status = status(db, &first)?.unwrap_or_else(Status::forgotten);
-                return Ok(Captured::Duplicate { id: first, status });
+            match status(db, &first)? {
+                Some(status) if first != webhook.id => {
+                    return Ok(Captured::Duplicate { id: first, status });
+                }
+                // The same id: the insert below finds it.
+                Some(_) => {}
+                // Its items are gone (completed, past the retention), its digest is not:
+                // refused for the rest of the replay guard, whatever the id.
+                None => {
+                    return Ok(Captured::Duplicate {
+                        id: first,
+                        status: Status::forgotten(),
+                    });
+                }
             }
         }
     }
