@@ -1386,6 +1386,17 @@ async fn the_capture_function_reads_its_secret_from_ssm_once_per_cold_start() {
     for secret in [BIGCOMMERCE_SECRET, rotated] {
         assert!(!log.contains(secret), "{log}");
     }
+    // What each cold start paid: one call (`--nocapture` shows the time it took on moto).
+    let reads: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("read the secrets from SSM Parameter Store"))
+        .collect();
+    assert_eq!(reads.len(), 2, "one read per cold start: {log}");
+    assert!(
+        reads.iter().all(|line| line.contains(r#""calls":1"#)),
+        "{reads:?}"
+    );
+    eprintln!("{}", reads.join("\n"));
     let stored = aws.store.list(&Query::default()).await.unwrap().webhooks;
     assert_eq!(stored.len(), 3, "{stored:?}");
 }

@@ -75,7 +75,7 @@ async fn main() {
         }
     }
     measure(
-        "before: the scan under every page and every count",
+        "before: the scan under each count and each page not of an in-flight state",
         meter.take(),
         "the whole table".into(),
     );
@@ -91,15 +91,13 @@ async fn main() {
         after: first.next.clone(),
         ..query.clone()
     };
-    for _ in 0..8 {
-        later.after = store.list(&later).await.unwrap().next;
-    }
+    later.after = store.list(&later).await.unwrap().next;
     meter.take();
-    let tenth = store.list(&later).await.unwrap();
+    let third = store.list(&later).await.unwrap();
     measure(
-        "tenth page (every state)",
+        "third page (every state)",
         meter.take(),
-        format!("{} webhooks", tenth.webhooks.len()),
+        format!("{} webhooks", third.webhooks.len()),
     );
     let dead = Query {
         state: Some(State::OperatorRequired),
