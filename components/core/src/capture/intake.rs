@@ -8,6 +8,11 @@ use crate::model::Webhook;
 use crate::provider::{Headers, Source};
 use crate::{Problem, id};
 
+/// The longest delivery id (idempotency key) taken, well inside what DynamoDB's `key`
+/// index can hold (2,048 bytes): a longer one is refused before anything is stored,
+/// rather than failing the store's write. Providers' ids are tens of bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1_024;
+
 /// Webhooks are JSON: `application/json` or a `+json` type, with any parameters (415).
 pub fn check_content_type(headers: &Headers) -> Result<(), Problem> {
     let unsupported = |what: String| {
@@ -100,6 +105,12 @@ impl Intake {
             return Err(Problem::bad_request("the body must be a JSON object"));
         }
         let event = source.describe_event(headers, &body, &event)?;
+        if event.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+            return Err(Problem::bad_request(format!(
+                "the delivery's id is {} bytes; at most {MAX_IDEMPOTENCY_KEY_BYTES} are taken",
+                event.idempotency_key.len()
+            )));
+        }
         Ok(Webhook {
             id: id::webhook_id(&source.origin, &event.idempotency_key),
             origin: source.origin.clone(),
@@ -196,6 +207,19 @@ mod tests {
             status("bigcommerce", &signed(b"{}"), b"{}"),
             400,
             "no scope"
+        );
+        let long_hash = format!(
+            r#"{{"scope":"store/order/created","hash":"{}"}}"#,
+            "f".repeat(1_025)
+        );
+        assert_eq!(
+            status(
+                "bigcommerce",
+                &signed(long_hash.as_bytes()),
+                long_hash.as_bytes()
+            ),
+            400,
+            "a delivery id too long for the store"
         );
         let big = vec![b' '; 256 * 1024 + 1];
         assert_eq!(status("bigcommerce", &signed(&big), &big), 413);
