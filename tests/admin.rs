@@ -111,7 +111,6 @@ async fn the_sqlite_store_component_lists_a_thousand() {
 
 /// The items of every webhook, written straight into the table (batches of 25).
 async fn fill_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     let items: Vec<_> = all()
         .iter()
         .flat_map(|webhook| {
@@ -120,24 +119,7 @@ async fn fill_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
                 .items
         })
         .collect();
-    for batch in items.chunks(25) {
-        let writes = batch
-            .iter()
-            .map(|item| {
-                let put = PutRequest::builder()
-                    .set_item(Some(item.clone().into()))
-                    .build()
-                    .unwrap();
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
-        client
-            .batch_write_item()
-            .request_items(table, writes)
-            .send()
-            .await
-            .unwrap();
-    }
+    moto::put_items(client, table, &items).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -416,6 +416,11 @@ fn operator(aws: &Aws, args: &[&str]) -> (bool, String) {
         .env("INBOX_DEAD_QUEUE_URL", &aws.queues.dead_url)
         .output()
         .unwrap();
+    outcome(&output)
+}
+
+/// Whether a command succeeded, and what it printed (stdout, then stderr).
+fn outcome(output: &std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -1414,12 +1419,7 @@ fn start_only(aws: &Aws, env: &[(&str, &str)]) -> (bool, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    outcome(&output)
 }
 
 /// A secret parameter that is missing stops the cold start, naming the parameter and the

@@ -850,7 +850,6 @@ pub async fn seed(
     table: &str,
     webhooks: &[(inbox_core::Webhook, inbox_core::State)],
 ) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use inbox_core::item::dynamodb::{counters, to_item};
     use inbox_core::item::{StatusItem, WebhookItem};
     let mut items = Vec::new();
@@ -878,6 +877,34 @@ pub async fn seed(
             entry.1 += 1;
         }
     }
+    put_items(client, table, &items).await;
+    for (_, (update, total)) in totals {
+        let mut values: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            update.values.into();
+        values.insert(
+            ":d0".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N(total.to_string()),
+        );
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(update.key.into()))
+            .update_expression(update.update)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// `items` written straight into `table`, 25 a request (`BatchWriteItem`), none refused.
+pub async fn put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: &[serde_dynamo::Item],
+) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     for chunk in items.chunks(25) {
         let requests = chunk
             .iter()
@@ -896,23 +923,5 @@ pub async fn seed(
             .await
             .unwrap();
         assert!(written.unprocessed_items.unwrap_or_default().is_empty());
-    }
-    for (_, (update, total)) in totals {
-        let mut values: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            update.values.into();
-        values.insert(
-            ":d0".into(),
-            aws_sdk_dynamodb::types::AttributeValue::N(total.to_string()),
-        );
-        client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(update.key.into()))
-            .update_expression(update.update)
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await
-            .unwrap();
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_dynamo::{AttributeValue, Item};
 
 use super::items::{KeyQuery, key, read};
+use super::list::STATUS_ATTRIBUTES;
 use crate::item::{
     ItemError, LIST_SHARDS, STATUS_SK, StatusItem, WEBHOOK_SK, id_of_pk, list_at, list_part_key,
 };
@@ -18,19 +19,18 @@ pub const NAME: &str = "received";
 pub const PARTITION_KEY: &str = "list_part";
 pub const SORT_KEY: &str = "list_at";
 /// What it projects besides the keys: the status and what a list shows of the webhook.
-pub const ATTRIBUTES: [&str; 11] = [
-    "id",
-    "status",
-    "retries",
-    "version",
-    "updated_at",
-    "lease_until",
-    "next_attempt_at",
-    "last_error",
-    "origin",
-    "type",
-    "received_at",
-];
+pub const ATTRIBUTES: [&str; 11] = {
+    let mut all = [""; 11];
+    let mut i = 0;
+    while i < STATUS_ATTRIBUTES.len() {
+        all[i] = STATUS_ATTRIBUTES[i];
+        i += 1;
+    }
+    all[8] = "origin";
+    all[9] = "type";
+    all[10] = "received_at";
+    all
+};
 
 /// The index of the webhooks by idempotency key (keys only): its partition key is the
 /// `WEBHOOK` item's own attribute.
