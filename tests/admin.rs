@@ -321,7 +321,7 @@ async fn seed(store: &dyn WebhookStore) -> Vec<Seeded> {
                     .await
                     .unwrap()
             );
-            let done = taken.finish(&outcome, &policy, now + 5).unwrap();
+            let done = taken.finish("w", &outcome, &policy, now + 5).unwrap();
             assert!(
                 store
                     .swap_status(&webhook.id, taken.version, &done)

@@ -143,13 +143,14 @@ async fn status_changes_are_compare_and_swap_and_dead_letters_are_kept() {
     assert_eq!((now.state, now.attempts), (State::Processing, 1));
 
     // A permanent rejection: the status and its dead letter, together.
-    let policy = RetryPolicy {
+    let policy = RetryPolicy::Backoff {
         max_retries: 2,
         base_delay_ms: 1_000,
         max_delay_ms: 60_000,
     };
     let rejected = claimed
         .finish(
+            "w",
             &Outcome::Reject {
                 reason: "410 Gone".into(),
             },
@@ -241,17 +242,17 @@ async fn an_expired_lease_is_retaken_and_the_first_attempt_cannot_record() {
     assert_eq!(second.attempts, 2);
 
     // The first attempt comes back late: its outcome is refused.
-    let policy = RetryPolicy {
+    let policy = RetryPolicy::Backoff {
         max_retries: 2,
         base_delay_ms: 1_000,
         max_delay_ms: 60_000,
     };
     let late = first
-        .finish(&Outcome::Completed, &policy, t0 + 1_500)
+        .finish("w", &Outcome::Completed, &policy, t0 + 1_500)
         .unwrap();
     assert!(!store.swap_status(id, first.version, &late).await.unwrap());
     let done = second
-        .finish(&Outcome::Completed, &policy, t0 + 1_600)
+        .finish("w", &Outcome::Completed, &policy, t0 + 1_600)
         .unwrap();
     assert!(store.swap_status(id, second.version, &done).await.unwrap());
     assert_eq!(
@@ -454,7 +455,7 @@ async fn expiries(
 
 /// One attempt at `at`: claimed, then ended with `outcome`; the status it ends in.
 async fn attempt(store: &DynamoStore, id: &str, at: i64, outcome: Outcome) -> Status {
-    let policy = RetryPolicy {
+    let policy = RetryPolicy::Backoff {
         max_retries: 1,
         base_delay_ms: 1_000,
         max_delay_ms: 1_000,
@@ -463,7 +464,7 @@ async fn attempt(store: &DynamoStore, id: &str, at: i64, outcome: Outcome) -> St
     let claimed = status.claim(at, 60_000, &policy).unwrap();
     let claim = Transition::to(claimed.clone());
     assert!(store.swap_status(id, status.version, &claim).await.unwrap());
-    let finished = claimed.finish(&outcome, &policy, at + 5).unwrap();
+    let finished = claimed.finish("w", &outcome, &policy, at + 5).unwrap();
     assert!(
         store
             .swap_status(id, claimed.version, &finished)

@@ -322,27 +322,64 @@ fn operators_list_and_replay_over_http_with_the_admin_token() {
 
 #[test]
 fn the_host_refuses_to_start_on_settings_that_would_fail_every_attempt() {
-    for (name, value) in [
-        ("INBOX_FORWARD_URL", "ftp://example.com/hooks"),
-        ("INBOX_DEMO_FAILURE_RATE", "2"),
-        ("INBOX_SOURCES", "acme:carrier-pigeon"),
+    for settings in [
+        &[("INBOX_FORWARD_URL", "ftp://example.com/hooks")][..],
+        &[("INBOX_DEMO_FAILURE_RATE", "2")],
+        &[("INBOX_SOURCES", "acme:carrier-pigeon")],
         // Every admin request would be refused (an IPv6 address needs its brackets).
-        ("INBOX_ALLOWED_HOSTS", "::1"),
+        &[("INBOX_ALLOWED_HOSTS", "::1")],
         // More instances at once than the instance pool holds.
-        ("INBOX_MAX_CONCURRENT_REQUESTS", "1000"),
-        ("INBOX_WORKER_CONCURRENCY", "1000"),
+        &[("INBOX_MAX_CONCURRENT_REQUESTS", "1000")],
+        &[("INBOX_WORKER_CONCURRENCY", "1000")],
+        &[("INBOX_RETRY_SCHEDULE", "5s,soon")],
+        // Which would win is not guessed.
+        &[("INBOX_RETRY_SCHEDULE", "5s"), ("INBOX_MAX_RETRIES", "2")],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let output = std::process::Command::new(inbox_exe())
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(dir.path().join("inbox.db"))
             .env_clear()
-            .env(name, value)
+            .envs(settings.iter().copied())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{name}={value} started");
-        assert!(stderr.contains(name), "{name}: {stderr}");
+        assert!(!output.status.success(), "{settings:?} started");
+        for (name, _) in settings {
+            assert!(stderr.contains(name), "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_retry_schedule_paces_the_attempts_then_needs_an_operator() {
+    let inbox = Inbox::start(&[
+        ("INBOX_DEMO_FAILURE_RATE", "1"),
+        ("INBOX_RETRY_SCHEDULE", "500ms,1500ms"),
+    ]);
+    assert!(
+        inbox.log().contains("2 retries over 2s"),
+        "the schedule is logged at start: {}",
+        inbox.log()
+    );
+    let (code, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-schedule"));
+    assert_eq!(code, 202);
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let status = inbox.wait_for(&id, "operator_required", PATIENCE);
+    assert_eq!(
+        status["retries"], 3,
+        "a first run and the two retries: {status}"
+    );
+    let (ok, shown) = inbox.cli(&["status", &id]);
+    assert!(ok, "{shown}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{shown}");
+    // Each retry waited its turn of the schedule, less at most a tenth of it.
+    for (n, least) in [(1, 450), (2, 1_350)] {
+        let waited = attempts[n]["started_at"].as_i64().unwrap()
+            - attempts[n - 1]["ended_at"].as_i64().unwrap();
+        assert!(waited >= least, "retry {n} after {waited} ms: {shown}");
     }
 }
 

@@ -425,13 +425,14 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
             .await
             .unwrap()
     );
-    let policy = RetryPolicy {
+    let policy = RetryPolicy::Backoff {
         max_retries: 0,
         base_delay_ms: 1,
         max_delay_ms: 1,
     };
     let dead = claimed
         .finish(
+            "w",
             &Outcome::Reject {
                 reason: "gone".into(),
             },

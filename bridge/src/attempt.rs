@@ -152,7 +152,7 @@ impl Attempter<'_> {
         let started = Instant::now();
         let outcome = self.processor.process(&webhook, claimed.attempts).await;
         let transition = claimed
-            .finish(&outcome, policy, now_ms())
+            .finish(id, &outcome, policy, now_ms())
             .expect("a claimed status is processing");
         self.follow_up
             .before_recording(&webhook, &transition)
@@ -313,7 +313,7 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
-            policy: RetryPolicy {
+            policy: RetryPolicy::Backoff {
                 max_retries: 1,
                 base_delay_ms: 60_000,
                 max_delay_ms: 60_000,
@@ -325,6 +325,7 @@ mod tests {
             poll_interval: Duration::from_millis(10),
             sweep_grace: Duration::ZERO,
             sweep_limit: 10,
+            wake_ahead: Duration::from_secs(360),
         }
     }
 
@@ -667,6 +668,14 @@ mod tests {
         }
         async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
             self.inner.due(now, limit).await
+        }
+        async fn waiting(
+            &self,
+            from: i64,
+            to: i64,
+            limit: usize,
+        ) -> Result<Vec<(String, Status)>, StoreError> {
+            self.inner.waiting(from, to, limit).await
         }
         async fn list(&self, query: &Query) -> Result<Page, StoreError> {
             self.inner.list(query).await

@@ -249,7 +249,9 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let done = taken.finish(&Outcome::Completed, &policy, 5_001).unwrap();
+        let done = taken
+            .finish("w", &Outcome::Completed, &policy, 5_001)
+            .unwrap();
         assert!(
             store
                 .swap_status(&old.id, taken.version, &done)

@@ -238,7 +238,13 @@ impl Drop for Inbox {
     }
 }
 
+/// `inbox serve` on a database in `dir`, with `env` over the tests' settings: the seed's
+/// quick retries (50 ms apart) unless `env` gives a schedule.
 fn spawn_serve(dir: &Path, env: &[(String, String)]) -> (Child, String) {
+    let quick_retries = env
+        .iter()
+        .all(|(name, _)| name != "INBOX_RETRY_SCHEDULE")
+        .then_some(("INBOX_RETRY_BASE_DELAY_MS", "50"));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -253,8 +259,8 @@ fn spawn_serve(dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .env("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET)
         .env("INBOX_STRIPE_SECRET", STRIPE_SECRET)
         .env("INBOX_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("INBOX_RETRY_BASE_DELAY_MS", "50")
         .env("INBOX_WORKER_POLL_MS", "50")
+        .envs(quick_retries)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(log)

@@ -57,6 +57,7 @@ impl Serve {
             %address,
             store = self.store.describe(),
             %allowed_hosts,
+            retries = %hosts.settings.policy,
             "serving"
         );
         // Scripts and tests read the bound address (the port may have been 0).

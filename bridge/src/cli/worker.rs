@@ -24,7 +24,11 @@ impl Worker {
         let (store, wake) = self.store.open_to_process(env).await?;
         let hosts = Hosts::prepare(env, self.components.paths(Some(&self.store))?)?;
         let processor = hosts.processor()?;
-        tracing::info!(store = self.store.describe(), "processing");
+        tracing::info!(
+            store = self.store.describe(),
+            retries = %hosts.settings.policy,
+            "processing"
+        );
         let stop = stop_on_signal();
         let (recorder, metrics_server) = self.metrics.start(env, store.clone(), stop.clone())?;
         worker::run(processor, store, wake, hosts.settings, recorder, stop).await;

@@ -222,6 +222,16 @@ impl WebhookStore for SqliteStore {
         self.read(move |db| sqlite::due(db, now, limit)).await
     }
 
+    async fn waiting(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Status)>, StoreError> {
+        self.read(move |db| sqlite::waiting(db, from, to, limit))
+            .await
+    }
+
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {
         let query = query.clone();
         self.read(move |db| sqlite::list(db, &query)).await
@@ -424,7 +434,7 @@ mod tests {
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
+        RetryPolicy::Backoff {
             max_retries: 2,
             base_delay_ms: 10,
             max_delay_ms: 1_000,
@@ -478,7 +488,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let done = claimed.finish(&outcome, &policy(), at).unwrap();
+        let done = claimed.finish("w", &outcome, &policy(), at).unwrap();
         assert!(
             store
                 .swap_status(&hook.id, claimed.version, &done)
@@ -732,6 +742,7 @@ mod tests {
         let processing = store.status(&hook.id).await.unwrap().unwrap();
         let rejected = processing
             .finish(
+                "w",
                 &Outcome::Reject {
                     reason: "no".into(),
                 },
@@ -803,7 +814,7 @@ mod tests {
             reason: "503".into(),
             delay_ms: None,
         };
-        let failed = claimed.finish(&retry, &policy(), 1_100).unwrap();
+        let failed = claimed.finish("w", &retry, &policy(), 1_100).unwrap();
         assert!(
             store
                 .swap_status(&hook.id, claimed.version, &failed)
@@ -811,7 +822,24 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(store.due(1_109, 10).await.unwrap(), Vec::<String>::new());
-        assert_eq!(store.due(1_110, 10).await.unwrap(), vec![hook.id]);
+        assert_eq!(store.due(1_110, 10).await.unwrap(), vec![hook.id.clone()]);
+        // What waits for an attempt, by when it falls due, with its status.
+        assert!(store.waiting(0, 1_109, 10).await.unwrap().is_empty());
+        assert!(store.waiting(1_111, 9_999, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.waiting(1_110, 1_110, 10).await.unwrap(),
+            vec![(hook.id.clone(), failed.status.clone())]
+        );
+        // Not while an attempt holds it.
+        let retaken = failed.status.claim(1_110, 60_000, &policy()).unwrap();
+        let retake = Transition::to(retaken);
+        assert!(
+            store
+                .swap_status(&hook.id, failed.status.version, &retake)
+                .await
+                .unwrap()
+        );
+        assert!(store.waiting(0, i64::MAX, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -13,7 +13,9 @@
 //! the stored version is still the one the transition started from (compare-and-swap), so
 //! two processors never both win, and a processor that lost its lease cannot record.
 
-use crate::config::{Config, ConfigError, parsed};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, ConfigError, describe, parsed};
 pub use crate::model::{Attempt, DeadLetter};
 use crate::model::{State, Status};
 
@@ -72,46 +74,149 @@ impl Transition {
     }
 }
 
-/// Retry budget and backoff.
+/// How long a failed webhook waits before each retry, and so how many retries it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first run (the seed: two).
-    pub max_retries: u32,
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
+pub enum RetryPolicy {
+    /// The waits before each retry in milliseconds, in order (`INBOX_RETRY_SCHEDULE`); each
+    /// is spread by up to a tenth either way, so webhooks that failed together do not come
+    /// back together.
+    Schedule(Vec<u64>),
+    /// The seed's: `max_retries` waits doubling from `base_delay_ms`, capped at
+    /// `max_delay_ms`, exactly.
+    Backoff {
+        max_retries: u32,
+        base_delay_ms: u64,
+        max_delay_ms: u64,
+    },
 }
 
-/// The seed's: a first run and two retries, backing off from a second to at most an hour.
+/// The default schedule (Svix's): a blip is retried in seconds, a deploy in minutes, and an
+/// outage of a day is spanned: 27 h 35 min from the first failure to the last attempt.
+pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+
+/// The settings of [`RetryPolicy::Backoff`], which a schedule replaces.
+const BACKOFF_KEYS: [&str; 3] = ["max_retries", "retry_base_delay_ms", "retry_max_delay_ms"];
+
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_retries: 2,
-            base_delay_ms: 1_000,
-            max_delay_ms: 3_600_000,
-        }
+        RetryPolicy::Schedule(parse_schedule(DEFAULT_SCHEDULE).expect("the default parses"))
     }
+}
+
+/// The waits of a schedule (`5s,5m,30m,2h`), in milliseconds.
+pub fn parse_schedule(raw: &str) -> Result<Vec<u64>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .map(|wait| {
+            let parsed = humantime::parse_duration(wait)
+                .map_err(|e| format!("{wait:?} is not a duration such as 5s, 30m or 2h: {e}"))?;
+            u64::try_from(parsed.as_millis()).map_err(|_| format!("{wait:?} is too long"))
+        })
+        .collect()
 }
 
 impl RetryPolicy {
+    /// `INBOX_RETRY_SCHEDULE`; or, without it, the seed's exponential backoff if any of its
+    /// settings is given (the others at the seed's values: two retries, from a second, up
+    /// to an hour); or else [`DEFAULT_SCHEDULE`].
     pub fn from_config(config: &dyn Config) -> Result<Self, ConfigError> {
-        let default = RetryPolicy::default();
-        Ok(RetryPolicy {
-            max_retries: parsed(config, "max_retries", default.max_retries)?,
-            base_delay_ms: parsed(config, "retry_base_delay_ms", default.base_delay_ms)?,
-            max_delay_ms: parsed(config, "retry_max_delay_ms", default.max_delay_ms)?,
-        })
+        let backoff: Vec<&str> = BACKOFF_KEYS
+            .into_iter()
+            .filter(|key| config.get(key).is_some())
+            .collect();
+        match config.get("retry_schedule") {
+            Some(_) if !backoff.is_empty() => Err(ConfigError(format!(
+                "{} replaces {}: set one or the other",
+                describe("retry_schedule"),
+                backoff
+                    .iter()
+                    .map(|key| describe(key))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ))),
+            Some(raw) => parse_schedule(&raw)
+                .map(RetryPolicy::Schedule)
+                .map_err(|e| ConfigError(format!("{} = {raw:?}: {e}", describe("retry_schedule")))),
+            None if backoff.is_empty() => Ok(RetryPolicy::default()),
+            None => Ok(RetryPolicy::Backoff {
+                max_retries: parsed(config, "max_retries", 2)?,
+                base_delay_ms: parsed(config, "retry_base_delay_ms", 1_000)?,
+                max_delay_ms: parsed(config, "retry_max_delay_ms", 3_600_000)?,
+            }),
+        }
+    }
+
+    pub fn max_retries(&self) -> u32 {
+        match self {
+            RetryPolicy::Schedule(waits) => u32::try_from(waits.len()).unwrap_or(u32::MAX),
+            RetryPolicy::Backoff { max_retries, .. } => *max_retries,
+        }
     }
 
     pub fn max_attempts(&self) -> u32 {
-        self.max_retries.saturating_add(1)
+        self.max_retries().saturating_add(1)
     }
 
-    /// The wait after failed attempt number `attempt` (1-based): exponential, capped.
-    pub fn backoff_ms(&self, attempt: u32) -> u64 {
-        let exponent = attempt.saturating_sub(1).min(32);
-        self.base_delay_ms
-            .saturating_mul(1u64 << exponent)
-            .min(self.max_delay_ms)
+    /// The wait after failed attempt number `attempt` (1-based) of webhook `id`: the
+    /// schedule's, spread by a tenth either way by a hash of both (so the same attempt of
+    /// the same webhook always waits as long, and a burst spreads out), or the backoff's.
+    pub fn wait_ms(&self, attempt: u32, id: &str) -> u64 {
+        match self {
+            RetryPolicy::Schedule(waits) => {
+                let index = attempt.saturating_sub(1) as usize;
+                let Some(wait) = waits.get(index).or(waits.last()).copied() else {
+                    return 0;
+                };
+                let tenth = wait / 10;
+                let digest = Sha256::new()
+                    .chain_update(id.as_bytes())
+                    .chain_update(attempt.to_be_bytes())
+                    .finalize();
+                let spread = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+                wait - tenth + spread % (2 * tenth + 1)
+            }
+            RetryPolicy::Backoff {
+                base_delay_ms,
+                max_delay_ms,
+                ..
+            } => {
+                let exponent = attempt.saturating_sub(1).min(32);
+                base_delay_ms
+                    .saturating_mul(1u64 << exponent)
+                    .min(*max_delay_ms)
+            }
+        }
+    }
+
+    /// The longest a destination's own `Retry-After` may hold a webhook back: the longest
+    /// wait of the schedule, or the backoff's cap.
+    pub fn longest_wait_ms(&self) -> u64 {
+        match self {
+            RetryPolicy::Schedule(waits) => waits.iter().copied().max().unwrap_or(0),
+            RetryPolicy::Backoff { max_delay_ms, .. } => *max_delay_ms,
+        }
+    }
+
+    /// From the first failure to the last attempt, at the waits' middle.
+    pub fn span_ms(&self) -> u64 {
+        (1..=self.max_retries())
+            .map(|attempt| match self {
+                RetryPolicy::Schedule(waits) => waits[attempt as usize - 1],
+                RetryPolicy::Backoff { .. } => self.wait_ms(attempt, ""),
+            })
+            .fold(0, u64::saturating_add)
+    }
+}
+
+impl std::fmt::Display for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let span = std::time::Duration::from_secs(self.span_ms() / 1_000);
+        write!(
+            f,
+            "{} retries over {}",
+            self.max_retries(),
+            humantime::format_duration(span)
+        )
     }
 }
 
@@ -265,9 +370,10 @@ impl Status {
         )
     }
 
-    /// Records how the attempt that claimed this status ended.
+    /// Records how the attempt that claimed this status (of webhook `id`) ended.
     pub fn finish(
         &self,
+        id: &str,
         outcome: &Outcome,
         policy: &RetryPolicy,
         now: i64,
@@ -301,8 +407,8 @@ impl Status {
             }
             Outcome::Retry { reason, delay_ms } => {
                 let wait = policy
-                    .backoff_ms(self.attempts)
-                    .max(delay_ms.unwrap_or(0).min(policy.max_delay_ms));
+                    .wait_ms(self.attempts, id)
+                    .max(delay_ms.unwrap_or(0).min(policy.longest_wait_ms()));
                 Transition {
                     status: Status {
                         state: State::Failed,
@@ -389,7 +495,7 @@ mod tests {
     const LEASE: u64 = 30_000;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
+        RetryPolicy::Backoff {
             max_retries: 2,
             base_delay_ms: 1_000,
             max_delay_ms: 60_000,
@@ -412,7 +518,7 @@ mod tests {
         assert_eq!(processing.version, 2);
         assert_eq!(processing.lease_until, Some(10 + LEASE as i64));
         let done = processing
-            .finish(&Outcome::Completed, &policy(), 20)
+            .finish("w", &Outcome::Completed, &policy(), 20)
             .unwrap();
         assert_eq!(done.status.state, State::Completed);
         assert_eq!(done.status.version, 3);
@@ -441,7 +547,7 @@ mod tests {
         for attempt in 1..=2 {
             status = status.claim(now, LEASE, &policy()).unwrap();
             assert_eq!(status.attempts, attempt);
-            let next = status.finish(&retry("boom"), &policy(), now).unwrap();
+            let next = status.finish("w", &retry("boom"), &policy(), now).unwrap();
             assert_eq!(next.status.state, State::Failed);
             let due = next.status.next_attempt_at.unwrap();
             assert_eq!(due - now, 1_000 << (attempt - 1));
@@ -454,7 +560,7 @@ mod tests {
         }
         let last = status.claim(now, LEASE, &policy()).unwrap();
         assert_eq!(last.attempts, 3);
-        let dead = last.finish(&retry("boom"), &policy(), now).unwrap();
+        let dead = last.finish("w", &retry("boom"), &policy(), now).unwrap();
         assert_eq!(dead.status.state, State::OperatorRequired);
         assert_eq!(dead.status.attempts, 3);
         let attempt = dead.attempt.unwrap();
@@ -482,6 +588,7 @@ mod tests {
         let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let dead = processing
             .finish(
+                "w",
                 &Outcome::Reject {
                     reason: "410 Gone".into(),
                 },
@@ -505,7 +612,7 @@ mod tests {
                 delay_ms: Some(delay_ms),
             };
             processing
-                .finish(&outcome, &policy(), 0)
+                .finish("w", &outcome, &policy(), 0)
                 .unwrap()
                 .status
                 .next_attempt_at
@@ -528,7 +635,7 @@ mod tests {
         // The stale holder computes from its own copy: the version it would swap from is
         // no longer the stored one, so a store's compare-and-swap refuses it.
         let stale = first
-            .finish(&Outcome::Completed, &policy(), LEASE as i64)
+            .finish("w", &Outcome::Completed, &policy(), LEASE as i64)
             .unwrap();
         assert_ne!(stale.status.version - 1, second.version);
     }
@@ -570,6 +677,7 @@ mod tests {
         let processing = Status::received(0).claim(0, LEASE, &policy()).unwrap();
         let dead = processing
             .finish(
+                "w",
                 &Outcome::Reject {
                     reason: "no".into(),
                 },
@@ -588,11 +696,11 @@ mod tests {
             reason: "503".into(),
             delay_ms: None,
         };
-        let failed = processing.finish(&retry, &policy(), 1).unwrap().status;
+        let failed = processing.finish("w", &retry, &policy(), 1).unwrap().status;
         assert!(failed.replay(2).is_err(), "its retry is already scheduled");
         assert!(
             processing
-                .finish(&Outcome::Completed, &policy(), 1)
+                .finish("w", &Outcome::Completed, &policy(), 1)
                 .unwrap()
                 .status
                 .replay(2)
@@ -607,7 +715,7 @@ mod tests {
             reason: "503".into(),
             delay_ms: None,
         };
-        let failed = processing.finish(&retry, &policy(), 1).unwrap().status;
+        let failed = processing.finish("w", &retry, &policy(), 1).unwrap().status;
         let requeued = failed.requeue(2).unwrap();
         assert_eq!(requeued.state, State::Received);
         assert_eq!(
@@ -630,13 +738,16 @@ mod tests {
         );
 
         let done = processing
-            .finish(&Outcome::Completed, &policy(), 1)
+            .finish("w", &Outcome::Completed, &policy(), 1)
             .unwrap();
         assert!(done.status.requeue(2).is_err());
         let reject = Outcome::Reject {
             reason: "no".into(),
         };
-        let dead = processing.finish(&reject, &policy(), 1).unwrap().status;
+        let dead = processing
+            .finish("w", &reject, &policy(), 1)
+            .unwrap()
+            .status;
         let refused = dead.requeue(2).unwrap_err();
         assert!(refused.to_string().contains("replay"), "{refused}");
     }
@@ -645,8 +756,102 @@ mod tests {
     fn backoff_is_exponential_and_capped() {
         let p = policy();
         assert_eq!(p.max_attempts(), 3);
-        assert_eq!(p.backoff_ms(1), 1_000);
-        assert_eq!(p.backoff_ms(3), 4_000);
-        assert_eq!(p.backoff_ms(40), 60_000);
+        assert_eq!(p.wait_ms(1, "w"), 1_000);
+        assert_eq!(p.wait_ms(3, "w"), 4_000);
+        assert_eq!(p.wait_ms(40, "w"), 60_000);
+    }
+
+    fn configured(pairs: &[(&str, &str)]) -> Result<RetryPolicy, ConfigError> {
+        let config: std::collections::BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RetryPolicy::from_config(&config)
+    }
+
+    #[test]
+    fn the_default_schedule_spans_more_than_a_day() {
+        let default = configured(&[]).unwrap();
+        assert_eq!(default, RetryPolicy::default());
+        assert_eq!(default.max_attempts(), 8);
+        assert!(default.span_ms() > 24 * 3_600_000, "{default}");
+        assert_eq!(default.to_string(), "7 retries over 1day 3h 35m 5s");
+    }
+
+    #[test]
+    fn a_schedule_is_its_waits_and_replaces_the_backoff_settings() {
+        let schedule = configured(&[("retry_schedule", "1s, 2m,1h30m,0s")]).unwrap();
+        assert_eq!(
+            schedule,
+            RetryPolicy::Schedule(vec![1_000, 120_000, 5_400_000, 0])
+        );
+        assert_eq!(schedule.max_attempts(), 5);
+        assert_eq!(schedule.longest_wait_ms(), 5_400_000);
+        // The seed's two quick retries are one setting away, and keep their meaning.
+        assert_eq!(
+            configured(&[("max_retries", "2")]).unwrap(),
+            RetryPolicy::Backoff {
+                max_retries: 2,
+                base_delay_ms: 1_000,
+                max_delay_ms: 3_600_000
+            }
+        );
+        let both = configured(&[("retry_schedule", "5s"), ("retry_base_delay_ms", "50")]);
+        let error = both.unwrap_err().to_string();
+        assert!(
+            error.contains("INBOX_RETRY_SCHEDULE") && error.contains("INBOX_RETRY_BASE_DELAY_MS"),
+            "{error}"
+        );
+        let error = configured(&[("retry_schedule", "5s,soon")]).unwrap_err();
+        assert!(error.to_string().contains("\"soon\""), "{error}");
+    }
+
+    #[test]
+    fn a_schedules_waits_are_spread_a_tenth_either_way_the_same_for_the_same_attempt() {
+        let p = RetryPolicy::Schedule(vec![10_000, 300_000]);
+        let waits: Vec<u64> = (0..1_000).map(|n| p.wait_ms(1, &format!("w{n}"))).collect();
+        assert!(waits.iter().all(|w| (9_000..=11_000).contains(w)));
+        let (low, high) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(*low < 9_200 && *high > 10_800, "spread: {low}..{high}");
+        assert_eq!(
+            p.wait_ms(1, "w7"),
+            waits[7],
+            "the same attempt waits as long"
+        );
+        assert!((270_000..=330_000).contains(&p.wait_ms(2, "w")));
+        assert!(
+            (270_000..=330_000).contains(&p.wait_ms(9, "w")),
+            "past the schedule: its last wait"
+        );
+    }
+
+    #[test]
+    fn a_schedule_runs_its_waits_then_needs_an_operator() {
+        let p = RetryPolicy::Schedule(vec![5_000, 60_000]);
+        let mut status = Status::received(0);
+        let mut now = 0;
+        for wait in [5_000, 60_000] {
+            status = status.claim(now, LEASE, &p).unwrap();
+            let next = status.finish("w", &retry("down"), &p, now).unwrap().status;
+            let waited = next.next_attempt_at.unwrap() - now;
+            assert!(
+                (wait * 9 / 10..=wait * 11 / 10).contains(&waited),
+                "{waited}"
+            );
+            now += waited;
+            status = next;
+        }
+        let last = status.claim(now, LEASE, &p).unwrap();
+        let dead = last.finish("w", &retry("down"), &p, now).unwrap();
+        assert_eq!(dead.status.state, State::OperatorRequired);
+        assert_eq!(dead.status.attempts, 3);
+        // A Retry-After is honoured up to the schedule's longest wait.
+        let asked = Outcome::Retry {
+            reason: "429".into(),
+            delay_ms: Some(u64::MAX),
+        };
+        let first = Status::received(0).claim(0, LEASE, &p).unwrap();
+        let held = first.finish("w", &asked, &p, 0).unwrap().status;
+        assert_eq!(held.next_attempt_at, Some(60_000));
     }
 }

@@ -135,13 +135,15 @@ mod tests {
             reason: "410".into(),
         };
         let taken = Status::received(at).claim(at + 10, 1_000, &policy).unwrap();
-        let failed = taken.finish(&reject, &policy, at + 20).unwrap();
+        let failed = taken.finish("w", &reject, &policy, at + 20).unwrap();
         // A record left from an earlier life of the same id, a day before this one.
         let day = 86_400_000;
         let earlier = Status::received(at - day)
             .claim(at - day + 10, 1_000, &policy)
             .unwrap();
-        let stale = earlier.finish(&reject, &policy, at - day + 20).unwrap();
+        let stale = earlier
+            .finish("w", &reject, &policy, at - day + 20)
+            .unwrap();
         let mut items = vec![
             to_item(&StatusItem::new("57f0", &failed.status, None)),
             to_item(&WebhookItem::new(&webhook(), None)),
@@ -218,7 +220,7 @@ mod tests {
             ..stored
         };
         let done = claimed
-            .finish(&crate::lifecycle::Outcome::Completed, &policy, at + 20)
+            .finish("w", &crate::lifecycle::Outcome::Completed, &policy, at + 20)
             .unwrap();
         let complete = swap(&hook.id, &stored, &done, &retention);
         let expires = (at + 20) / 1_000 + 86_400;
@@ -247,6 +249,7 @@ mod tests {
             && u.update == "SET #e = :e"));
         let failed = claimed
             .finish(
+                "w",
                 &crate::lifecycle::Outcome::Reject {
                     reason: "410".into(),
                 },
@@ -319,10 +322,19 @@ mod tests {
         assert_eq!(due(items.clone(), 60, 10).0, ["older", "fresh"]);
         let mut with_a_bad_one = items.clone();
         with_a_bad_one.insert(0, to_item(&serde_json::json!({ "id": "no status" })));
-        let (ids, unreadable) = due(with_a_bad_one, 1_000, 2);
+        let (ids, unreadable) = due(with_a_bad_one.clone(), 1_000, 2);
         assert_eq!(
             (ids, unreadable.len()),
             (vec!["older".to_owned(), "fresh".to_owned()], 1)
+        );
+        // What waits for an attempt, with its status; not what an attempt holds.
+        let (waiting, unreadable) = due_index::waiting(with_a_bad_one, 10);
+        assert_eq!(
+            (waiting, unreadable.len()),
+            (
+                vec![("older".to_owned(), older), ("fresh".to_owned(), fresh)],
+                1
+            )
         );
     }
 
@@ -335,9 +347,9 @@ mod tests {
             reason: "503".into(),
             delay_ms: None,
         };
-        let failed = leased.finish(&retry, &policy, 30).unwrap().status;
+        let failed = leased.finish("w", &retry, &policy, 30).unwrap().status;
         let completed = leased
-            .finish(&crate::lifecycle::Outcome::Completed, &policy, 30)
+            .finish("w", &crate::lifecycle::Outcome::Completed, &policy, 30)
             .unwrap()
             .status;
         let index_keys = |status: &Status| {
@@ -403,6 +415,18 @@ mod tests {
             AttributeValue::N("1000".into())
         );
         assert_eq!(due_index::queries(None)[0].key_condition, "#shard = :shard");
+        let between = &due_index::queries_between(5, 9)[1];
+        assert_eq!(
+            between.key_condition,
+            "#shard = :shard AND #at BETWEEN :from AND :to"
+        );
+        assert_eq!(
+            (&between.values[":from"], &between.values[":to"]),
+            (
+                &AttributeValue::N("5".into()),
+                &AttributeValue::N("9".into())
+            )
+        );
         let shards: std::collections::HashSet<_> = (0..200)
             .map(|i| crate::item::due_shard(&format!("id-{i}")))
             .collect();
