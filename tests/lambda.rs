@@ -42,17 +42,23 @@ async fn aws() -> Aws {
     }
 }
 
+/// The function's environment: `extra` over the tests' settings, which retry after a
+/// second (the seed's backoff) unless `extra` gives a schedule.
 fn function_env(aws: &Aws, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = moto::aws_env(Moto::shared());
+    let quick_retries = extra
+        .iter()
+        .all(|(name, _)| *name != "INBOX_RETRY_SCHEDULE")
+        .then_some(("INBOX_RETRY_BASE_DELAY_MS", "1000"));
     for (k, v) in [
         ("INBOX_TABLE", aws.table.as_str()),
         ("INBOX_FAILED_QUEUE_URL", aws.queues.failed_url.as_str()),
         ("INBOX_DEAD_QUEUE_URL", aws.queues.dead_url.as_str()),
         ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
         ("INBOX_ADMIN_TOKEN", support::ADMIN_TOKEN),
-        ("INBOX_RETRY_BASE_DELAY_MS", "1000"),
     ]
     .into_iter()
+    .chain(quick_retries)
     .chain(extra.iter().copied())
     {
         env.push((k.to_owned(), v.to_owned()));
@@ -476,6 +482,94 @@ async fn a_retry_that_comes_early_is_sent_on_and_an_unreadable_message_is_report
     assert_eq!(
         delayed[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed],
         "2"
+    );
+}
+
+/// The failed queue's messages: (visible, delayed).
+async fn failed_queue_depth(aws: &Aws) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesDelayed,
+    };
+    let attributes = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queues.failed_url)
+        .attribute_names(ApproximateNumberOfMessages)
+        .attribute_names(ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name| attributes[&name].parse().unwrap();
+    (
+        count(ApproximateNumberOfMessages),
+        count(ApproximateNumberOfMessagesDelayed),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_hours_away_gets_no_chain_of_messages_and_the_schedule_sends_it_when_due() {
+    let aws = aws().await;
+    let schedule = ("INBOX_RETRY_SCHEDULE", "20m,20m");
+    let failing = LambdaFunction::start(
+        &["lambda"],
+        &function_env(&aws, &[("INBOX_DEMO_FAILURE_RATE", "1.0"), schedule]),
+    );
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let id = captured(&failing, "hash-hours");
+    assert_eq!(deliver_stream(&failing, &mut stream).await, 1);
+    let failed = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.attempts), (State::Failed, 1));
+    let wait = failed.next_attempt_at.unwrap() - failed.updated_at;
+    assert!((18 * 60_000..=22 * 60_000).contains(&wait), "{wait} ms");
+    // Longer than SQS can delay a message: none is sent, now or as a chain of hops.
+    assert_eq!(failed_queue_depth(&aws).await, (0, 0));
+    assert!(failing.log().contains("the schedule sends its retry"));
+    // A run of the schedule long before it is due sends nothing either.
+    let early = failing.invoke(&moto::scheduled_event());
+    assert_eq!(early["woken"], 0, "{early}\n{}", failing.log());
+    assert_eq!(failed_queue_depth(&aws).await, (0, 0));
+
+    // The destination is back. Time passes: the test moves the retry to a few seconds
+    // from now, its wait still twenty minutes long.
+    let recovered = LambdaFunction::start(
+        &["lambda"],
+        &function_env(&aws, &[("INBOX_DEMO_FAILURE_RATE", "0"), schedule]),
+    );
+    let due = now_ms() + 4_000;
+    let later = inbox_core::Status {
+        version: failed.version + 1,
+        updated_at: due - wait,
+        next_attempt_at: Some(due),
+        ..failed.clone()
+    };
+    let moved = Transition::to(later);
+    assert!(
+        aws.store
+            .swap_status(&id, failed.version, &moved)
+            .await
+            .unwrap()
+    );
+
+    // The schedule's next run sends one message, delayed to the retry's time.
+    let run = recovered.invoke(&moto::scheduled_event());
+    assert_eq!(
+        run,
+        json!({ "found": 0, "requeued": 0, "failed": 0, "woken": 1 }),
+        "{}",
+        recovered.log()
+    );
+    let (visible, delayed) = failed_queue_depth(&aws).await;
+    assert_eq!(visible + delayed, 1, "one message");
+    assert_eq!(deliver_failed_queue(&recovered, &aws).await, 1);
+    assert!(now_ms() >= due - 1_000, "not before its time");
+    let done = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.attempts),
+        (State::Completed, 2),
+        "{}",
+        recovered.log()
     );
 }
 
@@ -982,7 +1076,7 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
     let answer = function.invoke(&moto::scheduled_event());
     assert_eq!(
         answer,
-        json!({ "found": 2, "requeued": 2, "failed": 0 }),
+        json!({ "found": 2, "requeued": 2, "failed": 0, "woken": 0 }),
         "{}",
         function.log()
     );

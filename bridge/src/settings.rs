@@ -7,6 +7,8 @@ use std::time::Duration;
 use inbox_core::config::{Config, ConfigError, parsed};
 use inbox_core::lifecycle::RetryPolicy;
 
+use crate::aws::sqs::MAX_DELAY as MAX_QUEUE_DELAY;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub policy: RetryPolicy,
@@ -20,8 +22,12 @@ pub struct Settings {
     /// How long past due a webhook waits before the scheduled sweep on AWS requeues it: what
     /// the stream and the failed queue deliver in time is left to them.
     pub sweep_grace: Duration,
-    /// The most webhooks one sweep requeues.
+    /// The most webhooks one sweep requeues (and one run of the schedule wakes).
     pub sweep_limit: usize,
+    /// How far ahead the scheduled function on AWS looks for webhooks whose wait is too long
+    /// for the failed queue to carry: longer than the schedule's period (5 minutes in the
+    /// template), so that none falls between two runs; at most the 15 minutes SQS can delay.
+    pub wake_ahead: Duration,
 }
 
 impl Settings {
@@ -29,6 +35,14 @@ impl Settings {
         let timeout_ms: u64 = parsed(config, "processor_timeout_ms", 30_000)?;
         let concurrency: usize = parsed(config, "worker_concurrency", 8)?;
         let sweep_limit: usize = parsed(config, "sweep_limit", 1_000)?;
+        let wake_ahead = Duration::from_millis(parsed(config, "wake_ahead_ms", 360_000)?);
+        if wake_ahead > MAX_QUEUE_DELAY {
+            return Err(ConfigError(format!(
+                "INBOX_WAKE_AHEAD_MS = {}: SQS delays a message by at most {} ms",
+                wake_ahead.as_millis(),
+                MAX_QUEUE_DELAY.as_millis()
+            )));
+        }
         if timeout_ms == 0 || concurrency == 0 || sweep_limit == 0 {
             return Err(ConfigError(
                 "INBOX_PROCESSOR_TIMEOUT_MS, INBOX_WORKER_CONCURRENCY and INBOX_SWEEP_LIMIT must be positive"
@@ -44,6 +58,7 @@ impl Settings {
             poll_interval: Duration::from_millis(parsed(config, "worker_poll_ms", 200)?),
             sweep_grace: Duration::from_millis(parsed(config, "sweep_grace_ms", 900_000)?),
             sweep_limit,
+            wake_ahead,
         })
     }
 }

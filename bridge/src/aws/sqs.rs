@@ -10,17 +10,33 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use inbox_core::State;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use inbox_core::Webhook;
 use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::Transition;
+use inbox_core::{State, Status};
 use serde::{Deserialize, Serialize};
 
 use super::stream::BatchInfo;
 use crate::attempt::FollowUp;
 
-/// SQS delays a message by at most 15 minutes; a longer wait is served in several hops.
+/// SQS delays a message by at most 15 minutes: a longer wait is the schedule's.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// Whether the failed queue carries a waiting webhook to its next attempt: a wait SQS can
+/// delay a message by. A longer one (hours, with the default schedule) gets no message
+/// when it starts: the scheduled function sends it once the attempt falls due within its
+/// look-ahead, so a wait of ten hours is one message, on time, not forty in a chain.
+pub fn queue_carries(status: &Status) -> bool {
+    status
+        .next_attempt_at
+        .is_none_or(|at| at.saturating_sub(status.updated_at) <= MAX_DELAY.as_millis() as i64)
+}
+
+/// A message's `DelaySeconds` for `delay`: never sooner, at most [`MAX_DELAY`].
+fn delay_seconds(delay: Duration) -> i32 {
+    delay.min(MAX_DELAY).as_secs_f64().ceil() as i32
+}
 
 /// A queue message: which webhook, and on the dead queue why it needs an operator. A
 /// message that also carries a webhook (as they once did) is read for its id alone.
@@ -102,20 +118,58 @@ impl Queues {
         Client::new(&aws_config::load_from_env().await)
     }
 
-    /// Puts the webhook `id` on the failed queue, to be processed again after `delay` (or
-    /// after 15 minutes, when the handler will send it on for the rest of the wait).
+    /// Puts the webhook `id` on the failed queue, to be processed again after `delay` (at
+    /// most 15 minutes).
     pub async fn retry(&self, id: &str, delay: Duration) -> Result<()> {
-        let seconds = delay.min(MAX_DELAY).as_secs_f64().ceil() as i32;
         self.client
             .send_message()
             .queue_url(&self.failed_url)
             .message_body(Message::new(id, None).encode())
-            .delay_seconds(seconds)
+            .delay_seconds(delay_seconds(delay))
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
             .with_context(|| format!("cannot send {id} to the failed queue"))?;
         Ok(())
+    }
+
+    /// Puts each webhook on the failed queue, to be processed after its delay (at most 15
+    /// minutes), ten a request; the ids whose message was not sent.
+    pub async fn retry_all(&self, due: &[(String, Duration)]) -> Result<Vec<String>> {
+        let mut unsent = Vec::new();
+        for batch in due.chunks(10) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(n, (id, delay))| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .message_body(Message::new(id, None).encode())
+                        .delay_seconds(delay_seconds(*delay))
+                        .build()
+                        .context("a batch entry")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.failed_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+                .context("cannot send to the failed queue")?;
+            for failed in sent.failed {
+                let n: usize = failed.id.parse().context("an entry id of ours")?;
+                tracing::warn!(
+                    id = batch[n].0,
+                    code = failed.code,
+                    "not sent to the failed queue"
+                );
+                unsent.push(batch[n].0.clone());
+            }
+        }
+        Ok(unsent)
     }
 
     /// Tells the operator, through the dead queue, that the webhook `id` needs them.
@@ -195,6 +249,14 @@ impl FollowUp for Queues {
     async fn before_recording(&self, webhook: &Webhook, transition: &Transition) -> Result<()> {
         let status = &transition.status;
         if status.state != State::Failed {
+            return Ok(());
+        }
+        if !queue_carries(status) {
+            tracing::info!(
+                id = webhook.id,
+                next_attempt_at = status.next_attempt_at,
+                "waits longer than the failed queue can delay: the schedule sends its retry"
+            );
             return Ok(());
         }
         let now = now_ms();

@@ -6,8 +6,10 @@
 //!   image), or a `MODIFY` of a `STATUS` item back to `received` (a replay or a requeue)
 //!   -> processing;
 //! - SQS, the Failed Webhooks Queue -> processing again;
-//! - an EventBridge schedule -> the sweep: webhooks long past due that nothing will wake
-//!   (the stream mapping or the failed queue gave up on them) are requeued.
+//! - an EventBridge schedule -> the wake and the sweep: a retry due within the look-ahead
+//!   whose wait was too long for the failed queue gets its delayed message; webhooks long
+//!   past due that nothing will wake (the stream mapping or the failed queue gave up on
+//!   them) are requeued.
 //!
 //! Processing is the attempt every host runs (`crate::attempt`), with the queues as what
 //! follows a failed attempt: its message is sent *before* the outcome is recorded, so a
@@ -36,7 +38,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::attempt::{Attempted, Attempter, Processor};
-use crate::aws::sqs::{Message, Queues};
+use crate::aws::sqs::{self, Message, Queues};
 use crate::aws::stream::{self, Work};
 use crate::metrics::{self, Metrics};
 use crate::settings::Settings;
@@ -174,7 +176,11 @@ impl Handler {
             Shape::Queue => {
                 serde_json::to_value(self.queue(serde_json::from_value(event)?).await?)?
             }
-            Shape::Schedule => self.sweep().await?,
+            Shape::Schedule => {
+                let mut answer = self.sweep().await?;
+                answer["woken"] = self.wake().await?.into();
+                answer
+            }
         })
     }
 
@@ -212,6 +218,42 @@ impl Handler {
             );
         }
         Ok(json!({ "found": due.len(), "requeued": requeued, "failed": failed }))
+    }
+
+    /// Sends the failed queue's message for each retry falling due before the next runs of
+    /// the schedule whose wait was longer than the queue can delay ([`sqs::queue_carries`]),
+    /// delayed to its due time; one past due (up to the sweep's grace) goes at once. Two
+    /// runs' look-aheads overlap a little, so a retry may get two messages: the second
+    /// finds nothing to do. The number sent.
+    async fn wake(&self) -> Result<usize> {
+        let now = now_ms();
+        let grace = i64::try_from(self.settings.sweep_grace.as_millis()).unwrap_or(i64::MAX);
+        let ahead = i64::try_from(self.settings.wake_ahead.as_millis()).unwrap_or(i64::MAX);
+        let waiting = self
+            .store
+            .waiting(
+                now.saturating_sub(grace),
+                now.saturating_add(ahead),
+                self.settings.sweep_limit,
+            )
+            .await?;
+        let due: Vec<(String, Duration)> = waiting
+            .into_iter()
+            .filter(|(_, status)| !sqs::queue_carries(status))
+            .map(|(id, status)| {
+                let at = status.due_at().unwrap_or(now);
+                (
+                    id,
+                    Duration::from_millis(at.saturating_sub(now).max(0) as u64),
+                )
+            })
+            .collect();
+        let unsent = self.queues.retry_all(&due).await?;
+        let woken = due.len() - unsent.len();
+        if woken > 0 {
+            tracing::info!(woken, "retries falling due sent to the failed queue");
+        }
+        Ok(woken)
     }
 
     /// An API Gateway request, through the capture component.
@@ -324,6 +366,9 @@ impl Handler {
                 if matches!(status.state, State::Completed | State::OperatorRequired) =>
             {
                 tracing::debug!(id, state = %status.state, "nothing to do");
+            }
+            Attempted::NotTaken(status) if !sqs::queue_carries(&status) => {
+                tracing::info!(id, state = %status.state, next_attempt_at = status.next_attempt_at, "not due; the schedule sends its retry");
             }
             Attempted::NotTaken(status) => {
                 // Not due yet, or another attempt holds the lease (alive, or crashed: then

@@ -32,6 +32,14 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Ids whose next attempt is due at `now`, or whose lease has expired.
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// The webhooks waiting for an attempt (`received` or `failed`) whose next attempt falls
+    /// from `from` to `to` (both included), with their statuses, the soonest first.
+    async fn waiting(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Status)>, StoreError>;
     /// A page of the webhooks `query` asks for, newest received first.
     async fn list(&self, query: &Query) -> Result<Page, StoreError>;
     /// How many webhooks passing `filter` are in each state.

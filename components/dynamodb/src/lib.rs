@@ -422,6 +422,25 @@ impl WebhookStore for DynamoStore {
         Ok(ids)
     }
 
+    async fn waiting(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Status)>, StoreError> {
+        let queries = due_index::queries_between(from, to)
+            .into_iter()
+            .map(
+                |query| async move { self.query(Some(due_index::NAME), &query, None, limit).await },
+            );
+        let items = futures::future::try_join_all(queries).await?;
+        let (waiting, unreadable) = due_index::waiting(items.into_iter().flatten(), limit);
+        for error in unreadable {
+            tracing::warn!(%error, "skipping an unreadable status item");
+        }
+        Ok(waiting)
+    }
+
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {
         if let Some(search) = &query.filter.search {
             return Ok(query.page(self.search(search).await?));

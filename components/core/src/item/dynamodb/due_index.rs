@@ -9,7 +9,7 @@ use serde_dynamo::{AttributeValue, Item};
 
 use super::items::read;
 use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, StatusItem, due_shard_key};
-use crate::model::State;
+use crate::model::{State, Status};
 use crate::store::StoreError;
 
 pub const NAME: &str = "due";
@@ -24,16 +24,41 @@ pub use super::items::KeyQuery as Query;
 /// One query per partition: the webhooks due by `up_to` (all in flight, with
 /// `None`), the longest waiting first.
 pub fn queries(up_to: Option<i64>) -> Vec<Query> {
+    shards(|names, values| {
+        let up_to = up_to?;
+        names.insert("#at".into(), SORT_KEY.into());
+        values.insert(":up_to".into(), AttributeValue::N(up_to.to_string()));
+        Some("#at <= :up_to")
+    })
+}
+
+/// One query per partition: the webhooks due from `from` to `to` (both included), the
+/// soonest first.
+pub fn queries_between(from: i64, to: i64) -> Vec<Query> {
+    shards(|names, values| {
+        names.insert("#at".into(), SORT_KEY.into());
+        values.insert(":from".into(), AttributeValue::N(from.to_string()));
+        values.insert(":to".into(), AttributeValue::N(to.to_string()));
+        Some("#at BETWEEN :from AND :to")
+    })
+}
+
+/// A query of each partition, narrowed by what `sort` adds to its key condition.
+fn shards(
+    sort: impl Fn(
+        &mut HashMap<String, String>,
+        &mut HashMap<String, AttributeValue>,
+    ) -> Option<&'static str>,
+) -> Vec<Query> {
     (0..DUE_SHARDS)
         .map(|shard| {
             let mut names = HashMap::from([("#shard".to_owned(), PARTITION_KEY.to_owned())]);
             let mut values =
                 HashMap::from([(":shard".to_owned(), AttributeValue::S(due_shard_key(shard)))]);
             let mut key_condition = "#shard = :shard".to_owned();
-            if let Some(up_to) = up_to {
-                names.insert("#at".into(), SORT_KEY.into());
-                values.insert(":up_to".into(), AttributeValue::N(up_to.to_string()));
-                key_condition.push_str(" AND #at <= :up_to");
+            if let Some(condition) = sort(&mut names, &mut values) {
+                key_condition.push_str(" AND ");
+                key_condition.push_str(condition);
             }
             Query {
                 key_condition,
@@ -77,6 +102,39 @@ pub fn unindexed_scan() -> super::list::Scan {
 pub fn backfill(item: Item) -> Result<(String, crate::model::Status), ItemError> {
     let status: StatusItem = read(item).map_err(|e| ItemError(e.to_string()))?;
     Ok((status.id.clone(), status.into_status()))
+}
+
+/// The webhooks waiting for an attempt (`received` or `failed`), with their statuses, from
+/// the `STATUS` items of the [`due_index`] (the index keeps a processing webhook under the
+/// end of its lease: those are left out), the soonest due first; and the items that cannot
+/// be read.
+pub fn waiting(
+    items: impl IntoIterator<Item = Item>,
+    limit: usize,
+) -> (Vec<(String, Status)>, Vec<StoreError>) {
+    let mut waiting = Vec::new();
+    let mut unreadable = Vec::new();
+    for item in items {
+        match read::<StatusItem>(item) {
+            Ok(item) => {
+                let id = item.id.clone();
+                let status = item.into_status();
+                if let (State::Received | State::Failed, Some(due)) =
+                    (status.state, status.due_at())
+                {
+                    waiting.push((due, id, status));
+                }
+            }
+            Err(error) => unreadable.push(error),
+        }
+    }
+    waiting.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let waiting = waiting
+        .into_iter()
+        .take(limit)
+        .map(|(_, id, status)| (id, status))
+        .collect();
+    (waiting, unreadable)
 }
 
 /// The ids whose next attempt is due at `now`, or whose lease has expired, from the

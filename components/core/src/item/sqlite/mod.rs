@@ -23,7 +23,7 @@ pub use connection::{Answer, Connection, Value};
 pub use schema::{SCHEMA, SCHEMA_VERSION, ensure_schema, schema_statements};
 
 use connection::{
-    limit_of, optional, optional_text, read_rows, rows, status_values, text, version,
+    Row, limit_of, optional, optional_text, read_rows, rows, status_values, text, version,
 };
 
 const INSERT_WEBHOOK: &str = "INSERT INTO items
@@ -104,6 +104,10 @@ const DETAILS: &str = "SELECT sk, origin, type, created, received_at, idempotenc
 const DUE: &str = "SELECT id FROM items INDEXED BY items_due
     WHERE sk = 'STATUS' AND status IN ('received', 'failed')
     AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2";
+const WAITING: &str = "SELECT id, status, retries, version, updated_at, lease_until,
+    next_attempt_at, last_error FROM items INDEXED BY items_due
+    WHERE sk = 'STATUS' AND status IN ('received', 'failed')
+    AND next_attempt_at BETWEEN ?1 AND ?2 ORDER BY next_attempt_at, id LIMIT ?3";
 const LEASE_EXPIRED: &str = "SELECT id FROM items INDEXED BY items_leased
     WHERE sk = 'STATUS' AND status = 'processing'
     AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
@@ -273,7 +277,29 @@ pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, Stor
     let Some(mut row) = rows(&mut answer).next() else {
         return Ok(None);
     };
-    Ok(Some(Status {
+    status_of(&mut row).map(Some)
+}
+
+/// The webhooks waiting for an attempt due from `from` to `to`, soonest first.
+pub fn waiting(
+    db: &mut impl Connection,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Vec<(String, Status)>, StoreError> {
+    let answer = db.execute(
+        WAITING,
+        vec![
+            Value::Integer(from),
+            Value::Integer(to),
+            Value::Integer(limit_of(limit)),
+        ],
+    )?;
+    read_rows(answer, |row| Ok((row.text("id")?, status_of(row)?)))
+}
+
+fn status_of(row: &mut Row) -> Result<Status, StoreError> {
+    Ok(Status {
         state: row.state("status")?,
         attempts: row.unsigned("retries")?,
         version: row.unsigned("version")?,
@@ -281,7 +307,7 @@ pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, Stor
         lease_until: row.optional_integer("lease_until")?,
         next_attempt_at: row.optional_integer("next_attempt_at")?,
         last_error: row.optional_text("last_error")?,
-    }))
+    })
 }
 
 /// Writes `transition` if the stored status still has `expected_version`, with its attempt
