@@ -7,8 +7,6 @@ use std::time::Duration;
 use inbox_core::config::{Config, ConfigError, parsed};
 use inbox_core::lifecycle::RetryPolicy;
 
-use crate::aws::sqs::MAX_DELAY as MAX_QUEUE_DELAY;
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub policy: RetryPolicy,
@@ -26,7 +24,8 @@ pub struct Settings {
     pub sweep_limit: usize,
     /// How far ahead the scheduled function on AWS looks for webhooks whose wait is too long
     /// for the failed queue to carry: longer than the schedule's period (5 minutes in the
-    /// template), so that none falls between two runs; at most the 15 minutes SQS can delay.
+    /// template), so that none falls between two runs; at most the 15 minutes SQS can delay
+    /// (`inbox lambda` refuses more).
     pub wake_ahead: Duration,
 }
 
@@ -36,13 +35,6 @@ impl Settings {
         let concurrency: usize = parsed(config, "worker_concurrency", 8)?;
         let sweep_limit: usize = parsed(config, "sweep_limit", 1_000)?;
         let wake_ahead = Duration::from_millis(parsed(config, "wake_ahead_ms", 360_000)?);
-        if wake_ahead > MAX_QUEUE_DELAY {
-            return Err(ConfigError(format!(
-                "INBOX_WAKE_AHEAD_MS = {}: SQS delays a message by at most {} ms",
-                wake_ahead.as_millis(),
-                MAX_QUEUE_DELAY.as_millis()
-            )));
-        }
         if timeout_ms == 0 || concurrency == 0 || sweep_limit == 0 {
             return Err(ConfigError(
                 "INBOX_PROCESSOR_TIMEOUT_MS, INBOX_WORKER_CONCURRENCY and INBOX_SWEEP_LIMIT must be positive"

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use inbox_stores::WebhookStore;
 
@@ -10,7 +10,7 @@ use super::args::{ComponentArgs, dynamo_store};
 use super::environment::Environment;
 use super::hosts::Hosts;
 use crate::attempt::Processor;
-use crate::aws::sqs::Queues;
+use crate::aws::sqs::{self, Queues};
 use crate::lambda::{self, Handler};
 use crate::metrics;
 
@@ -49,6 +49,15 @@ impl Lambda {
             true => Some(hosts.processor()?),
             false => None,
         };
+        // The schedule's messages are delayed at most as long as SQS allows.
+        let ahead = hosts.settings.wake_ahead;
+        if ahead > sqs::MAX_DELAY {
+            bail!(
+                "INBOX_WAKE_AHEAD_MS = {}: SQS delays a message by at most {} ms",
+                ahead.as_millis(),
+                sqs::MAX_DELAY.as_millis()
+            );
+        }
         let queues = Queues::new(
             Queues::client().await,
             self.failed_queue_url,

@@ -16,8 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use backon::{BackoffBuilder, Retryable};
 pub use inbox_core::item::Retention;
 use inbox_core::item::dynamodb::{
-    self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, due_index,
-    list_index,
+    self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, list_index,
 };
 use inbox_core::item::{self, STATUS_SK, StatusItem, WEBHOOK_SK};
 use inbox_core::lifecycle::Transition;
@@ -25,6 +24,8 @@ use inbox_core::listing::{Counts, Filter, Page, Query};
 use inbox_core::model::{Details, StatusView};
 use inbox_core::store::{Captured, StoreError, WebhookStore};
 use inbox_core::{Status, Webhook};
+
+mod due;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -140,22 +141,6 @@ impl DynamoStore {
         .await
     }
 
-    /// Gives every webhook in flight whose status was written before the `due` index
-    /// existed its index keys, so the sweep and the worker find it. How many it gave them.
-    pub async fn backfill_due_index(&self) -> Result<usize, StoreError> {
-        let mut indexed = 0;
-        for item in self.scan(&due_index::unindexed_scan()).await? {
-            let (id, status) =
-                due_index::backfill(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let rewrite = Transition::to(status.clone());
-            // Not swapped: changed since the scan, and that change wrote its keys.
-            if self.swap_status(&id, status.version, &rewrite).await? {
-                indexed += 1;
-            }
-        }
-        Ok(indexed)
-    }
-
     /// The items of one partition (of `index`, or of the table), page after page; at most
     /// `limit`, with `projection` if given (else what the index holds, or all).
     async fn query(
@@ -187,23 +172,6 @@ impl DynamoStore {
             Ok((page.items, page.last_evaluated_key))
         })
         .await
-    }
-
-    /// Every partition of the `due` index, at most `limit` items from each: together they
-    /// hold the `limit` longest waiting.
-    async fn in_flight(
-        &self,
-        up_to: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<serde_dynamo::Item>, StoreError> {
-        let mut items = Vec::new();
-        for query in due_index::queries(up_to) {
-            items.extend(
-                self.query(Some(due_index::NAME), &query, None, limit)
-                    .await?,
-            );
-        }
-        Ok(items)
     }
 
     /// The items at `keys`, [`dynamodb::BATCH_GET_KEYS`] a call; a key not stored is left out.
@@ -414,12 +382,7 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let items = self.in_flight(Some(now), limit).await?;
-        let (ids, unreadable) = dynamodb::due(items, now, limit);
-        for error in unreadable {
-            tracing::warn!(%error, "skipping an unreadable status item");
-        }
-        Ok(ids)
+        self.due_ids(now, limit).await
     }
 
     async fn waiting(
@@ -428,17 +391,7 @@ impl WebhookStore for DynamoStore {
         to: i64,
         limit: usize,
     ) -> Result<Vec<(String, Status)>, StoreError> {
-        let queries = due_index::queries_between(from, to)
-            .into_iter()
-            .map(
-                |query| async move { self.query(Some(due_index::NAME), &query, None, limit).await },
-            );
-        let items = futures::future::try_join_all(queries).await?;
-        let (waiting, unreadable) = due_index::waiting(items.into_iter().flatten(), limit);
-        for error in unreadable {
-            tracing::warn!(%error, "skipping an unreadable status item");
-        }
-        Ok(waiting)
+        self.waiting_between(from, to, limit).await
     }
 
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {
