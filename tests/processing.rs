@@ -144,6 +144,21 @@ fn webhooks_are_forwarded_and_a_5xx_is_retried() {
         seen[1].ends_with(std::str::from_utf8(&event).unwrap()),
         "the payload, byte for byte"
     );
+    // Each attempt is logged with the destination the processor named: the forward URL's
+    // scheme, host and port, not its path.
+    let named = url.strip_suffix("/hooks").unwrap();
+    let attempts: Vec<String> = inbox
+        .log()
+        .lines()
+        .filter(|line| {
+            line.contains(id) && (line.contains("processed") || line.contains("attempt failed"))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    for line in &attempts {
+        assert!(line.contains(named) && !line.contains("/hooks"), "{line}");
+    }
 }
 
 #[test]

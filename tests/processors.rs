@@ -72,6 +72,16 @@ fn the_rust_python_and_javascript_processors_pass_the_conformance_kit() {
         assert_eq!(outcome("destination 410 Gone").0, "reject");
         assert_eq!(outcome("destination 500").0, "retry");
         assert_eq!(outcome("destination not listening").0, "retry");
+        // Each names its destination: forward_url's scheme, host and port, not its path.
+        assert_eq!(report["names_destinations"], true, "{language}");
+        for case in cases {
+            let named = case["destination_name"].as_str().unwrap();
+            let port = named.strip_prefix("http://127.0.0.1:").unwrap_or_default();
+            assert!(
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+                "{language}: {named}"
+            );
+        }
         for case in cases {
             assert_eq!(case["passed"], true, "{language}: {case:#}");
             assert_eq!(case["within_deadline"], true, "{language}: {case:#}");
@@ -125,6 +135,10 @@ fn the_kit_reports_for_a_terminal_and_fails_a_processor_that_maps_answers_wrongl
     assert!(output.status.success(), "{text}");
     assert!(text.contains(&sha256_of(&path)), "{text}");
     assert!(text.contains("PASS: 11 of 11 cases passed"), "{text}");
+    assert!(
+        text.contains("names      the destination http://127.0.0.1:"),
+        "{text}"
+    );
 
     // A processor that never forwards fails every case the destination should have
     // decided; told it does not forward, the kit holds it to its limits only.
@@ -143,6 +157,13 @@ fn the_kit_reports_for_a_terminal_and_fails_a_processor_that_maps_answers_wrongl
     let (ok, report) = check_json(&misbehaving, &["--without-destination"], &[]);
     assert!(ok, "{report:#}");
     assert_eq!(report["forwarding"], "unused");
+    // It was built before the `destinations` interface: it loads and runs all the same,
+    // as one destination named after its file.
+    assert_eq!(report["names_destinations"], false, "{report:#}");
+    assert_eq!(
+        report["cases"][0]["destination_name"],
+        "misbehaving_processor"
+    );
 
     // One that forwards something else and completes whatever the answer fails on both.
     let (ok, report) = check_json(

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use inbox_bridge::attempt::Processor;
+use inbox_bridge::attempt::{Processed, Processor};
 use inbox_bridge::metrics::NoMetrics;
 use inbox_bridge::serve::{self, Handler, HttpLimits, RequestBody};
 use inbox_bridge::settings::Settings;
@@ -113,8 +113,11 @@ struct Completes;
 
 #[async_trait]
 impl Processor for Completes {
-    async fn process(&self, _: &Webhook, _: u32) -> Outcome {
-        Outcome::Completed
+    async fn process(&self, _: &Webhook, _: u32) -> Processed {
+        Processed {
+            outcome: Outcome::Completed,
+            destination: "inbox-processor".into(),
+        }
     }
 }
 

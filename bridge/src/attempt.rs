@@ -14,6 +14,7 @@ use inbox_core::clock::now_ms;
 use inbox_core::lifecycle::{Outcome, Transition};
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::{StoreError, WebhookStore};
+pub use inbox_wasm_host::Processed;
 
 use crate::metrics::{Event, Metrics};
 use crate::settings::Settings;
@@ -22,8 +23,9 @@ use crate::settings::Settings;
 #[async_trait]
 pub trait Processor: Send + Sync {
     /// Processes `webhook` on attempt `attempt` (from 1). Whatever happens inside, the
-    /// answer is an outcome: a failure to run is a retry like any other.
-    async fn process(&self, webhook: &Webhook, attempt: u32) -> Outcome;
+    /// answer is an outcome (a failure to run is a retry like any other), with the
+    /// destination it was for.
+    async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed;
 }
 
 /// What follows a transition: nothing locally; on Lambda, before it is recorded, a failed
@@ -150,7 +152,10 @@ impl Attempter<'_> {
         };
 
         let started = Instant::now();
-        let outcome = self.processor.process(&webhook, claimed.attempts).await;
+        let Processed {
+            outcome,
+            destination,
+        } = self.processor.process(&webhook, claimed.attempts).await;
         let transition = claimed
             .finish(id, &outcome, policy, now_ms())
             .expect("a claimed status is processing");
@@ -165,7 +170,14 @@ impl Attempter<'_> {
             );
             return Ok(Attempted::Discarded);
         }
-        log_attempt(&webhook, &claimed, &outcome, &transition, started);
+        log_attempt(
+            &webhook,
+            &destination,
+            &claimed,
+            &outcome,
+            &transition,
+            started,
+        );
         self.count(&webhook, &transition, started.elapsed());
         self.notify(id, &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
@@ -271,6 +283,7 @@ impl Attempter<'_> {
 /// One line per attempt, and an error for a dead letter.
 fn log_attempt(
     webhook: &Webhook,
+    destination: &str,
     claimed: &Status,
     outcome: &Outcome,
     transition: &Transition,
@@ -281,10 +294,10 @@ fn log_attempt(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Outcome::Completed => {
-            tracing::info!(id, origin, attempt, elapsed_ms, %state, "processed")
+            tracing::info!(id, origin, destination, attempt, elapsed_ms, %state, "processed")
         }
         Outcome::Retry { reason, .. } | Outcome::Reject { reason } => {
-            tracing::warn!(id, origin, attempt, elapsed_ms, %state, reason, "attempt failed")
+            tracing::warn!(id, origin, destination, attempt, elapsed_ms, %state, reason, "attempt failed")
         }
     }
     if state == State::OperatorRequired {
@@ -362,7 +375,7 @@ mod tests {
 
     #[async_trait]
     impl Processor for Scripted {
-        async fn process(&self, webhook: &Webhook, attempt: u32) -> Outcome {
+        async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
             self.seen.lock().unwrap().push(attempt);
             if let Some(store) = &self.meanwhile {
                 // The lease is taken over (it expired, and another worker retook it).
@@ -377,7 +390,10 @@ mod tests {
                         .unwrap()
                 );
             }
-            self.outcomes.lock().unwrap().remove(0)
+            Processed {
+                outcome: self.outcomes.lock().unwrap().remove(0),
+                destination: "scripted".into(),
+            }
         }
     }
 

@@ -34,13 +34,12 @@ pub mod worker;
 
 use async_trait::async_trait;
 use inbox_core::Webhook;
-use inbox_core::lifecycle::Outcome;
-use inbox_wasm_host::ProcessorHost;
+use inbox_wasm_host::{Processed, ProcessorHost};
 
 /// The processor component is what processes, wherever an attempt runs.
 #[async_trait]
 impl attempt::Processor for ProcessorHost {
-    async fn process(&self, webhook: &Webhook, attempt: u32) -> Outcome {
+    async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
         ProcessorHost::process(self, webhook, attempt).await
     }
 }

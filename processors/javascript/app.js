@@ -1,7 +1,8 @@
 // A webhook processor for the inbox, in JavaScript.
 //
 // The inbox calls `handler.process` once per attempt, in a fresh instance, with the stored
-// webhook. This one completes the event types it ignores at once and forwards every other
+// webhook; before it, `destinations.destination` names where the webhook goes (the forward
+// URL's scheme, host and port), for the inbox to keep its state per destination. This one completes the event types it ignores at once and forwards every other
 // webhook to `forward_url`, mapping the destination's answer to an outcome:
 //
 // - 2xx: completed;
@@ -56,6 +57,25 @@ export const handler = {
     return classify(answer.status, answer.retryAfter);
   },
 };
+
+export const destinations = {
+  destination() {
+    return destinationOf(setting("forward_url"));
+  },
+};
+
+// The URL's scheme, host and port (the scheme's own when none is given): never its
+// credentials, path or query, which may hold a secret.
+function destinationOf(url) {
+  const match = /^(https?):\/\/([^/?#]+)/.exec(url ?? "");
+  if (!match) {
+    return "forward_url not set or not http(s)";
+  }
+  const [, scheme, authority] = match;
+  const host = authority.slice(authority.lastIndexOf("@") + 1).toLowerCase();
+  const hasPort = /:[0-9]*$/.test(host.slice(host.lastIndexOf("]") + 1));
+  return `${scheme}://${host}${hasPort ? "" : scheme === "https" ? ":443" : ":80"}`;
+}
 
 function retry(reason, delayMs) {
   // delay-ms is a u64: a BigInt, or undefined for none.

@@ -1,7 +1,8 @@
 """A webhook processor for the inbox, in Python.
 
 The inbox calls `Handler.process` once per attempt, in a fresh instance, with the stored
-webhook. This one completes the event types it ignores at once and forwards every other
+webhook; before it, `Destinations.destination` names where the webhook goes (the forward
+URL's scheme, host and port), for the inbox to keep its state per destination. This one completes the event types it ignores at once and forwards every other
 webhook to `forward_url`, mapping the destination's answer to an outcome:
 
 - 2xx: completed;
@@ -62,6 +63,25 @@ class Handler(exports.Handler):
         except ForwardError as error:
             return retry(f"forwarding to {url} failed: {error}")
         return classify(status, retry_after)
+
+
+class Destinations(exports.Destinations):
+    def destination(self, webhook: Webhook) -> str:
+        return destination_of(config.get("forward_url"))
+
+
+def destination_of(url: str | None) -> str:
+    """The URL's scheme, host and port (the scheme's own when none is given): never its
+    credentials, path or query, which may hold a secret."""
+    for scheme, port in (("https", 443), ("http", 80)):
+        prefix = scheme + "://"
+        if (url or "").startswith(prefix):
+            rest = url[len(prefix) :]
+            cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+            host = rest[:cut].rpartition("@")[2].lower()
+            after_ipv6 = host[host.rfind("]") + 1 :]
+            return f"{prefix}{host}" if ":" in after_ipv6 else f"{prefix}{host}:{port}"
+    return "forward_url not set or not http(s)"
 
 
 class ForwardError(Exception):

@@ -48,6 +48,9 @@ pub struct Report {
     pub deadline_ms: u64,
     pub memory_limit_bytes: usize,
     pub forwarding: Forwarding,
+    /// Whether it exports `webhooks:inbox/destinations`: if not, it is one destination,
+    /// named after its file.
+    pub names_destinations: bool,
     pub cases: Vec<CaseReport>,
     pub passed: bool,
 }
@@ -60,6 +63,9 @@ pub struct CaseReport {
     pub attempt: u32,
     /// What the destination answered: `200`, `429 Retry-After: 120`, `not listening`.
     pub destination: String,
+    /// The destination the processor named for the webhook (its file's name if it names
+    /// none).
+    pub destination_name: String,
     pub expected: String,
     /// `completed`, `retry`, `reject`, or `contained` when the host ended the attempt.
     pub outcome: &'static str,
@@ -89,7 +95,10 @@ pub async fn check(
     forwarding: Forwarding,
 ) -> Result<Report> {
     let mut destination = Destination::start().await?;
-    config.insert("forward_url".into(), destination.url());
+    let forward_url = destination.url();
+    // Where a processor that forwards there must say the webhooks go.
+    let forward_name = inbox_core::forward::Target::parse(&forward_url)?.destination();
+    config.insert("forward_url".into(), forward_url);
     let processor = ProcessorHost::load(engine, path, Arc::new(config), limits)?;
     let mut runs = Vec::new();
     for case in cases::all() {
@@ -102,7 +111,20 @@ pub async fn check(
     }
     let cases: Vec<CaseReport> = runs
         .into_iter()
-        .map(|(case, attempt, received)| judge(&case, attempt, &received, forwarding, &processor))
+        .map(|(case, attempt, received)| {
+            let mut report = judge(&case, attempt, &received, forwarding, &processor);
+            let named = &report.destination_name;
+            if forwarding == Forwarding::Required
+                && processor.names_destinations()
+                && *named != forward_name
+            {
+                report.passed = false;
+                report.notes.push(format!(
+                    "it named the destination {named:?}, not forward_url's scheme, host and port {forward_name:?}"
+                ));
+            }
+            report
+        })
         .collect();
     let file = processor.file();
     Ok(Report {
@@ -116,6 +138,7 @@ pub async fn check(
         deadline_ms: processor.deadline().as_millis() as u64,
         memory_limit_bytes: processor.max_memory_bytes(),
         forwarding,
+        names_destinations: processor.names_destinations(),
         passed: cases.iter().all(|case| case.passed),
         cases,
     })
@@ -195,6 +218,7 @@ fn judge(
         payload_bytes: case.webhook.payload.len(),
         attempt: case.attempt,
         destination: describe_answer(case.answer),
+        destination_name: attempt.destination,
         expected: describe_expected(expected),
         outcome,
         delay_ms,
@@ -268,10 +292,19 @@ impl Report {
         let _ = writeln!(out, "imports    {}", self.imports.join(", "));
         let _ = writeln!(
             out,
-            "limits     deadline {} ms, memory {} (a fresh instance per attempt)\n",
+            "limits     deadline {} ms, memory {} (a fresh instance per attempt)",
             self.deadline_ms,
             mib(self.memory_limit_bytes)
         );
+        let named = self.cases.first().map_or("", |case| &case.destination_name);
+        let _ = if self.names_destinations {
+            writeln!(out, "names      the destination {named}\n")
+        } else {
+            writeln!(
+                out,
+                "names      no destination (no webhooks:inbox/destinations): one, {named}\n"
+            )
+        };
         let _ = writeln!(
             out,
             "{:<34} {:<22} {:<22} {:>10} {:>11} {:>10}  result",

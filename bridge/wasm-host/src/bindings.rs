@@ -11,6 +11,7 @@ wasmtime::component::bindgen!({
         import webhooks:inbox/store@0.1.0;
         import spin:sqlite/sqlite@3.0.0;
         export webhooks:inbox/handler@0.1.0;
+        export webhooks:inbox/destinations@0.1.0;
     ",
     imports: { default: async },
     exports: { default: async },

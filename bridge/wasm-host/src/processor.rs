@@ -4,7 +4,10 @@
 //!
 //! Any component of the `processor` world runs here, whatever language built it; one that
 //! does not fit (another export, an import a processor is not given) is refused when the
-//! host starts, naming what does not fit, rather than failing every attempt.
+//! host starts, naming what does not fit, rather than failing every attempt. Before each
+//! attempt, in the same instance, the processor names the webhook's destination
+//! (`webhooks:inbox/destinations`); one built before that interface is one destination,
+//! named after its file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use inbox_core::{Webhook, lifecycle, redact};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre};
 
+use crate::bindings::exports::webhooks::inbox::destinations;
 use crate::bindings::exports::webhooks::inbox::handler::{GuestIndices, Outcome};
 use crate::bindings::webhook_to_wit;
 use crate::engine::{self, Limits};
@@ -24,6 +28,10 @@ use crate::state::HostState;
 
 /// The export a processor implements.
 pub const HANDLER: &str = "webhooks:inbox/handler@0.1.0";
+/// The export that names a webhook's destination; a processor may lack it.
+pub const DESTINATIONS: &str = "webhooks:inbox/destinations@0.1.0";
+/// The longest destination name kept; a longer one is cut.
+const MAX_DESTINATION_BYTES: usize = 256;
 /// Interfaces a processor imports only for the types they define.
 const TYPES: &str = "webhooks:inbox/types@0.1.0";
 
@@ -31,6 +39,10 @@ pub struct ProcessorHost {
     engine: Engine,
     pre: InstancePre<HostState>,
     indices: GuestIndices,
+    /// `None` for a processor built before the `destinations` interface.
+    destinations: Option<destinations::GuestIndices>,
+    /// What such a processor's destination is called: its file's name.
+    own_name: String,
     config: Arc<BTreeMap<String, String>>,
     deadline: Duration,
     max_memory_bytes: usize,
@@ -55,6 +67,9 @@ pub struct ComponentFile {
 pub struct Run {
     /// The processor's own outcome, or why the host ended the attempt.
     pub result: Result<lifecycle::Outcome, Contained>,
+    /// Where the processor said the webhook goes (the processor's own name if it says
+    /// nothing, or ended before it said).
+    pub destination: String,
     pub instantiate_time: Duration,
     /// From the start of instantiation to the outcome.
     pub elapsed: Duration,
@@ -84,14 +99,25 @@ impl std::fmt::Display for Contained {
     }
 }
 
+/// An attempt as the inbox records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub outcome: lifecycle::Outcome,
+    pub destination: String,
+}
+
 impl Run {
     /// The outcome the attempt records: a contained failure is one to retry.
-    pub fn outcome(self) -> lifecycle::Outcome {
-        self.result
-            .unwrap_or_else(|contained| lifecycle::Outcome::Retry {
-                reason: contained.to_string(),
-                delay_ms: None,
-            })
+    pub fn processed(self) -> Processed {
+        Processed {
+            outcome: self
+                .result
+                .unwrap_or_else(|contained| lifecycle::Outcome::Retry {
+                    reason: contained.to_string(),
+                    delay_ms: None,
+                }),
+            destination: self.destination,
+        }
     }
 }
 
@@ -106,18 +132,29 @@ impl ProcessorHost {
         let compiled = engine::compile(engine, path)?;
         let imports = check_world(engine, &compiled.component)
             .with_context(|| format!("{} cannot run as the processor", path.display()))?;
-        let (pre, indices) = engine::linker(engine)?
+        let (pre, indices, destinations) = engine::linker(engine)?
             .instantiate_pre(&compiled.component)
             .and_then(|pre| {
                 let indices = GuestIndices::new(&pre)?;
-                Ok((pre, indices))
+                let destinations = exports(engine, &compiled.component)
+                    .iter()
+                    .any(|name| name == DESTINATIONS)
+                    .then(|| destinations::GuestIndices::new(&pre))
+                    .transpose()?;
+                Ok((pre, indices, destinations))
             })
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} cannot run as the processor", path.display()))?;
+        let own_name = path.file_stem().map_or_else(
+            || "processor".to_owned(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
         Ok(ProcessorHost {
             engine: engine.clone(),
             pre,
             indices,
+            destinations,
+            own_name,
             config: Arc::new(Reader::Processor.visible(&config)),
             deadline: limits.processor_deadline,
             max_memory_bytes: limits.max_memory_bytes,
@@ -136,6 +173,11 @@ impl ProcessorHost {
         &self.file
     }
 
+    /// Whether it names each webhook's destination (`webhooks:inbox/destinations`).
+    pub fn names_destinations(&self) -> bool {
+        self.destinations.is_some()
+    }
+
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
@@ -145,8 +187,8 @@ impl ProcessorHost {
     }
 
     /// Runs the processor on one webhook; `attempt` starts at 1.
-    pub async fn process(&self, webhook: &Webhook, attempt: u32) -> lifecycle::Outcome {
-        self.attempt(webhook, attempt).await.outcome()
+    pub async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
+        self.attempt(webhook, attempt).await.processed()
     }
 
     /// Runs the processor on one webhook, measuring the attempt.
@@ -156,12 +198,21 @@ impl ProcessorHost {
         let mut store = engine::store(&self.engine, state, self.deadline);
         let started = Instant::now();
         let mut instantiate_time = Duration::ZERO;
+        let mut destination = None;
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instantiate_time = started.elapsed();
+            let wit = webhook_to_wit(webhook.clone());
+            if let Some(indices) = &self.destinations {
+                let named = indices
+                    .load(&mut store, &instance)?
+                    .call_destination(&mut store, &wit)
+                    .await?;
+                destination = Some(named);
+            }
             self.indices
                 .load(&mut store, &instance)?
-                .call_process(&mut store, &webhook_to_wit(webhook.clone()), attempt)
+                .call_process(&mut store, &wit, attempt)
                 .await
         };
         let result = match tokio::time::timeout(self.deadline, run).await {
@@ -185,6 +236,7 @@ impl ProcessorHost {
         };
         Run {
             result,
+            destination: self.destination_named(destination),
             instantiate_time,
             elapsed: started.elapsed(),
             peak_memory_bytes: store.data().peak_memory_bytes(),
@@ -192,14 +244,37 @@ impl ProcessorHost {
     }
 }
 
+impl ProcessorHost {
+    /// The name a processor gave, as the inbox keeps it: with any URL in it shown without
+    /// its secrets, and not too long; its own name if it gave none.
+    fn destination_named(&self, named: Option<String>) -> String {
+        let Some(named) = named.map(|name| redact::urls_in(name.trim())) else {
+            return self.own_name.clone();
+        };
+        if named.is_empty() {
+            return self.own_name.clone();
+        }
+        let mut end = named.len().min(MAX_DESTINATION_BYTES);
+        while !named.is_char_boundary(end) {
+            end -= 1;
+        }
+        named[..end].to_owned()
+    }
+}
+
+fn exports(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 /// Checks that `component` is of the `processor` world: it exports [`HANDLER`] and imports
 /// nothing a processor is not given. Its imports, when it fits.
 fn check_world(engine: &Engine, component: &Component) -> Result<Vec<String>> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty
-        .exports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
+    let exports = exports(engine, component);
     let imports: Vec<String> = ty
         .imports(engine)
         .map(|(name, _)| name.to_owned())

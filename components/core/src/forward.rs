@@ -53,6 +53,22 @@ impl Target {
             path_with_query: path.split('#').next().unwrap_or("/").to_owned(),
         })
     }
+
+    /// The destination it names (the `destinations` interface of the WIT contract): its
+    /// scheme, host and port, the port given even when it is the scheme's own, so that one
+    /// destination has one name; never its path or query, which may hold a token.
+    pub fn destination(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let authority = self.authority.to_ascii_lowercase();
+        // A port follows the host, after the `]` of an IPv6 address.
+        let host_end = authority.rfind(']').map_or(0, |end| end + 1);
+        if authority[host_end..].contains(':') {
+            format!("{scheme}://{authority}")
+        } else {
+            let port = if self.https { 443 } else { 80 };
+            format!("{scheme}://{authority}:{port}")
+        }
+    }
 }
 
 /// What a destination's HTTP status means for the webhook: 2xx done; 408, 429 and 5xx
@@ -161,6 +177,23 @@ mod tests {
         assert!(Target::parse("ftp://h/").is_err());
         assert!(Target::parse("http:///x").is_err());
         assert!(Target::parse("http://user:pw@h/").is_err());
+    }
+
+    #[test]
+    fn a_destination_is_named_by_scheme_host_and_port_without_path_or_query() {
+        let name = |url: &str| Target::parse(url).unwrap().destination();
+        assert_eq!(
+            name("https://hooks.slack.com/services/T0/B0/secret?token=x"),
+            "https://hooks.slack.com:443"
+        );
+        assert_eq!(
+            name("https://API.example.com:443/"),
+            "https://api.example.com:443"
+        );
+        assert_eq!(name("http://127.0.0.1:8080/hooks"), "http://127.0.0.1:8080");
+        assert_eq!(name("http://example.com?k=v"), "http://example.com:80");
+        assert_eq!(name("http://[::1]/x"), "http://[::1]:80");
+        assert_eq!(name("http://[::1]:9000/x"), "http://[::1]:9000");
     }
 
     #[test]

@@ -20,13 +20,19 @@ pub use bindings::wasi;
 
 /// Generates a component's bindings for `world`, sharing the interfaces this crate binds:
 /// `with_shared_interfaces!("capture", "../../wit")` inside the component's `bindings`
-/// module.
+/// module; with a third argument, `world` is one of that WIT text's, which may use the
+/// contract's interfaces.
 #[macro_export]
 macro_rules! with_shared_interfaces {
     ($world:literal, $path:literal) => {
+        $crate::with_shared_interfaces!(@generate world: $world, path: $path,);
+    };
+    ($world:literal, $path:literal, $inline:literal) => {
+        $crate::with_shared_interfaces!(@generate world: $world, path: $path, inline: $inline,);
+    };
+    (@generate $($setting:ident: $value:literal,)*) => {
         wit_bindgen::generate!({
-            world: $world,
-            path: $path,
+            $($setting: $value,)*
             with: {
                 "wasi:config/store@0.2.0-draft-2024-09-27": inbox_guest::wasi::config::store,
                 "wasi:http/types@0.2.0": inbox_guest::wasi::http::types,

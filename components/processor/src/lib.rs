@@ -7,6 +7,7 @@ mod bindings {
 
 use std::time::Duration;
 
+use bindings::exports::webhooks::inbox::destinations;
 use bindings::exports::webhooks::inbox::handler::{Guest, Outcome, RetryRequest};
 use bindings::webhooks::inbox::types::Webhook;
 use inbox_core::config::Config;
@@ -34,6 +35,20 @@ impl Guest for Processor {
             }
             lifecycle::Outcome::Reject { reason } => Outcome::Reject(reason),
         }
+    }
+}
+
+/// The forward URL's scheme, host and port; without one (or with one that does not parse,
+/// which every attempt then retries with the reason), the processor itself.
+impl destinations::Guest for Processor {
+    fn destination(_webhook: Webhook) -> String {
+        WasiConfig
+            .get("forward_url")
+            .and_then(|url| Target::parse(&url).ok())
+            .map_or_else(
+                || "inbox-processor".to_owned(),
+                |target| target.destination(),
+            )
     }
 }
 

@@ -6,8 +6,19 @@
 //! Once the webhook's `attempt` exceeds `processor_misbehave_attempts` (if set) it
 //! completes, so tests can show that a host recovers.
 
+// A processor as they were built before the `destinations` interface: `handler` alone, so
+// the tests show that such a processor still loads and runs.
 mod bindings {
-    inbox_guest::with_shared_interfaces!("processor", "../../../wit");
+    inbox_guest::with_shared_interfaces!(
+        "processor-before-destinations",
+        "../../../wit",
+        "package test:misbehaving;
+        world processor-before-destinations {
+            import wasi:config/store@0.2.0-draft-2024-09-27;
+            import wasi:http/outgoing-handler@0.2.0;
+            export webhooks:inbox/handler@0.1.0;
+        }"
+    );
 }
 
 use bindings::exports::webhooks::inbox::handler::{Guest, Outcome};
