@@ -346,6 +346,43 @@ async fn python_and_javascript_processors_handle_webhooks_on_inbox_serve() {
     }
 }
 
+#[test]
+fn the_kits_name_their_destination_without_the_secrets_of_its_url() {
+    // A token in the path and one in the query (the host refuses credentials before the
+    // URL reaches a processor); nothing listens on port 9, so each attempt fails and is
+    // logged.
+    let url = "http://127.0.0.1:9/hooks/T0KEN/s3cr3t?token=t0p";
+    for language in ["python", "javascript"] {
+        let path = kit_processor(language);
+        let inbox = Inbox::start(&[
+            ("INBOX_PROCESSOR_WASM", path.to_str().unwrap()),
+            ("INBOX_FORWARD_URL", url),
+        ]);
+        let body = support::bigcommerce_event(&format!("{language}-secret-url"));
+        let (code, answer) = inbox.post_bigcommerce(&body);
+        assert_eq!(code, 202, "{answer}");
+        let id = answer["id"].as_str().unwrap().to_owned();
+        inbox.wait_for(&id, "operator_required", Duration::from_secs(60));
+        let log = inbox.log();
+        let named: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains(&id) && line.contains("attempt failed"))
+            .map(|line| {
+                let value = line.split("destination=").nth(1).unwrap_or_default();
+                value
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+            })
+            .collect();
+        assert_eq!(named, ["http://127.0.0.1:9"; 3], "{language}: {log}");
+        for secret in ["kit-user", "pa/ss"] {
+            assert!(!log.contains(secret), "{language} logged {secret}: {log}");
+        }
+    }
+}
+
 /// `inbox compile` into `dir`: the path of the `.cwasm` written.
 fn precompile(wasm: &Path, dir: &Path, target: Option<&str>) -> PathBuf {
     let mut command = Command::new(inbox_exe());

@@ -687,11 +687,10 @@ mod tests {
         }
         async fn waiting(
             &self,
-            from: i64,
-            to: i64,
+            waits: inbox_core::store::Waits,
             limit: usize,
         ) -> Result<Vec<(String, Status)>, StoreError> {
-            self.inner.waiting(from, to, limit).await
+            self.inner.waiting(waits, limit).await
         }
         async fn list(&self, query: &Query) -> Result<Page, StoreError> {
             self.inner.list(query).await

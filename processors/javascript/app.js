@@ -67,12 +67,19 @@ export const destinations = {
 // The URL's scheme, host and port (the scheme's own when none is given): never its
 // credentials, path or query, which may hold a secret.
 function destinationOf(url) {
-  const match = /^(https?):\/\/([^/?#]+)/.exec(url ?? "");
+  const match = /^(https?):\/\/(.*)$/s.exec(url ?? "");
   if (!match) {
     return "forward_url not set or not http(s)";
   }
-  const [, scheme, authority] = match;
-  const host = authority.slice(authority.lastIndexOf("@") + 1).toLowerCase();
+  const [, scheme, all] = match;
+  // A user and password end at the last `@` before the query, and may hold a `/`.
+  const query = all.search(/[?#]/);
+  const rest = all.slice(all.lastIndexOf("@", query < 0 ? all.length : query - 1) + 1);
+  const end = rest.search(/[/?#]/);
+  const host = (end < 0 ? rest : rest.slice(0, end)).toLowerCase();
+  if (!host) {
+    return "forward_url not set or not http(s)";
+  }
   const hasPort = /:[0-9]*$/.test(host.slice(host.lastIndexOf("]") + 1));
   return `${scheme}://${host}${hasPort ? "" : scheme === "https" ? ":443" : ":80"}`;
 }

@@ -77,8 +77,13 @@ def destination_of(url: str | None) -> str:
         prefix = scheme + "://"
         if (url or "").startswith(prefix):
             rest = url[len(prefix) :]
+            # A user and password end at the last `@` before the query, and may hold a `/`.
+            query = min((i for i in map(rest.find, "?#") if i >= 0), default=len(rest))
+            rest = rest[rest.rfind("@", 0, query) + 1 :]
             cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-            host = rest[:cut].rpartition("@")[2].lower()
+            host = rest[:cut].lower()
+            if not host:
+                break
             after_ipv6 = host[host.rfind("]") + 1 :]
             return f"{prefix}{host}" if ":" in after_ipv6 else f"{prefix}{host}:{port}"
     return "forward_url not set or not http(s)"

@@ -26,7 +26,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 /// Whether the failed queue carries a waiting webhook to its next attempt: a wait SQS can
 /// delay a message by. A longer one (hours, with the default schedule) gets no message
 /// when it starts: the scheduled function sends it once the attempt falls due within its
-/// look-ahead, so a wait of ten hours is one message, on time, not forty in a chain.
+/// look-ahead (the webhooks `Waits { longer_than: MAX_DELAY, .. }` finds), so a wait of
+/// ten hours is a message or two, on time, not forty in a chain.
 pub fn queue_carries(status: &Status) -> bool {
     status
         .next_attempt_at
@@ -278,6 +279,29 @@ impl FollowUp for Queues {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_carries_a_wait_of_up_to_fifteen_minutes() {
+        let failed = |wait: i64| Status {
+            state: State::Failed,
+            attempts: 1,
+            version: 3,
+            updated_at: 1_000,
+            lease_until: None,
+            next_attempt_at: Some(1_000 + wait),
+            last_error: None,
+        };
+        assert!(queue_carries(&failed(900_000)));
+        assert!(!queue_carries(&failed(900_001)));
+        // The schedule's wake finds exactly what the queue does not carry.
+        let waits = inbox_core::store::Waits {
+            from: 0,
+            to: i64::MAX,
+            longer_than: MAX_DELAY.as_millis() as i64,
+        };
+        assert!(!waits.matches(&failed(900_000)));
+        assert!(waits.matches(&failed(900_001)));
+    }
 
     #[test]
     fn a_message_names_the_webhook_and_never_carries_one() {

@@ -71,7 +71,7 @@ impl Lambda {
         {
             tracing::warn!(problem, "the function is too small for its settings");
         }
-        tracing::info!(table, "serving Lambda events");
+        tracing::info!(table, retries = %hosts.settings.policy, "serving Lambda events");
         let handler = Handler::new(
             capture,
             processor,

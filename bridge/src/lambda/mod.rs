@@ -30,7 +30,7 @@ use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, ConfigError, describe};
 use inbox_core::store::StoreError;
 use inbox_core::{State, Webhook};
-use inbox_stores::WebhookStore;
+use inbox_stores::{Waits, WebhookStore};
 use inbox_wasm_host::CaptureHost;
 use inbox_wasm_host::capture::internal_error;
 use serde_json::{Value, json};
@@ -177,8 +177,10 @@ impl Handler {
                 serde_json::to_value(self.queue(serde_json::from_value(event)?).await?)?
             }
             Shape::Schedule => {
-                let mut answer = self.sweep().await?;
-                answer["woken"] = self.wake().await?.into();
+                // Each runs whatever happens to the other; a failure fails the invocation.
+                let (swept, woken) = (self.sweep().await, self.wake().await);
+                let mut answer = swept?;
+                answer["woken"] = woken?.into();
                 answer
             }
         })
@@ -222,24 +224,22 @@ impl Handler {
 
     /// Sends the failed queue's message for each retry falling due before the next runs of
     /// the schedule whose wait was longer than the queue can delay ([`sqs::queue_carries`]),
-    /// delayed to its due time; one past due (up to the sweep's grace) goes at once. Two
-    /// runs' look-aheads overlap a little, so a retry may get two messages: the second
-    /// finds nothing to do. The number sent.
+    /// delayed to its due time; one past due (up to the sweep's grace) goes at once. A
+    /// retry is seen by each run whose window holds it (the look-aheads overlap, and one
+    /// not yet taken is seen again looking back): it is attempted once, and the other
+    /// messages find nothing to do. The number sent.
     async fn wake(&self) -> Result<usize> {
         let now = now_ms();
         let grace = i64::try_from(self.settings.sweep_grace.as_millis()).unwrap_or(i64::MAX);
         let ahead = i64::try_from(self.settings.wake_ahead.as_millis()).unwrap_or(i64::MAX);
-        let waiting = self
-            .store
-            .waiting(
-                now.saturating_sub(grace),
-                now.saturating_add(ahead),
-                self.settings.sweep_limit,
-            )
-            .await?;
+        let waits = Waits {
+            from: now.saturating_sub(grace),
+            to: now.saturating_add(ahead),
+            longer_than: sqs::MAX_DELAY.as_millis() as i64,
+        };
+        let waiting = self.store.waiting(waits, self.settings.sweep_limit).await?;
         let due: Vec<(String, Duration)> = waiting
             .into_iter()
-            .filter(|(_, status)| !sqs::queue_carries(status))
             .map(|(id, status)| {
                 let at = status.due_at().unwrap_or(now);
                 (

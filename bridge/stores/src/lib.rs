@@ -6,4 +6,4 @@ pub mod dynamodb;
 pub mod pool;
 pub mod sqlite;
 
-pub use inbox_core::store::{Captured, StoreError, WebhookStore, replay, requeue};
+pub use inbox_core::store::{Captured, StoreError, Waits, WebhookStore, replay, requeue};

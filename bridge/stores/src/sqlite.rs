@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use tokio::sync::{Notify, oneshot};
 
-use super::{Captured, StoreError, WebhookStore};
+use super::{Captured, StoreError, Waits, WebhookStore};
 use crate::pool::{ConnectionPool, open_connection};
 
 /// The most writes one commit carries.
@@ -224,12 +224,10 @@ impl WebhookStore for SqliteStore {
 
     async fn waiting(
         &self,
-        from: i64,
-        to: i64,
+        waits: Waits,
         limit: usize,
     ) -> Result<Vec<(String, Status)>, StoreError> {
-        self.read(move |db| sqlite::waiting(db, from, to, limit))
-            .await
+        self.read(move |db| sqlite::waiting(db, waits, limit)).await
     }
 
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {
@@ -823,11 +821,36 @@ mod tests {
         );
         assert_eq!(store.due(1_109, 10).await.unwrap(), Vec::<String>::new());
         assert_eq!(store.due(1_110, 10).await.unwrap(), vec![hook.id.clone()]);
-        // What waits for an attempt, by when it falls due, with its status.
-        assert!(store.waiting(0, 1_109, 10).await.unwrap().is_empty());
-        assert!(store.waiting(1_111, 9_999, 10).await.unwrap().is_empty());
+        // What waits for an attempt, by when it falls due and how long it waits, with its
+        // status (it failed at 1,100 and waits 10 ms).
+        let waits = |from, to, longer_than| Waits {
+            from,
+            to,
+            longer_than,
+        };
+        assert!(
+            store
+                .waiting(waits(0, 1_109, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .waiting(waits(1_111, 9_999, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .waiting(waits(0, 9_999, 10), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.waiting(1_110, 1_110, 10).await.unwrap(),
+            store.waiting(waits(1_110, 1_110, 9), 10).await.unwrap(),
             vec![(hook.id.clone(), failed.status.clone())]
         );
         // Not while an attempt holds it.
@@ -839,7 +862,13 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(store.waiting(0, i64::MAX, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .waiting(waits(0, i64::MAX, -1), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -103,6 +103,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest wait a schedule may hold: 30 days.
+const LONGEST_WAIT_MS: u64 = 30 * 24 * 3_600_000;
+
 /// The waits of a schedule (`5s,5m,30m,2h`), in milliseconds.
 pub fn parse_schedule(raw: &str) -> Result<Vec<u64>, String> {
     raw.split(',')
@@ -110,7 +113,10 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<u64>, String> {
         .map(|wait| {
             let parsed = humantime::parse_duration(wait)
                 .map_err(|e| format!("{wait:?} is not a duration such as 5s, 30m or 2h: {e}"))?;
-            u64::try_from(parsed.as_millis()).map_err(|_| format!("{wait:?} is too long"))
+            u64::try_from(parsed.as_millis())
+                .ok()
+                .filter(|ms| *ms <= LONGEST_WAIT_MS)
+                .ok_or_else(|| format!("{wait:?} is longer than 30 days"))
         })
         .collect()
 }
@@ -412,7 +418,9 @@ impl Status {
                 Transition {
                     status: Status {
                         state: State::Failed,
-                        next_attempt_at: Some(now.saturating_add(wait as i64)),
+                        next_attempt_at: Some(
+                            now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)),
+                        ),
                         last_error: Some(reason.clone()),
                         ..base.clone()
                     },
@@ -804,6 +812,11 @@ mod tests {
         );
         let error = configured(&[("retry_schedule", "5s,soon")]).unwrap_err();
         assert!(error.to_string().contains("\"soon\""), "{error}");
+        let error = configured(&[("retry_schedule", "5s,")]).unwrap_err();
+        assert!(error.to_string().contains("\"\""), "{error}");
+        let error = configured(&[("retry_schedule", "31d")]).unwrap_err();
+        assert!(error.to_string().contains("longer than 30 days"), "{error}");
+        assert!(configured(&[("retry_schedule", "30d")]).is_ok());
     }
 
     #[test]

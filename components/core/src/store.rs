@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::lifecycle::{Transition, TransitionError};
 use crate::listing::{Counts, Filter, Page, Query};
-use crate::model::{Details, Status, Webhook};
+use crate::model::{Details, State, Status, Webhook};
 
 /// Where webhooks and their statuses are kept (not `Store`: the hosts have wasmtime's).
 #[async_trait]
@@ -32,12 +32,11 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Ids whose next attempt is due at `now`, or whose lease has expired.
     async fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError>;
-    /// The webhooks waiting for an attempt (`received` or `failed`) whose next attempt falls
-    /// from `from` to `to` (both included), with their statuses, the soonest first.
+    /// The webhooks waiting for an attempt (`received` or `failed`) that `waits` matches,
+    /// with their statuses, the soonest due first.
     async fn waiting(
         &self,
-        from: i64,
-        to: i64,
+        waits: Waits,
         limit: usize,
     ) -> Result<Vec<(String, Status)>, StoreError>;
     /// A page of the webhooks `query` asks for, newest received first.
@@ -46,6 +45,27 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError>;
     /// Everything about a webhook but its payload: its status, attempts and dead letters.
     async fn details(&self, id: &str) -> Result<Option<Details>, StoreError>;
+}
+
+/// Which waiting webhooks [`WebhookStore::waiting`] finds: those whose next attempt falls
+/// from `from` to `to` (both included), after a wait (from their last change to that
+/// attempt) longer than `longer_than` milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    pub from: i64,
+    pub to: i64,
+    pub longer_than: i64,
+}
+
+impl Waits {
+    pub fn matches(&self, status: &Status) -> bool {
+        let waiting = matches!(status.state, State::Received | State::Failed);
+        status.next_attempt_at.is_some_and(|at| {
+            waiting
+                && (self.from..=self.to).contains(&at)
+                && at.saturating_sub(status.updated_at) > self.longer_than
+        })
+    }
 }
 
 /// Sends a dead webhook round again with a fresh retry budget ([`Resend::replay`]).
@@ -144,7 +164,6 @@ impl Resend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::State;
 
     #[test]
     fn a_resend_is_a_compare_and_swap_from_the_version_read() {

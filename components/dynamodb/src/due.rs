@@ -4,7 +4,7 @@
 use inbox_core::Status;
 use inbox_core::item::dynamodb::{self, due_index};
 use inbox_core::lifecycle::Transition;
-use inbox_core::store::{StoreError, WebhookStore};
+use inbox_core::store::{StoreError, Waits, WebhookStore};
 
 use crate::DynamoStore;
 
@@ -52,20 +52,22 @@ impl DynamoStore {
         Ok(ids)
     }
 
-    /// What waits for an attempt due from `from` to `to` ([`WebhookStore::waiting`]).
-    pub(crate) async fn waiting_between(
+    /// What waits for an attempt as `waits` says ([`WebhookStore::waiting`]). The window's
+    /// every item is read before the limit is applied (the index cannot filter on the
+    /// length of a wait), so that what the limit keeps is the soonest of those that match.
+    pub(crate) async fn waiting_for(
         &self,
-        from: i64,
-        to: i64,
+        waits: Waits,
         limit: usize,
     ) -> Result<Vec<(String, Status)>, StoreError> {
-        let queries = due_index::queries_between(from, to)
+        let queries = due_index::queries_between(waits.from, waits.to)
             .into_iter()
-            .map(
-                |query| async move { self.query(Some(due_index::NAME), &query, None, limit).await },
-            );
+            .map(|query| async move {
+                self.query(Some(due_index::NAME), &query, None, usize::MAX)
+                    .await
+            });
         let items = futures::future::try_join_all(queries).await?;
-        let (waiting, unreadable) = due_index::waiting(items.into_iter().flatten(), limit);
+        let (waiting, unreadable) = due_index::waiting(items.into_iter().flatten(), waits, limit);
         for error in unreadable {
             tracing::warn!(%error, "skipping an unreadable status item");
         }

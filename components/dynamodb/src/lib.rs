@@ -22,7 +22,7 @@ use inbox_core::item::{self, STATUS_SK, StatusItem, WEBHOOK_SK};
 use inbox_core::lifecycle::Transition;
 use inbox_core::listing::{Counts, Filter, Page, Query};
 use inbox_core::model::{Details, StatusView};
-use inbox_core::store::{Captured, StoreError, WebhookStore};
+use inbox_core::store::{Captured, StoreError, Waits, WebhookStore};
 use inbox_core::{Status, Webhook};
 
 mod due;
@@ -387,11 +387,10 @@ impl WebhookStore for DynamoStore {
 
     async fn waiting(
         &self,
-        from: i64,
-        to: i64,
+        waits: Waits,
         limit: usize,
     ) -> Result<Vec<(String, Status)>, StoreError> {
-        self.waiting_between(from, to, limit).await
+        self.waiting_for(waits, limit).await
     }
 
     async fn list(&self, query: &Query) -> Result<Page, StoreError> {

@@ -10,7 +10,7 @@ use serde_dynamo::{AttributeValue, Item};
 use super::items::read;
 use crate::item::{DUE_SHARDS, ItemError, STATUS_SK, StatusItem, due_shard_key};
 use crate::model::{State, Status};
-use crate::store::StoreError;
+use crate::store::{StoreError, Waits};
 
 pub const NAME: &str = "due";
 pub const PARTITION_KEY: &str = "due_shard";
@@ -104,12 +104,12 @@ pub fn backfill(item: Item) -> Result<(String, crate::model::Status), ItemError>
     Ok((status.id.clone(), status.into_status()))
 }
 
-/// The webhooks waiting for an attempt (`received` or `failed`), with their statuses, from
-/// the `STATUS` items of the [`due_index`] (the index keeps a processing webhook under the
-/// end of its lease: those are left out), the soonest due first; and the items that cannot
-/// be read.
+/// The webhooks waiting for an attempt that `waits` matches, with their statuses, from the
+/// `STATUS` items of the [`due_index`], the soonest due first; and the items that cannot be
+/// read.
 pub fn waiting(
     items: impl IntoIterator<Item = Item>,
+    waits: Waits,
     limit: usize,
 ) -> (Vec<(String, Status)>, Vec<StoreError>) {
     let mut waiting = Vec::new();
@@ -119,9 +119,7 @@ pub fn waiting(
             Ok(item) => {
                 let id = item.id.clone();
                 let status = item.into_status();
-                if let (State::Received | State::Failed, Some(due)) =
-                    (status.state, status.due_at())
-                {
+                if let (true, Some(due)) = (waits.matches(&status), status.due_at()) {
                     waiting.push((due, id, status));
                 }
             }

@@ -328,7 +328,12 @@ mod tests {
             (vec!["older".to_owned(), "fresh".to_owned()], 1)
         );
         // What waits for an attempt, with its status; not what an attempt holds.
-        let (waiting, unreadable) = due_index::waiting(with_a_bad_one, 10);
+        let all = crate::store::Waits {
+            from: 0,
+            to: 1_000,
+            longer_than: -1,
+        };
+        let (waiting, unreadable) = due_index::waiting(with_a_bad_one.clone(), all, 10);
         assert_eq!(
             (waiting, unreadable.len()),
             (
@@ -336,6 +341,18 @@ mod tests {
                 1
             )
         );
+        // Only as long a wait as asked for, due within the window.
+        let long = crate::store::Waits {
+            longer_than: 0,
+            ..all
+        };
+        assert!(
+            due_index::waiting(with_a_bad_one.clone(), long, 10)
+                .0
+                .is_empty()
+        );
+        let early = crate::store::Waits { to: 49, ..all };
+        assert_eq!(due_index::waiting(with_a_bad_one, early, 10).0.len(), 1);
     }
 
     #[test]

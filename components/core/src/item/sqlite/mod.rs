@@ -14,7 +14,7 @@ use crate::item::{
 use crate::lifecycle::Transition;
 use crate::listing::{Counts, Filter, Page, Query};
 use crate::model::{Attempt, DeadLetter, Details, Status, StatusView, Webhook};
-use crate::store::{Captured, StoreError};
+use crate::store::{Captured, StoreError, Waits};
 
 mod connection;
 mod schema;
@@ -107,7 +107,8 @@ const DUE: &str = "SELECT id FROM items INDEXED BY items_due
 const WAITING: &str = "SELECT id, status, retries, version, updated_at, lease_until,
     next_attempt_at, last_error FROM items INDEXED BY items_due
     WHERE sk = 'STATUS' AND status IN ('received', 'failed')
-    AND next_attempt_at BETWEEN ?1 AND ?2 ORDER BY next_attempt_at, id LIMIT ?3";
+    AND next_attempt_at BETWEEN ?1 AND ?2 AND next_attempt_at - updated_at > ?3
+    ORDER BY next_attempt_at, id LIMIT ?4";
 const LEASE_EXPIRED: &str = "SELECT id FROM items INDEXED BY items_leased
     WHERE sk = 'STATUS' AND status = 'processing'
     AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2";
@@ -280,18 +281,19 @@ pub fn status(db: &mut impl Connection, id: &str) -> Result<Option<Status>, Stor
     status_of(&mut row).map(Some)
 }
 
-/// The webhooks waiting for an attempt due from `from` to `to`, soonest first.
+/// The webhooks waiting for an attempt that `waits` matches ([`Waits::matches`]), soonest
+/// due first.
 pub fn waiting(
     db: &mut impl Connection,
-    from: i64,
-    to: i64,
+    waits: Waits,
     limit: usize,
 ) -> Result<Vec<(String, Status)>, StoreError> {
     let answer = db.execute(
         WAITING,
         vec![
-            Value::Integer(from),
-            Value::Integer(to),
+            Value::Integer(waits.from),
+            Value::Integer(waits.to),
+            Value::Integer(waits.longer_than),
             Value::Integer(limit_of(limit)),
         ],
     )?;
