@@ -30,8 +30,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 /// ten hours is a message or two, on time, not forty in a chain.
 pub fn queue_carries(status: &Status) -> bool {
     status
-        .next_attempt_at
-        .is_none_or(|at| at.saturating_sub(status.updated_at) <= MAX_DELAY.as_millis() as i64)
+        .wait_ms()
+        .is_none_or(|wait| wait <= MAX_DELAY.as_millis() as i64)
 }
 
 /// A message's `DelaySeconds` for `delay`: never sooner, at most [`MAX_DELAY`].
@@ -262,7 +262,7 @@ impl FollowUp for Queues {
         }
         let now = now_ms();
         let due = status.next_attempt_at.unwrap_or(now);
-        let wait = Duration::from_millis(due.saturating_sub(now).max(0) as u64);
+        let wait = inbox_core::clock::until(due, now);
         self.retry(&webhook.id, wait).await
     }
 

@@ -26,7 +26,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::event::dynamodb;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use inbox_core::clock::now_ms;
+use inbox_core::clock::{now_ms, until};
 use inbox_core::config::{Config, ConfigError, describe};
 use inbox_core::store::StoreError;
 use inbox_core::{State, Webhook};
@@ -240,13 +240,7 @@ impl Handler {
         let waiting = self.store.waiting(waits, self.settings.sweep_limit).await?;
         let due: Vec<(String, Duration)> = waiting
             .into_iter()
-            .map(|(id, status)| {
-                let at = status.due_at().unwrap_or(now);
-                (
-                    id,
-                    Duration::from_millis(at.saturating_sub(now).max(0) as u64),
-                )
-            })
+            .map(|(id, status)| (id, until(status.due_at().unwrap_or(now), now)))
             .collect();
         let unsent = self.queues.retry_all(&due).await?;
         let woken = due.len() - unsent.len();
@@ -375,7 +369,7 @@ impl Handler {
                 // the lease expires). Look again then; a message too many finds nothing to do.
                 let now = now_ms();
                 let at = status.next_attempt_at.or(status.lease_until).unwrap_or(now);
-                let wait = Duration::from_millis(at.saturating_sub(now).max(0) as u64);
+                let wait = until(at, now);
                 tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
                 self.queues.retry(id, wait).await?;
             }

@@ -267,6 +267,13 @@ impl Status {
         }
     }
 
+    /// How long it waits for its next attempt, from its last change: `None` when no
+    /// attempt is scheduled.
+    pub fn wait_ms(&self) -> Option<i64> {
+        self.next_attempt_at
+            .map(|at| at.saturating_sub(self.updated_at))
+    }
+
     /// Whether a worker may take it now.
     pub fn is_claimable(&self, now: i64) -> bool {
         match self.state {

@@ -59,12 +59,11 @@ pub struct Waits {
 
 impl Waits {
     pub fn matches(&self, status: &Status) -> bool {
-        let waiting = matches!(status.state, State::Received | State::Failed);
-        status.next_attempt_at.is_some_and(|at| {
-            waiting
-                && (self.from..=self.to).contains(&at)
-                && at.saturating_sub(status.updated_at) > self.longer_than
-        })
+        matches!(status.state, State::Received | State::Failed)
+            && status
+                .next_attempt_at
+                .is_some_and(|at| (self.from..=self.to).contains(&at))
+            && status.wait_ms().is_some_and(|wait| wait > self.longer_than)
     }
 }
 
