@@ -169,6 +169,7 @@ fn check_manifest(
             "/api/webhooks/...",
             "/demo/send-webhook",
             "/api/counts",
+            "/api/destinations/...",
             "/console/..."
         ],
         "{file}"

@@ -143,8 +143,8 @@ fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
         "{problems:?}"
     );
     // Admin routes under /api/webhooks only (their variable named as the capture route's,
-    // which another name at that level would conflict with): the counts, the demo and the
-    // console would be API Gateway's own 404.
+    // which another name at that level would conflict with): the counts, the destinations,
+    // the demo and the console would be API Gateway's own 404.
     let webhooks_only = text.replacen(
         HTTP_EVENT,
         &[
@@ -159,6 +159,9 @@ fn every_route_the_capture_component_serves_deploys_and_reaches_it() {
         route_problems(&webhooks_only),
         [
             "GET /api/counts reaches no function (404)",
+            "GET /api/destinations reaches no function (404)",
+            "POST /api/destinations/{name}/pause reaches no function (404)",
+            "POST /api/destinations/{name}/resume reaches no function (404)",
             "POST /demo/send-webhook reaches no function (404)",
             "GET /console reaches no function (404)",
             "GET /console/{asset} reaches no function (404)",

@@ -113,6 +113,10 @@ struct Completes;
 
 #[async_trait]
 impl Processor for Completes {
+    async fn destination(&self, _: &Webhook) -> String {
+        "inbox-processor".into()
+    }
+
     async fn process(&self, _: &Webhook, _: u32) -> Processed {
         Processed {
             outcome: Outcome::Completed,

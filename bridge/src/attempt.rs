@@ -11,17 +11,22 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use inbox_core::clock::now_ms;
+use inbox_core::destination::{self, Circuit};
 use inbox_core::lifecycle::{Outcome, Transition};
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::{StoreError, WebhookStore};
 pub use inbox_wasm_host::Processed;
 
+use crate::breaker::{self, Admission};
 use crate::metrics::{Event, Metrics};
 use crate::settings::Settings;
 
 /// Runs the user's processing (the processor component, in every host).
 #[async_trait]
 pub trait Processor: Send + Sync {
+    /// Where processing `webhook` would deliver it, asked before it is taken.
+    async fn destination(&self, webhook: &Webhook) -> String;
+
     /// Processes `webhook` on attempt `attempt` (from 1). Whatever happens inside, the
     /// answer is an outcome (a failure to run is a retry like any other), with the
     /// destination it was for.
@@ -80,6 +85,8 @@ pub enum Attempted {
     TakenByAnother,
     /// The lease expired before the outcome was recorded; the outcome is discarded.
     Discarded,
+    /// Held for its destination (open or paused), not attempted.
+    Held,
     /// No status is stored under the id.
     Missing,
 }
@@ -102,10 +109,11 @@ pub struct Attempter<'a> {
 }
 
 impl Attempter<'_> {
-    /// Takes `id` if it is due, processes it and records the outcome. `webhook` is the
-    /// webhook when the caller has it already (a stream image, a queue message); without
-    /// it, it is read once taken. A webhook due with its budget spent (its last attempt
-    /// never finished) is dead-lettered instead of taken again.
+    /// Takes `id` if it is due and its destination lets it, processes it and records the
+    /// outcome. `webhook` is the webhook when the caller has it already (a stream image, a
+    /// queue message); without it, it is read (its destination is named from it). A
+    /// webhook due with its budget spent (its last attempt never finished) is dead-lettered
+    /// instead of taken again; one whose destination is open or paused is held.
     pub async fn run(
         &self,
         id: &str,
@@ -130,6 +138,27 @@ impl Attempter<'_> {
             tracing::debug!(id, state = %status.state, "not taken");
             return Ok(Attempted::NotTaken(status));
         };
+        let webhook = match webhook {
+            Some(webhook) => Some(Cow::Borrowed(webhook)),
+            None => self.store.webhook(id).await?.map(Cow::Owned),
+        };
+        // Its destination decides first whether it is attempted at all: an open or paused
+        // one holds it, spending none of its budget. (An attempt whose lease expired is
+        // taken over whatever the destination: it was let through once.)
+        let (mut destination, mut probing) = (None, false);
+        if let Some(webhook) = &webhook
+            && status.state != State::Processing
+        {
+            let name = self.processor.destination(webhook).await;
+            let breaker = &self.settings.breaker;
+            match breaker::admit(self.store, breaker, &name, now).await? {
+                Admission::Hold(reason) => return self.hold(id, &status, &name, reason).await,
+                Admission::Go(admitted) => {
+                    probing = admitted.circuit == Circuit::Open;
+                    destination = Some(name);
+                }
+            }
+        }
         // Taking over an expired lease records the attempt that never finished.
         let claim = Transition {
             attempt: status.taken_over(now),
@@ -139,26 +168,33 @@ impl Attempter<'_> {
             tracing::debug!(id, "another attempt took it first");
             return Ok(Attempted::TakenByAnother);
         }
-        let webhook = match webhook {
-            Some(webhook) => Cow::Borrowed(webhook),
-            None => match self.store.webhook(id).await? {
-                Some(webhook) => Cow::Owned(webhook),
-                None => {
-                    let reason = "its webhook item is missing: nothing can process it".to_owned();
-                    let dead = claimed.give_up(now_ms(), reason);
-                    return self.record_dead_end(id, claimed.version, None, dead).await;
-                }
-            },
+        let Some(webhook) = webhook else {
+            let reason = "its webhook item is missing: nothing can process it".to_owned();
+            let dead = claimed.give_up(now_ms(), reason);
+            return self.record_dead_end(id, claimed.version, None, dead).await;
         };
 
         let started = Instant::now();
-        let Processed {
-            outcome,
-            destination,
-        } = self.processor.process(&webhook, claimed.attempts).await;
-        let transition = claimed
-            .finish(id, &outcome, policy, now_ms())
-            .expect("a claimed status is processing");
+        let processed = self.processor.process(&webhook, claimed.attempts).await;
+        let outcome = processed.outcome;
+        // The destination hears how it went whether or not the record below stands: the
+        // delivery happened either way.
+        let destination = destination.unwrap_or(processed.destination);
+        breaker::record(
+            self.store,
+            &self.settings.breaker,
+            &destination,
+            &outcome,
+            now_ms(),
+        )
+        .await;
+        let transition = match &outcome {
+            Outcome::Retry { reason, .. } if probing => {
+                destination::probe_failed(&claimed, &destination, reason, now_ms())
+            }
+            _ => claimed.finish(id, &outcome, policy, now_ms()).ok(),
+        }
+        .expect("a claimed status is processing");
         self.follow_up
             .before_recording(&webhook, &transition)
             .await
@@ -181,6 +217,29 @@ impl Attempter<'_> {
         self.count(&webhook, &transition, started.elapsed());
         self.notify(id, &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
+    }
+
+    /// Holds a waiting webhook for its destination ([`destination::hold`]).
+    async fn hold(
+        &self,
+        id: &str,
+        status: &Status,
+        destination: &str,
+        reason: String,
+    ) -> Result<Attempted, AttemptError> {
+        let Some(held) = destination::hold(status, destination, reason, now_ms()) else {
+            return Ok(Attempted::NotTaken(status.clone()));
+        };
+        if !self.record(id, status.version, &held).await? {
+            return Ok(Attempted::TakenByAnother);
+        }
+        tracing::info!(
+            id,
+            destination,
+            reason = held.status.last_error.as_deref().unwrap_or(""),
+            "held"
+        );
+        Ok(Attempted::Held)
     }
 
     /// Records a webhook that cannot be processed again as needing an operator.
@@ -314,9 +373,11 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
+    use inbox_core::destination::{Breaker, Destination, Held};
     use inbox_core::lifecycle::RetryPolicy;
     use inbox_core::listing::{Counts, Filter, Page, Query};
     use inbox_core::model::Details;
+    use inbox_core::store::release_held;
     use inbox_stores::Captured;
     use inbox_stores::sqlite::SqliteStore;
 
@@ -339,6 +400,12 @@ mod tests {
             sweep_grace: Duration::ZERO,
             sweep_limit: 10,
             wake_ahead: Duration::from_secs(360),
+            breaker: Breaker {
+                failures: 2,
+                probe_ms: 60_000,
+                max_probe_ms: 60_000,
+            },
+            release_batch: 10,
         }
     }
 
@@ -375,6 +442,10 @@ mod tests {
 
     #[async_trait]
     impl Processor for Scripted {
+        async fn destination(&self, _: &Webhook) -> String {
+            "scripted".into()
+        }
+
         async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
             self.seen.lock().unwrap().push(attempt);
             if let Some(store) = &self.meanwhile {
@@ -452,6 +523,71 @@ mod tests {
         changed.version += 1;
         let write = Transition::to(changed);
         assert!(store.swap_status(id, status.version, &write).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_open_destination_holds_without_spending_and_a_probe_closes_it() {
+        let (_dir, store) = store();
+        let hooks: Vec<Webhook> = ["a", "b", "c", "d"].into_iter().map(webhook).collect();
+        for hook in &hooks {
+            store.capture(hook.clone(), false).await.unwrap();
+        }
+        let processor = Scripted::new(vec![retry(), retry(), Outcome::Completed]);
+        let settings = settings();
+        let attempts = Attempter {
+            store: store.as_ref(),
+            processor: &processor,
+            follow_up: &NoFollowUp,
+            settings: &settings,
+            metrics: &NoMetrics,
+        };
+        // Two failures in a row open it (the settings' breaker).
+        for hook in &hooks[..2] {
+            assert_eq!(
+                attempts.run(&hook.id, None).await.unwrap(),
+                Attempted::Recorded(State::Failed)
+            );
+        }
+        let open = store.destination("scripted").await.unwrap().unwrap();
+        assert_eq!((open.state(), open.failures), ("open", 2));
+        for hook in &hooks[2..] {
+            assert_eq!(attempts.run(&hook.id, None).await.unwrap(), Attempted::Held);
+            let held = store.status(&hook.id).await.unwrap().unwrap();
+            assert_eq!((held.state, held.attempts), (State::Received, 0));
+        }
+        assert_eq!(
+            processor.seen.lock().unwrap().len(),
+            2,
+            "nothing held was run"
+        );
+        assert_eq!(store.held_count("scripted").await.unwrap(), 2);
+        // Before its probe nothing is released; once due, one is.
+        let now = now_ms();
+        assert!(
+            release_held(store.as_ref(), now, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let due = Destination {
+            probe_at: Some(0),
+            version: open.version + 1,
+            ..open.clone()
+        };
+        assert!(store.swap_destination(open.version, &due).await.unwrap());
+        let probe = release_held(store.as_ref(), now, 10).await.unwrap();
+        assert_eq!(probe.len(), 1);
+        assert_eq!(
+            attempts.run(&probe[0].0, None).await.unwrap(),
+            Attempted::Recorded(State::Completed)
+        );
+        let closed = store.destination("scripted").await.unwrap().unwrap();
+        assert_eq!((closed.state(), closed.failures), ("closed", 0));
+        // Closed, it releases the rest, and each is attempted with its budget whole.
+        let rest = release_held(store.as_ref(), now_ms(), 10).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].1.attempts, 0);
+        assert_eq!(store.held_count("scripted").await.unwrap(), 0);
     }
 
     #[tokio::test]
@@ -700,6 +836,30 @@ mod tests {
         }
         async fn details(&self, id: &str) -> Result<Option<Details>, StoreError> {
             self.inner.details(id).await
+        }
+        async fn destinations(&self) -> Result<Vec<Destination>, StoreError> {
+            self.inner.destinations().await
+        }
+        async fn destination(&self, name: &str) -> Result<Option<Destination>, StoreError> {
+            self.inner.destination(name).await
+        }
+        async fn swap_destination(
+            &self,
+            expected_version: u64,
+            destination: &Destination,
+        ) -> Result<bool, StoreError> {
+            self.inner
+                .swap_destination(expected_version, destination)
+                .await
+        }
+        async fn held(&self, name: &str, limit: usize) -> Result<Vec<Held>, StoreError> {
+            self.inner.held(name, limit).await
+        }
+        async fn held_count(&self, name: &str) -> Result<u64, StoreError> {
+            self.inner.held_count(name).await
+        }
+        async fn unhold(&self, name: &str, held: &Held) -> Result<(), StoreError> {
+            self.inner.unhold(name, held).await
         }
     }
 

@@ -18,6 +18,7 @@
 
 pub mod attempt;
 pub mod aws;
+pub mod breaker;
 pub mod cli;
 pub mod conformance;
 pub mod lambda;
@@ -39,6 +40,10 @@ use inbox_wasm_host::{Processed, ProcessorHost};
 /// The processor component is what processes, wherever an attempt runs.
 #[async_trait]
 impl attempt::Processor for ProcessorHost {
+    async fn destination(&self, webhook: &Webhook) -> String {
+        ProcessorHost::destination(self, webhook).await
+    }
+
     async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
         ProcessorHost::process(self, webhook, attempt).await
     }

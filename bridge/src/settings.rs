@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use inbox_core::config::{Config, ConfigError, parsed};
+use inbox_core::destination::Breaker;
 use inbox_core::lifecycle::RetryPolicy;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,11 @@ pub struct Settings {
     /// template), so that none falls between two runs; at most the 15 minutes SQS can delay
     /// (`inbox lambda` refuses more).
     pub wake_ahead: Duration,
+    /// When a destination opens and how it is probed.
+    pub breaker: Breaker,
+    /// The most held webhooks of one destination released at a time (each look of the
+    /// worker, each run of the schedule on AWS).
+    pub release_batch: usize,
 }
 
 impl Settings {
@@ -51,6 +57,8 @@ impl Settings {
             sweep_grace: Duration::from_millis(parsed(config, "sweep_grace_ms", 900_000)?),
             sweep_limit,
             wake_ahead,
+            breaker: Breaker::from_config(config)?,
+            release_batch: parsed(config, "release_batch", 500)?.max(1),
         })
     }
 }

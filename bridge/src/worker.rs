@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use inbox_core::clock::now_ms;
+use inbox_core::store::release_held;
 use inbox_stores::WebhookStore;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -30,11 +32,16 @@ pub async fn run(
     let in_flight = Arc::new(Mutex::new(HashSet::<String>::new()));
     let settings = Arc::new(settings);
     let mut attempts = JoinSet::new();
+    let mut last_release = None;
     while !*stop.borrow() {
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         while attempts.try_join_next().is_some() {}
+        if last_release.is_none_or(|at: Instant| at.elapsed() >= settings.poll_interval) {
+            last_release = Some(Instant::now());
+            release(store.as_ref(), &settings).await;
+        }
 
         let free = permits.available_permits();
         if free > 0 {
@@ -90,4 +97,16 @@ pub async fn run(
         );
     }
     while attempts.join_next().await.is_some() {}
+}
+
+/// Releases what the destinations let go ([`release_held`]): it is due now, and this
+/// worker's next look at the store takes it.
+async fn release(store: &dyn WebhookStore, settings: &Settings) {
+    match release_held(store, now_ms(), settings.release_batch).await {
+        Ok(released) if !released.is_empty() => {
+            tracing::info!(released = released.len(), "held webhooks released")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "cannot release held webhooks"),
+    }
 }

@@ -207,19 +207,25 @@ impl Inbox {
         (output.status.success(), text)
     }
 
-    /// How many items the store holds, of any kind.
+    /// How many items the store holds for webhooks (their own and their body digests):
+    /// all but the destinations processing named and their holds.
     pub fn item_count(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.db()).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))
-            .unwrap()
+        conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE pk NOT LIKE 'DESTINATIONS' AND pk NOT LIKE 'HELD#%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
     }
 
     /// How many items capture wrote (webhooks, statuses, body digests): all but the
-    /// records of attempts and dead letters, which processing adds.
+    /// records of attempts and dead letters, and the destinations, which processing adds.
     pub fn captured_item_count(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.db()).unwrap();
         conn.query_row(
-            "SELECT COUNT(*) FROM items WHERE sk NOT LIKE 'ATTEMPT#%' AND sk NOT LIKE 'DEAD#%'",
+            "SELECT COUNT(*) FROM items WHERE sk NOT LIKE 'ATTEMPT#%' AND sk NOT LIKE 'DEAD#%'
+             AND pk NOT LIKE 'DESTINATIONS' AND pk NOT LIKE 'HELD#%'",
             [],
             |row| row.get(0),
         )

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod check_processor;
 pub mod compile;
+pub mod destinations;
 pub mod environment;
 pub mod hosts;
 pub mod lambda;
@@ -66,6 +67,14 @@ pub enum Command {
     /// `failed`, or `processing` whose lease has expired (on AWS: what the stream mapping
     /// gave up on, or a retry redriven to the dead queue). A live attempt is left alone.
     Requeue(operator::Requeue),
+    /// List the destinations processors deliver to: state (closed, open, paused),
+    /// failures in a row, last error, webhooks held, when it opened.
+    Destinations(destinations::Destinations),
+    /// Pause a destination: capture goes on, delivery to it waits (held, spending no retry)
+    /// until it is resumed.
+    Pause(destinations::Switch),
+    /// Resume a paused destination: what it held is released, a batch at a time.
+    Resume(destinations::Switch),
 }
 
 impl Cli {
@@ -108,6 +117,9 @@ impl Command {
             Command::Replay(replay) => replay.run(&env).await,
             Command::Reindex(reindex) => reindex.run(&env).await,
             Command::Requeue(requeue) => requeue.run(&env).await,
+            Command::Destinations(destinations) => destinations.run(&env).await,
+            Command::Pause(pause) => pause.run(&env, true).await,
+            Command::Resume(resume) => resume.run(&env, false).await,
         }
     }
 }

@@ -28,7 +28,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inbox_core::clock::{now_ms, until};
 use inbox_core::config::{Config, ConfigError, describe};
-use inbox_core::store::StoreError;
+use inbox_core::store::{StoreError, release_held};
 use inbox_core::{State, Webhook};
 use inbox_stores::{Waits, WebhookStore};
 use inbox_wasm_host::CaptureHost;
@@ -178,9 +178,11 @@ impl Handler {
             }
             Shape::Schedule => {
                 // Each runs whatever happens to the other; a failure fails the invocation.
-                let (swept, woken) = (self.sweep().await, self.wake().await);
+                let (swept, woken, released) =
+                    (self.sweep().await, self.wake().await, self.release().await);
                 let mut answer = swept?;
                 answer["woken"] = woken?.into();
+                answer["released"] = released?.into();
                 answer
             }
         })
@@ -248,6 +250,31 @@ impl Handler {
             tracing::info!(woken, "retries falling due sent to the failed queue");
         }
         Ok(woken)
+    }
+
+    /// Releases what the destinations let go ([`release_held`]): a received webhook's
+    /// release reaches the processing function through the stream (a status set back to
+    /// `received`), a failed one's through a message to the failed queue, due now. The
+    /// number released.
+    async fn release(&self) -> Result<usize> {
+        let released =
+            release_held(self.store.as_ref(), now_ms(), self.settings.release_batch).await?;
+        let failed: Vec<(String, Duration)> = released
+            .iter()
+            .filter(|(_, status)| status.state == State::Failed)
+            .map(|(id, _)| (id.clone(), Duration::ZERO))
+            .collect();
+        let unsent = self.queues.retry_all(&failed).await?;
+        if !unsent.is_empty() {
+            tracing::warn!(
+                unsent = unsent.len(),
+                "released retries without a message; the sweep sends them round again"
+            );
+        }
+        if !released.is_empty() {
+            tracing::info!(released = released.len(), "held webhooks released");
+        }
+        Ok(released.len())
     }
 
     /// An API Gateway request, through the capture component.
@@ -373,7 +400,11 @@ impl Handler {
                 tracing::info!(id, state = %status.state, wait_ms = wait.as_millis() as u64, "not due; looking again later");
                 self.queues.retry(id, wait).await?;
             }
-            Attempted::Recorded(_) | Attempted::TakenByAnother | Attempted::Discarded => {}
+            // A held webhook is released by the schedule, when its destination lets it.
+            Attempted::Recorded(_)
+            | Attempted::TakenByAnother
+            | Attempted::Discarded
+            | Attempted::Held => {}
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
+use inbox_core::destination::{Destination, Held};
 use inbox_core::item::Retention;
 use inbox_core::item::sqlite::{self, Answer, Swept, Value};
 use inbox_core::lifecycle::Transition;
@@ -52,12 +53,21 @@ enum WriteOp {
         completed_before: Option<i64>,
         bodies_before: Option<i64>,
     },
+    SwapDestination {
+        expected_version: u64,
+        destination: Destination,
+    },
+    Unhold {
+        name: String,
+        held: Held,
+    },
 }
 
 enum WriteAnswer {
     Captured(Captured),
     Swapped(bool),
     Swept(Swept),
+    Unheld,
 }
 
 struct Write {
@@ -244,6 +254,48 @@ impl WebhookStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |db| sqlite::details(db, &id)).await
     }
+
+    async fn destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        self.read(|db| sqlite::destinations(db)).await
+    }
+
+    async fn destination(&self, name: &str) -> Result<Option<Destination>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |db| sqlite::destination(db, &name)).await
+    }
+
+    async fn swap_destination(
+        &self,
+        expected_version: u64,
+        destination: &Destination,
+    ) -> Result<bool, StoreError> {
+        let op = WriteOp::SwapDestination {
+            expected_version,
+            destination: destination.clone(),
+        };
+        match self.write(op).await? {
+            WriteAnswer::Swapped(swapped) => Ok(swapped),
+            _ => unreachable!("a swap answers with a swap"),
+        }
+    }
+
+    async fn held(&self, name: &str, limit: usize) -> Result<Vec<Held>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |db| sqlite::held(db, &name, limit)).await
+    }
+
+    async fn held_count(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.read(move |db| sqlite::held_count(db, &name)).await
+    }
+
+    async fn unhold(&self, name: &str, held: &Held) -> Result<(), StoreError> {
+        let op = WriteOp::Unhold {
+            name: name.to_owned(),
+            held: held.clone(),
+        };
+        self.write(op).await.map(|_| ())
+    }
 }
 
 /// rusqlite as the core's [`sqlite::Connection`]: it runs a statement and carries the
@@ -343,7 +395,7 @@ fn wakes_a_worker(op: &WriteOp) -> bool {
     match op {
         WriteOp::Capture { .. } => true,
         WriteOp::Swap { transition, .. } => transition.status.state == State::Received,
-        WriteOp::Sweep { .. } => false,
+        WriteOp::Sweep { .. } | WriteOp::SwapDestination { .. } | WriteOp::Unhold { .. } => false,
     }
 }
 
@@ -394,6 +446,13 @@ fn apply(db: &mut Rusqlite<'_>, op: WriteOp) -> Result<WriteAnswer, StoreError> 
             bodies_before,
         } => sqlite::sweep(db, completed_before, bodies_before, sqlite::SWEEP_BATCH)
             .map(WriteAnswer::Swept),
+        WriteOp::SwapDestination {
+            expected_version,
+            destination,
+        } => sqlite::swap_destination(db, expected_version, &destination).map(WriteAnswer::Swapped),
+        WriteOp::Unhold { name, held } => {
+            sqlite::unhold(db, &name, &held).map(|()| WriteAnswer::Unheld)
+        }
     }
 }
 

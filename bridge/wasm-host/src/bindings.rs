@@ -22,3 +22,4 @@ wasmtime::component::bindgen!({
 
 inbox_core::wit_conversions!(webhooks::inbox::types);
 inbox_core::store_error_conversion!(webhooks::inbox::store);
+inbox_core::destination_conversions!(webhooks::inbox::store);

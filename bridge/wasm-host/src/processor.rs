@@ -31,7 +31,7 @@ pub const HANDLER: &str = "webhooks:inbox/handler@0.1.0";
 /// The export that names a webhook's destination; a processor may lack it.
 pub const DESTINATIONS: &str = "webhooks:inbox/destinations@0.1.0";
 /// The longest destination name kept; a longer one is cut.
-const MAX_DESTINATION_BYTES: usize = 256;
+const MAX_DESTINATION_BYTES: usize = inbox_core::destination::MAX_NAME_BYTES;
 /// Interfaces a processor imports only for the types they define.
 const TYPES: &str = "webhooks:inbox/types@0.1.0";
 
@@ -184,6 +184,37 @@ impl ProcessorHost {
 
     pub fn max_memory_bytes(&self) -> usize {
         self.max_memory_bytes
+    }
+
+    /// Where the processor would deliver `webhook`, asked of an instance of its own before
+    /// an attempt is taken (the inbox may hold the webhook instead). One that fails to
+    /// answer (a trap, its deadline) is its own name: the attempt that follows fails the
+    /// same way and is recorded.
+    pub async fn destination(&self, webhook: &Webhook) -> String {
+        let Some(indices) = &self.destinations else {
+            return self.own_name.clone();
+        };
+        let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
+        let mut store = engine::store(&self.engine, state, self.deadline);
+        let named = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            indices
+                .load(&mut store, &instance)?
+                .call_destination(&mut store, &webhook_to_wit(webhook.clone()))
+                .await
+        };
+        match tokio::time::timeout(self.deadline, named).await {
+            Ok(Ok(named)) => self.destination_named(Some(named)),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    webhook = webhook.id,
+                    error = redact::urls_in(&format!("{error:#}")),
+                    "the processor failed to name the destination"
+                );
+                self.own_name.clone()
+            }
+            Err(_) => self.own_name.clone(),
+        }
     }
 
     /// Runs the processor on one webhook; `attempt` starts at 1.

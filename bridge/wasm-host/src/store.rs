@@ -2,13 +2,13 @@
 //! (when it is not composed with a store component, as on Spin).
 
 use inbox_core::clock::now_ms;
-use inbox_core::store::{Captured, StoreError};
+use inbox_core::store::{Captured, StoreError, destination_views, set_paused};
 use inbox_stores::WebhookStore;
 
 use crate::bindings::webhooks::inbox::{store as wit_store, types as wit};
 use crate::bindings::{
-    counts_to_wit, details_to_wit, filter_from_wit, page_to_wit, query_from_wit, status_to_wit,
-    store_error_to_wit, webhook_from_wit, webhook_to_wit,
+    counts_to_wit, destination_to_wit, details_to_wit, filter_from_wit, page_to_wit,
+    query_from_wit, status_to_wit, store_error_to_wit, webhook_from_wit, webhook_to_wit,
 };
 use crate::state::HostState;
 
@@ -104,5 +104,30 @@ impl wit_store::Host for HostState {
             .map_err(failed)?;
         tracing::info!(id, "replayed by an operator");
         Ok(status_to_wit(&status))
+    }
+
+    async fn list_destinations(
+        &mut self,
+    ) -> Result<Vec<wit_store::Destination>, wit_store::StoreError> {
+        let views = destination_views(self.webhook_store()?)
+            .await
+            .map_err(failed)?;
+        Ok(views.into_iter().map(destination_to_wit).collect())
+    }
+
+    async fn pause_destination(
+        &mut self,
+        name: String,
+        paused: bool,
+    ) -> Result<wit_store::Destination, wit_store::StoreError> {
+        let view = set_paused(self.webhook_store()?, &name, paused, now_ms())
+            .await
+            .map_err(failed)?;
+        tracing::info!(
+            destination = name,
+            paused,
+            "paused or resumed by an operator"
+        );
+        Ok(destination_to_wit(view))
     }
 }

@@ -140,14 +140,17 @@ async function loadList() {
   if (after) list.set("after", after);
   list.set("limit", PAGE_SIZE);
   try {
-    const [countsAnswer, listAnswer] = await Promise.all([
+    const [countsAnswer, listAnswer, destinationsAnswer] = await Promise.all([
       api(`/api/counts?${filter}`),
       api(`/api/webhooks?${list}`),
+      api("/api/destinations"),
     ]);
     const answered = await countsAnswer.json();
     const webhooks = await listAnswer.json();
+    const destinations = await destinationsAnswer.json();
     if (load !== listLoads) return;
     counts = answered;
+    renderDestinations(destinations);
     const next = nextCursor(listAnswer.headers.get("Link"));
     renderCounts(filters);
     renderRows(webhooks);
@@ -219,6 +222,40 @@ function renderRows(webhooks) {
   }
   $("#webhooks").hidden = webhooks.length === 0;
   $("#empty").hidden = webhooks.length !== 0;
+}
+
+/** Each destination with its breaker, and a button to pause or resume it. */
+function renderDestinations(destinations) {
+  const body = $("#destinations tbody");
+  body.replaceChildren();
+  for (const destination of destinations) {
+    const row = body.insertRow();
+    cell(row, destination.name, "Destination");
+    cell(row, stateBadge(destination.state), "State");
+    cell(row, destination.failures, "Failures");
+    cell(row, destination.held, "Held");
+    cell(row, destination.opened_at ? time(destination.opened_at) : "", "Opened");
+    cell(row, destination.last_error, "Last error", "error-cell");
+    const action = destination.state === "paused" ? "resume" : "pause";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = action === "pause" ? "secondary" : "";
+    button.textContent = action === "pause" ? "Pause" : "Resume";
+    button.setAttribute("aria-label", `${button.textContent} ${destination.name}`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const name = encodeURIComponent(destination.name);
+        await api(`/api/destinations/${name}/${action}`, { method: "POST" });
+        $("#list-error").textContent = "";
+      } catch (error) {
+        if (!(error instanceof SignedOut)) $("#list-error").textContent = error.message;
+      }
+      loadList();
+    });
+    cell(row, button, "");
+  }
+  $("#destinations-card").hidden = destinations.length === 0;
 }
 
 /** Replays every operator_required webhook that passes the filter, after a confirmation. */

@@ -94,6 +94,17 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
                 &serde_json::json!({ "id": id, "status": state }),
             ))
         }
+        Route::Destinations => {
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
+            let destinations = store::list_destinations().map_err(store_problem)?;
+            let views: Vec<_> = destinations.into_iter().map(destination_from_wit).collect();
+            Ok(Response::json(200, &views))
+        }
+        Route::Pause { name, paused } => {
+            capture::authorize_admin(host, &headers, &WasiConfig)?;
+            let destination = store::pause_destination(&name, paused).map_err(store_problem)?;
+            Ok(Response::json(200, &destination_from_wit(destination)))
+        }
         Route::Console { asset } => console::asset(&asset),
         Route::SendDemo => {
             capture::authorize_demo(host, &headers, &WasiConfig)?;
@@ -252,3 +263,4 @@ fn method_name(method: &Method) -> String {
 }
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
+inbox_core::destination_conversions!(bindings::webhooks::inbox::store);

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod clock;
 pub mod config;
+pub mod destination;
 pub mod forward;
 pub mod id;
 pub mod item;

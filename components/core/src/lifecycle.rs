@@ -61,6 +61,9 @@ pub struct Transition {
     pub dead_letter: Option<DeadLetter>,
     /// Set when an attempt ends (or one that never finished is taken over): how it went.
     pub attempt: Option<Attempt>,
+    /// Set when the webhook is held for a destination (`crate::destination`): the hold
+    /// item to write under it.
+    pub hold_for: Option<String>,
 }
 
 impl Transition {
@@ -70,6 +73,7 @@ impl Transition {
             status,
             dead_letter: None,
             attempt: None,
+            hold_for: None,
         }
     }
 }
@@ -356,6 +360,7 @@ impl Status {
                 attempts: self.attempts,
                 reason,
             }),
+            hold_for: None,
         }
     }
 
@@ -410,6 +415,7 @@ impl Status {
                 },
                 dead_letter: None,
                 attempt: self.attempt_ended(now, State::Completed, None),
+                hold_for: None,
             },
             Outcome::Reject { reason } => dead(format!("rejected: {reason}")),
             Outcome::Retry { reason, .. } if self.attempts >= policy.max_attempts() => {
@@ -433,6 +439,7 @@ impl Status {
                     },
                     dead_letter: None,
                     attempt: self.attempt_ended(now, State::Failed, Some(reason.clone())),
+                    hold_for: None,
                 }
             }
         })

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use crate::destination::{self, Breaker, Destination, DestinationView, Held, Release};
 use crate::lifecycle::{Transition, TransitionError};
 use crate::listing::{Counts, Filter, Page, Query};
 use crate::model::{Details, State, Status, Webhook};
@@ -45,6 +46,124 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn counts(&self, filter: &Filter) -> Result<Counts, StoreError>;
     /// Everything about a webhook but its payload: its status, attempts and dead letters.
     async fn details(&self, id: &str) -> Result<Option<Details>, StoreError>;
+    /// Every destination written so far, by name.
+    async fn destinations(&self) -> Result<Vec<Destination>, StoreError>;
+    async fn destination(&self, name: &str) -> Result<Option<Destination>, StoreError>;
+    /// Writes `destination` if the stored one still has `expected_version` (0: if none is
+    /// stored); `false` if another writer got there first.
+    async fn swap_destination(
+        &self,
+        expected_version: u64,
+        destination: &Destination,
+    ) -> Result<bool, StoreError>;
+    /// Up to `limit` hold items of `name` (a status may have moved on since: see
+    /// [`destination::release`]).
+    async fn held(&self, name: &str, limit: usize) -> Result<Vec<Held>, StoreError>;
+    /// How many hold items `name` has.
+    async fn held_count(&self, name: &str) -> Result<u64, StoreError>;
+    /// Deletes a hold item of `name`; none there is no error.
+    async fn unhold(&self, name: &str, held: &Held) -> Result<(), StoreError>;
+}
+
+/// Changes destination `name` with `change` (from a closed destination if none is stored),
+/// reading again when another writer got there first. The destination as it stands after,
+/// with whether `change` changed it.
+pub async fn change_destination(
+    store: &dyn WebhookStore,
+    name: &str,
+    breaker: &Breaker,
+    mut change: impl FnMut(&Destination) -> Option<Destination>,
+) -> Result<(Destination, bool), StoreError> {
+    for _ in 0..DESTINATION_TRIES {
+        let current = store
+            .destination(name)
+            .await?
+            .unwrap_or_else(|| Destination::new(name, breaker));
+        let Some(next) = change(&current) else {
+            return Ok((current, false));
+        };
+        if store.swap_destination(current.version, &next).await? {
+            return Ok((next, true));
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "destination {name} kept changing while it was being written; try again"
+    )))
+}
+
+/// An operator pauses (`paused`) or resumes destination `name`: as it stands after, with
+/// what it holds. Only a destination the inbox has seen (an attempt named it) is known.
+pub async fn set_paused(
+    store: &dyn WebhookStore,
+    name: &str,
+    paused: bool,
+    now: i64,
+) -> Result<DestinationView, StoreError> {
+    if store.destination(name).await?.is_none() {
+        return Err(StoreError::NotFound(format!("destination named {name}")));
+    }
+    let (destination, _) =
+        change_destination(store, name, &Breaker::default(), |current| match paused {
+            true => current.pause(now),
+            false => current.resume(now),
+        })
+        .await?;
+    let held = store.held_count(name).await?;
+    Ok(DestinationView::new(&destination, held))
+}
+
+/// How often [`change_destination`] reads again after losing a race.
+const DESTINATION_TRIES: usize = 8;
+
+/// Every destination as operators list it, with how many webhooks it holds.
+pub async fn destination_views(
+    store: &dyn WebhookStore,
+) -> Result<Vec<DestinationView>, StoreError> {
+    let mut views = Vec::new();
+    for destination in store.destinations().await? {
+        let held = store.held_count(&destination.name).await?;
+        views.push(DestinationView::new(&destination, held));
+    }
+    Ok(views)
+}
+
+/// Releases what the destinations let go at `now` ([`Destination::releases`]): up to
+/// `limit` held webhooks of each closed one, one of each open one whose probe is due. The
+/// webhooks released, with their new statuses (due now).
+pub async fn release_held(
+    store: &dyn WebhookStore,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<(String, Status)>, StoreError> {
+    let mut released = Vec::new();
+    for destination in store.destinations().await? {
+        let wanted = match destination.releases(now) {
+            Release::All => limit,
+            Release::Probe => 1,
+            Release::Nothing => continue,
+        };
+        let mut freed = 0;
+        // Stale hold items (their webhook moved on) are deleted as they are met.
+        while freed < wanted {
+            let holds = store.held(&destination.name, wanted - freed).await?;
+            if holds.is_empty() {
+                break;
+            }
+            for held in holds {
+                if let Some(status) = store.status(&held.id).await?
+                    && let Some(release) = destination::release(&status, &held, now)
+                    && store
+                        .swap_status(&held.id, status.version, &release)
+                        .await?
+                {
+                    released.push((held.id.clone(), release.status));
+                    freed += 1;
+                }
+                store.unhold(&destination.name, &held).await?;
+            }
+        }
+    }
+    Ok(released)
 }
 
 /// Which waiting webhooks [`WebhookStore::waiting`] finds: those whose next attempt falls
@@ -107,7 +226,8 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
-    #[error("no webhook has the id {0}")]
+    /// What is not there, named: `a webhook with the id …`, `a destination named …`.
+    #[error("there is no {0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -138,7 +258,8 @@ impl Resend {
         done: &'static str,
         change: impl FnOnce(&Status) -> Result<Status, TransitionError>,
     ) -> Result<Resend, StoreError> {
-        let current = current.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let current =
+            current.ok_or_else(|| StoreError::NotFound(format!("webhook with the id {id}")))?;
         let status = change(&current).map_err(|e| StoreError::Conflict(e.to_string()))?;
         Ok(Resend {
             expected_version: current.version,
@@ -193,7 +314,7 @@ mod tests {
         ));
         assert_eq!(
             Resend::replay("b", None, 5),
-            Err(StoreError::NotFound("b".into()))
+            Err(StoreError::NotFound("webhook with the id b".into()))
         );
     }
 }

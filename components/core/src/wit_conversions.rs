@@ -279,3 +279,43 @@ macro_rules! store_error_conversion {
         }
     };
 }
+
+/// `destination` of `webhooks:inbox/store` both ways, for the bindings module named by the
+/// path, as [`store_error_conversion`] names it.
+#[macro_export]
+macro_rules! destination_conversions {
+    ($($wit:ident)::+) => {
+        #[allow(dead_code)]
+        pub(crate) fn destination_to_wit(
+            view: $crate::destination::DestinationView,
+        ) -> $($wit)::+::Destination {
+            $($wit)::+::Destination {
+                name: view.name,
+                state: view.state,
+                failures: view.failures,
+                last_error: view.last_error,
+                held: view.held,
+                opened_at: view.opened_at,
+                next_probe_at: view.next_probe_at,
+                updated_at: view.updated_at,
+            }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn destination_from_wit(
+            wit: $($wit)::+::Destination,
+        ) -> $crate::destination::DestinationView {
+            $crate::destination::DestinationView {
+                name: wit.name,
+                state: wit.state,
+                failures: wit.failures,
+                last_error: wit.last_error,
+                held: wit.held,
+                opened_at: wit.opened_at,
+                next_probe_at: wit.next_probe_at,
+                updated_at: wit.updated_at,
+            }
+        }
+
+    };
+}

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use backon::{BackoffBuilder, Retryable};
+use inbox_core::destination::{Destination, Held};
 pub use inbox_core::item::Retention;
 use inbox_core::item::dynamodb::{
     self, CaptureRefused, ItemUpdate, KeyQuery, Refusal, SwapRefused, counters, list_index,
@@ -25,6 +26,7 @@ use inbox_core::model::{Details, StatusView};
 use inbox_core::store::{Captured, StoreError, Waits, WebhookStore};
 use inbox_core::{Status, Webhook};
 
+mod destinations;
 mod due;
 
 type Item = HashMap<String, AttributeValue>;
@@ -470,6 +472,34 @@ impl WebhookStore for DynamoStore {
         })
         .await?;
         dynamodb::details(items)
+    }
+
+    async fn destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        self.all_destinations().await
+    }
+
+    async fn destination(&self, name: &str) -> Result<Option<Destination>, StoreError> {
+        self.one_destination(name).await
+    }
+
+    async fn swap_destination(
+        &self,
+        expected_version: u64,
+        destination: &Destination,
+    ) -> Result<bool, StoreError> {
+        self.put_destination(expected_version, destination).await
+    }
+
+    async fn held(&self, name: &str, limit: usize) -> Result<Vec<Held>, StoreError> {
+        self.held_items(name, limit).await
+    }
+
+    async fn held_count(&self, name: &str) -> Result<u64, StoreError> {
+        self.count_held(name).await
+    }
+
+    async fn unhold(&self, name: &str, held: &Held) -> Result<(), StoreError> {
+        self.delete_held(name, held).await
     }
 }
 

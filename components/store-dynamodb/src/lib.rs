@@ -16,7 +16,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
 use bindings::exports::webhooks::inbox::store::{
-    CaptureOutcome, Existing, Guest, StoreError as WitError,
+    CaptureOutcome, Destination as WitDestination, Existing, Guest, StoreError as WitError,
 };
 use bindings::webhooks::inbox::types as wit;
 use inbox_core::clock::now_ms;
@@ -28,6 +28,7 @@ use inbox_guest::config::WasiConfig;
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
 inbox_core::store_error_conversion!(bindings::exports::webhooks::inbox::store);
+inbox_core::destination_conversions!(bindings::exports::webhooks::inbox::store);
 
 struct Component;
 
@@ -75,6 +76,17 @@ impl Guest for Component {
     fn replay(id: String) -> Result<wit::Status, WitError> {
         let status = run(|store| async move { store::replay(&store, &id, now_ms()).await })?;
         Ok(status_to_wit(&status))
+    }
+
+    fn list_destinations() -> Result<Vec<WitDestination>, WitError> {
+        let views = run(|store| async move { store::destination_views(&store).await })?;
+        Ok(views.into_iter().map(destination_to_wit).collect())
+    }
+
+    fn pause_destination(name: String, paused: bool) -> Result<WitDestination, WitError> {
+        let view =
+            run(|store| async move { store::set_paused(&store, &name, paused, now_ms()).await })?;
+        Ok(destination_to_wit(view))
     }
 }
 

@@ -14,7 +14,7 @@ mod bindings {
 }
 
 use bindings::exports::webhooks::inbox::store::{
-    CaptureOutcome, Existing, Guest, StoreError as WitError,
+    CaptureOutcome, Destination as WitDestination, Existing, Guest, StoreError as WitError,
 };
 use bindings::spin::sqlite::sqlite::{self as spin, Value as SpinValue};
 use bindings::webhooks::inbox::types as wit;
@@ -24,6 +24,7 @@ use inbox_core::store::{Captured, Resend, StoreError};
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
 inbox_core::store_error_conversion!(bindings::exports::webhooks::inbox::store);
+inbox_core::destination_conversions!(bindings::exports::webhooks::inbox::store);
 
 struct SqliteStore;
 
@@ -80,6 +81,17 @@ impl Guest for SqliteStore {
             .outcome(&id, swapped)
             .map(|status| status_to_wit(&status))
             .map_err(store_error_to_wit)
+    }
+
+    fn list_destinations() -> Result<Vec<WitDestination>, WitError> {
+        let views = sqlite::destination_views(&mut Db::open()?).map_err(store_error_to_wit)?;
+        Ok(views.into_iter().map(destination_to_wit).collect())
+    }
+
+    fn pause_destination(name: String, paused: bool) -> Result<WitDestination, WitError> {
+        let mut db = Db::open()?;
+        let view = db.transaction(|db| sqlite::set_paused(db, &name, paused, now_ms()))?;
+        Ok(destination_to_wit(view))
     }
 }
 

@@ -10,6 +10,8 @@ use crate::{Problem, id};
 pub const WEBHOOKS_PATH: &str = "/api/webhooks";
 /// How many webhooks are in each state.
 pub const COUNTS_PATH: &str = "/api/counts";
+/// The destinations processors deliver to: their breakers and pauses.
+pub const DESTINATIONS_PATH: &str = "/api/destinations";
 /// The seed's demo: sends a signed BigCommerce event to this app's own capture route.
 pub const DEMO_PATH: &str = "/demo/send-webhook";
 /// The operators' web console: a page and its assets, served by the capture component.
@@ -17,13 +19,16 @@ pub const CONSOLE_PATH: &str = "/console";
 
 /// Every route the capture component serves, as (method, path with `{variables}`): what a
 /// host's router must send to it (template.yaml's HTTP API is checked against this list).
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 12] = [
     ("POST", "/api/webhooks/{origin}"),
     ("GET", "/api/webhooks/{id}"),
     ("GET", "/api/webhooks/{id}/payload"),
     ("GET", WEBHOOKS_PATH),
     ("POST", "/api/webhooks/{id}/replay"),
     ("GET", COUNTS_PATH),
+    ("GET", DESTINATIONS_PATH),
+    ("POST", "/api/destinations/{name}/pause"),
+    ("POST", "/api/destinations/{name}/resume"),
     ("POST", DEMO_PATH),
     ("GET", CONSOLE_PATH),
     ("GET", "/console/{asset}"),
@@ -43,6 +48,11 @@ pub enum Route {
     Replay { id: String },
     /// `GET /api/counts?origin=&type=&search=` (admin)
     Counts { filter: Filter },
+    /// `GET /api/destinations` (admin)
+    Destinations,
+    /// `POST /api/destinations/{name}/pause` and `/resume` (admin); the name
+    /// percent-encoded, as it holds `:` and `/`.
+    Pause { name: String, paused: bool },
     /// `POST /demo/send-webhook`
     SendDemo,
     /// `GET /console` and `GET /console/{asset}`: public files; the page asks for the
@@ -74,6 +84,9 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
     if path == COUNTS_PATH {
         let filter = Parameters::parse(query, &["origin", "type", "search"])?.filter();
         return only("GET", Route::Counts { filter });
+    }
+    if let Some(rest) = path.strip_prefix(DESTINATIONS_PATH) {
+        return destination_route(method, rest).ok_or_else(not_found)?;
     }
     if path == CONSOLE_PATH || path == "/console/" {
         return only(
@@ -123,6 +136,42 @@ pub fn route(method: &str, path_with_query: &str) -> Result<Route, Problem> {
         (_, [id, "payload"]) if id::is_webhook_id(id) => Err(allowed("GET", "GET")),
         _ => Err(not_found()),
     }
+}
+
+/// The routes under [`DESTINATIONS_PATH`], from what follows it; `None` for no route.
+fn destination_route(method: &str, rest: &str) -> Option<Result<Route, Problem>> {
+    let post = |route: Route| match method {
+        "POST" => Ok(route),
+        _ => Err(Problem::method_not_allowed(
+            "POST",
+            format!("{} is not allowed here; use POST", printable(method)),
+        )),
+    };
+    if rest.is_empty() {
+        return Some(match method {
+            "GET" => Ok(Route::Destinations),
+            _ => Err(Problem::method_not_allowed(
+                "GET",
+                format!("{} is not allowed here; use GET", printable(method)),
+            )),
+        });
+    }
+    let (name, action) = rest.strip_prefix('/')?.split_once('/')?;
+    let paused = match action {
+        "pause" => true,
+        "resume" => false,
+        _ => return None,
+    };
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    if name.is_empty() {
+        return None;
+    }
+    Some(post(Route::Pause {
+        name: name.into_owned(),
+        paused,
+    }))
 }
 
 fn list_route(query: &str) -> Result<Route, Problem> {
@@ -183,6 +232,9 @@ mod tests {
             Route::SendDemo => 6,
             Route::Console { asset } if asset.is_empty() => 7,
             Route::Console { .. } => 8,
+            Route::Destinations => 9,
+            Route::Pause { paused: true, .. } => 10,
+            Route::Pause { paused: false, .. } => 11,
         };
         let id = id::webhook_id("stripe", "evt_1");
         let mut kinds: Vec<usize> = ROUTES
@@ -191,13 +243,43 @@ mod tests {
                 let path = path
                     .replace("{origin}", "stripe")
                     .replace("{id}", &id)
-                    .replace("{asset}", "app.js");
+                    .replace("{asset}", "app.js")
+                    .replace("{name}", "https%3A%2F%2Fapi.example.com%3A443");
                 let served = route(method, &path);
                 kind(&served.unwrap_or_else(|p| panic!("{method} {path}: {p:?}")))
             })
             .collect();
         kinds.sort();
-        assert_eq!(kinds, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(kinds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            route(
+                "POST",
+                "/api/destinations/https%3A%2F%2Fapi.example.com%3A443/pause"
+            ),
+            Ok(Route::Pause {
+                name: "https://api.example.com:443".into(),
+                paused: true
+            })
+        );
+        assert_eq!(
+            route("GET", "/api/destinations/x/pause")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(route("POST", "/api/destinations").unwrap_err().status, 405);
+        assert_eq!(
+            route("POST", "/api/destinations/x/stop")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            route("POST", "/api/destinations//pause")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | Attempt        | `WH#<id>` | `ATTEMPT#<unix ms>#<version>` | how one processing attempt ended |
 //! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
 //! | Counter (DynamoDB) | `COUNT#<shard>` | origin, type (and expiry day) | how many are in each state |
+//! | Destination, hold | `DESTINATIONS`, `HELD#<name>#<shard>` | see [`destinations`] | breakers, pauses, held webhooks |
 //!
 //! Nothing of a webhook expires while it needs work: its retention (`retention_days`, the
 //! TTL on `expires_at` on DynamoDB, a sweep on SQLite) starts when it completes. A body's
@@ -18,6 +19,7 @@
 //! into the same record a store wrote. How each kind of store reads and writes them is in
 //! [`sqlite`] and [`dynamodb`].
 
+pub mod destinations;
 pub mod dynamodb;
 pub mod retention;
 pub mod sqlite;
@@ -64,8 +66,12 @@ pub const DUE_SHARDS: u32 = 8;
 
 /// The `due` index partition of a webhook, from its id.
 pub fn due_shard(id: &str) -> String {
-    let digest = Sha256::digest(id.as_bytes());
-    due_shard_key(u32::from(digest[0]) % DUE_SHARDS)
+    due_shard_key(shard_of(id, DUE_SHARDS))
+}
+
+/// Which of `shards` partitions an item of webhook `id` goes to.
+pub(crate) fn shard_of(id: &str, shards: u32) -> u32 {
+    u32::from(Sha256::digest(id.as_bytes())[0]) % shards
 }
 
 /// `DUE#<shard>`, for a shard in `0..DUE_SHARDS`.

@@ -7,6 +7,7 @@
 
 mod capture;
 pub mod counters;
+pub mod destinations;
 pub mod due_index;
 mod items;
 mod list;

@@ -80,9 +80,10 @@ pub fn expiry_update(key: Item, expires_at: Option<i64>) -> ItemUpdate {
     }
 }
 
-/// The records a status change writes besides the status (its attempt, its dead letter),
+/// The records a status change writes besides the status (its attempt, its dead letter,
+/// its hold item),
 /// each under [`NOT_EXISTS`], expiring at `expires_at` (only when the change completes the
-/// webhook).
+/// webhook; a hold never does).
 pub fn transition_items(id: &str, transition: &Transition, expires_at: Option<i64>) -> Vec<Item> {
     let version = transition.status.version;
     let attempt = transition
@@ -93,7 +94,11 @@ pub fn transition_items(id: &str, transition: &Transition, expires_at: Option<i6
         .dead_letter
         .as_ref()
         .map(|letter| to_item(&DeadLetterItem::new(id, letter, expires_at)));
-    attempt.into_iter().chain(letter).collect()
+    let held = transition
+        .hold_for
+        .as_ref()
+        .map(|destination| super::destinations::held_item(destination, id, version));
+    attempt.into_iter().chain(letter).chain(held).collect()
 }
 
 /// Everything a status change writes, in one transaction (a single update when it is only

@@ -17,9 +17,14 @@ use crate::model::{Attempt, DeadLetter, Details, Status, StatusView, Webhook};
 use crate::store::{Captured, StoreError, Waits};
 
 mod connection;
+mod destinations;
 mod schema;
 
 pub use connection::{Answer, Connection, Value};
+pub use destinations::{
+    destination, destination_views, destinations, held, held_count, set_paused, swap_destination,
+    unhold,
+};
 pub use schema::{SCHEMA, SCHEMA_VERSION, ensure_schema, schema_statements};
 
 use connection::{
@@ -347,6 +352,9 @@ pub fn swap_status(
                 optional_text(item.last_error.as_deref()),
             ],
         )?;
+    }
+    if let Some(destination) = &transition.hold_for {
+        destinations::insert_held(db, destination, id, transition.status.version)?;
     }
     if let Some(letter) = &transition.dead_letter {
         db.execute(

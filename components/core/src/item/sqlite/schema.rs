@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS items (
     -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
     -- ATTEMPT#<ended_at>#<version>: retries = the attempt's number, received_at = when it
     -- started, updated_at = when it ended, status = its outcome, last_error = why,
-    -- and BODY#: id = the first webhook with this body, received_at = when)
+    -- BODY#: id = the first webhook with this body, received_at = when,
+    -- DESTINATIONS: sk = DEST#<a destination's name>, version, headers = its state as JSON,
+    -- and HELD#<name>#<shard>: id = a webhook held for it, version = its status's)
     status          TEXT,
     retries         INTEGER,
     version         INTEGER,
