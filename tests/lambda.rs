@@ -556,7 +556,7 @@ async fn a_retry_hours_away_gets_no_chain_of_messages_and_the_schedule_sends_it_
     let run = recovered.invoke(&moto::scheduled_event());
     assert_eq!(
         run,
-        json!({ "found": 0, "requeued": 0, "failed": 0, "woken": 1 }),
+        json!({ "found": 0, "requeued": 0, "failed": 0, "woken": 1, "released": 0 }),
         "{}",
         recovered.log()
     );
@@ -571,6 +571,133 @@ async fn a_retry_hours_away_gets_no_chain_of_messages_and_the_schedule_sends_it_
         "{}",
         recovered.log()
     );
+}
+
+/// On AWS a destination's breaker lives in the table, so every invocation follows it: once
+/// open, what the stream brings is held with nothing spent; of two invocations racing for
+/// the probe one attempts and the other holds again; once a probe succeeds, the schedule
+/// releases the rest, which complete on their first attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_opens_holds_and_is_probed_and_released_on_lambda() {
+    let aws = aws().await;
+    let with = |failure_rate: &'static str| {
+        function_env(
+            &aws,
+            &[
+                ("INBOX_DEMO_FAILURE_RATE", failure_rate),
+                ("INBOX_BREAKER_FAILURES", "2"),
+                ("INBOX_BREAKER_PROBE_MS", "1000"),
+                ("INBOX_BREAKER_MAX_PROBE_MS", "1000"),
+                // The two failures that open it retry long after the test.
+                ("INBOX_RETRY_BASE_DELAY_MS", "600000"),
+            ],
+        )
+    };
+    let down = LambdaFunction::start(&["lambda"], &with("1.0"));
+    let racing = LambdaFunction::start(&["lambda"], &with("1.0"));
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    for hash in ["hash-opens-1", "hash-opens-2"] {
+        captured(&down, hash);
+        assert_eq!(deliver_stream(&down, &mut stream).await, 1);
+    }
+    let name = "inbox-processor";
+    let open = aws.store.destination(name).await.unwrap().unwrap();
+    assert_eq!((open.state(), open.failures), ("open", 2), "{}", down.log());
+
+    let held: Vec<String> = (1..=4)
+        .map(|i| captured(&down, &format!("hash-held-{i}")))
+        .collect();
+    assert_eq!(deliver_stream(&down, &mut stream).await, 4);
+    for id in &held {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!((status.state, status.attempts), (State::Received, 0));
+        assert!(
+            status.last_error.unwrap().starts_with("held"),
+            "{}",
+            down.log()
+        );
+    }
+    assert_eq!(aws.store.held_count(name).await.unwrap(), 4);
+    // A hold is a status change the stream passes on; it finds nothing to do.
+    deliver_stream(&down, &mut stream).await;
+
+    // The probe falls due; two webhooks are released for it (as two runs of the schedule
+    // would) and two invocations race to take them.
+    let wait_for =
+        |at: i64| tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64 + 50));
+    wait_for(open.probe_at.unwrap()).await;
+    let mut released = Vec::new();
+    for _ in 0..2 {
+        released.extend(
+            inbox_core::store::release_held(&aws.store, now_ms(), 1)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(released.len(), 2);
+    let message = |id: &str| json!({ "Records": [sqs_record(&format!("m-{id}"), &json!({ "id": id }).to_string())] });
+    let first = invoke_in_background(&down, message(&released[0].0));
+    let second = invoke_in_background(&racing, message(&released[1].0));
+    for answer in [first, second] {
+        let (code, body) = answer.join().unwrap().unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    let mut probes = 0;
+    for (id, _) in &released {
+        let details = aws.store.details(id).await.unwrap().unwrap();
+        probes += details.attempts.len();
+        assert_eq!(
+            details.view.attempts, 0,
+            "a probe is not counted: {details:?}"
+        );
+        assert!(
+            details
+                .view
+                .last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("held")
+        );
+    }
+    assert_eq!(probes, 1, "one probe:\n{}\n{}", down.log(), racing.log());
+    assert_eq!(aws.store.held_count(name).await.unwrap(), 4);
+
+    // The destination is back: the schedule's next run sends the probe, which closes it,
+    // and the run after releases the rest.
+    let up = LambdaFunction::start(&["lambda"], &with("0"));
+    let probe_at = aws
+        .store
+        .destination(name)
+        .await
+        .unwrap()
+        .unwrap()
+        .probe_at
+        .unwrap();
+    wait_for(probe_at).await;
+    for _ in 0..2 {
+        let run = up.invoke(&moto::scheduled_event());
+        assert!(
+            run["released"].as_u64().unwrap() >= 1,
+            "{run}\n{}",
+            up.log()
+        );
+        deliver_stream(&up, &mut stream).await;
+        if failed_queue_depth(&aws).await.0 > 0 {
+            deliver_failed_queue(&up, &aws).await;
+        }
+    }
+    let closed = aws.store.destination(name).await.unwrap().unwrap();
+    assert_eq!(closed.state(), "closed", "{}", up.log());
+    for id in &held {
+        let status = aws.store.status(id).await.unwrap().unwrap();
+        assert_eq!(
+            (status.state, status.attempts),
+            (State::Completed, 1),
+            "{}",
+            up.log()
+        );
+    }
+    assert_eq!(aws.store.held_count(name).await.unwrap(), 0);
 }
 
 fn sqs_record(id: &str, body: &str) -> Value {
@@ -1076,7 +1203,7 @@ async fn the_sweep_finds_stuck_webhooks_through_the_sparse_index_and_requeues_th
     let answer = function.invoke(&moto::scheduled_event());
     assert_eq!(
         answer,
-        json!({ "found": 2, "requeued": 2, "failed": 0, "woken": 0 }),
+        json!({ "found": 2, "requeued": 2, "failed": 0, "woken": 0, "released": 0 }),
         "{}",
         function.log()
     );

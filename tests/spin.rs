@@ -107,6 +107,51 @@ fn a_dead_webhook_is_replayed_through_the_store_component() {
     assert_eq!(code, 404);
 }
 
+/// The destinations through Spin's SQLite store component: listed as the worker wrote them,
+/// paused and resumed over the admin API, held and released by the worker.
+#[test]
+fn a_destination_is_listed_paused_and_resumed_through_the_store_component() {
+    let inbox = start(&[]);
+    let (_, first) = inbox.post_bigcommerce(&bigcommerce_event("spin-destination-1"));
+    inbox.wait_for(
+        first["id"].as_str().unwrap(),
+        "completed",
+        Duration::from_secs(10),
+    );
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let headers = [("Authorization", auth.as_str())];
+    let (code, listed) = request(&inbox.url, "GET", "/api/destinations", &headers, b"");
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed[0]["name"], "inbox-processor", "{listed}");
+    assert_eq!(listed[0]["state"], "closed", "{listed}");
+    let pause = "/api/destinations/inbox-processor/pause";
+    let (code, paused) = request(&inbox.url, "POST", pause, &headers, b"");
+    assert_eq!(
+        (code, paused["state"].as_str()),
+        (200, Some("paused")),
+        "{paused}"
+    );
+
+    let (_, held) = inbox.post_bigcommerce(&bigcommerce_event("spin-destination-2"));
+    let held = held["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while request(&inbox.url, "GET", "/api/destinations", &headers, b"").1[0]["held"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "not held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let resume = "/api/destinations/inbox-processor/resume";
+    let (code, resumed) = request(&inbox.url, "POST", resume, &headers, b"");
+    assert_eq!(
+        (code, resumed["state"].as_str()),
+        (200, Some("closed")),
+        "{resumed}"
+    );
+    let done = inbox.wait_for(&held, "completed", Duration::from_secs(10));
+    assert_eq!(done["retries"], 1, "the hold spent nothing: {done}");
+    let never = "/api/destinations/never/pause";
+    assert_eq!(request(&inbox.url, "POST", never, &headers, b"").0, 404);
+}
+
 fn manifest(file: &str) -> toml::Table {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")

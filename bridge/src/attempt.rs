@@ -590,6 +590,63 @@ mod tests {
         assert_eq!(store.held_count("scripted").await.unwrap(), 0);
     }
 
+    /// Delivers each webhook to a destination named after its origin; `down` fails.
+    struct ByOrigin {
+        down: &'static str,
+    }
+
+    #[async_trait]
+    impl Processor for ByOrigin {
+        async fn destination(&self, webhook: &Webhook) -> String {
+            webhook.origin.clone()
+        }
+
+        async fn process(&self, webhook: &Webhook, _: u32) -> Processed {
+            Processed {
+                outcome: if webhook.origin == self.down {
+                    retry()
+                } else {
+                    Outcome::Completed
+                },
+                destination: webhook.origin.clone(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn one_destination_down_never_holds_another_s_webhooks() {
+        let (_dir, store) = store();
+        let settings = settings();
+        let attempts = Attempter {
+            store: store.as_ref(),
+            processor: &ByOrigin { down: "stripe" },
+            follow_up: &NoFollowUp,
+            settings: &settings,
+            metrics: &NoMetrics,
+        };
+        for i in 0..4 {
+            let down = webhook(&format!("down-{i}"));
+            store.capture(down.clone(), false).await.unwrap();
+            attempts.run(&down.id, None).await.unwrap();
+            let other = Webhook {
+                id: inbox_core::id::webhook_id("github", &format!("up-{i}")),
+                origin: "github".into(),
+                ..webhook(&format!("up-{i}"))
+            };
+            store.capture(other.clone(), false).await.unwrap();
+            assert_eq!(
+                attempts.run(&other.id, None).await.unwrap(),
+                Attempted::Recorded(State::Completed)
+            );
+        }
+        let down = store.destination("stripe").await.unwrap().unwrap();
+        assert_eq!(down.state(), "open");
+        assert_eq!(store.held_count("stripe").await.unwrap(), 2);
+        let other = store.destination("github").await.unwrap().unwrap();
+        assert_eq!((other.state(), other.failures), ("closed", 0));
+        assert_eq!(store.held_count("github").await.unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn an_attempt_takes_runs_follows_up_and_records_within_the_budget() {
         let (_dir, store) = store();
