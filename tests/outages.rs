@@ -6,8 +6,8 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -22,26 +22,40 @@ struct Backend {
     up: Arc<AtomicBool>,
     seen_down: Arc<AtomicUsize>,
     seen_up: Arc<AtomicUsize>,
+    /// When each delivery it answered 200 arrived.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// The most deliveries it was answering at once.
+    most_at_once: Arc<AtomicUsize>,
 }
 
 impl Backend {
     fn start(up: bool) -> Backend {
+        Backend::answering_after(up, Duration::ZERO)
+    }
+
+    /// One that takes `delay` to answer each delivery.
+    fn answering_after(up: bool, delay: Duration) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let backend = Backend {
             url: format!("http://{}/hooks", listener.local_addr().unwrap()),
             up: Arc::new(AtomicBool::new(up)),
             seen_down: Arc::default(),
             seen_up: Arc::default(),
+            arrivals: Arc::default(),
+            most_at_once: Arc::default(),
         };
         let (is_up, down, ok) = (
             backend.up.clone(),
             backend.seen_down.clone(),
             backend.seen_up.clone(),
         );
+        let (arrivals, most) = (backend.arrivals.clone(), backend.most_at_once.clone());
+        let at_once = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let (is_up, down, ok) = (is_up.clone(), down.clone(), ok.clone());
+                let (arrivals, most, at_once) = (arrivals.clone(), most.clone(), at_once.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut length = 0;
@@ -62,6 +76,11 @@ impl Backend {
                     let mut body = vec![0; length];
                     let _ = reader.read_exact(&mut body);
                     let status = if is_up.load(Ordering::SeqCst) {
+                        arrivals.lock().unwrap().push(Instant::now());
+                        let now = at_once.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(delay);
+                        at_once.fetch_sub(1, Ordering::SeqCst);
                         ok.fetch_add(1, Ordering::SeqCst);
                         "200 OK"
                     } else {
@@ -232,4 +251,56 @@ fn a_paused_destination_holds_its_webhooks_until_resumed() {
     assert_eq!(backend.seen_up.load(Ordering::SeqCst), 21);
     let (ok, out) = inbox.cli(&["pause", "https://never.example:443"]);
     assert!(!ok && out.contains("no destination named"), "{out}");
+}
+
+#[test]
+fn a_backlog_drains_at_the_destination_s_rate_and_concurrency() {
+    // Slower than the rate's spacing (40 ms), so that the concurrency binds too.
+    let backend = Backend::answering_after(true, Duration::from_millis(150));
+    let limits = format!("{} rate=25 concurrency=2", backend.name());
+    let inbox = Inbox::start(&[
+        ("INBOX_FORWARD_URL", backend.url.as_str()),
+        ("INBOX_DESTINATION_LIMITS", limits.as_str()),
+    ]);
+    let (_, first) = inbox.post_bigcommerce(&bigcommerce_event("drain-0"));
+    inbox.wait_for(first["id"].as_str().unwrap(), "completed", PATIENCE);
+    let (ok, out) = inbox.cli(&["pause", &backend.name()]);
+    assert!(ok, "{out}");
+    let backlog = 60;
+    for i in 1..=backlog {
+        inbox.post_bigcommerce(&bigcommerce_event(&format!("drain-{i}")));
+    }
+    wait_until("the backlog held", &inbox, || {
+        destinations(&inbox)[0]["held"] == backlog
+    });
+    backend.arrivals.lock().unwrap().clear();
+    let (ok, out) = inbox.cli(&["resume", &backend.name()]);
+    assert!(ok, "{out}");
+    let resumed = Instant::now();
+    wait_until("the backlog drained", &inbox, || {
+        count(&inbox, "completed") == backlog + 1
+    });
+    let drained = resumed.elapsed();
+    let arrivals = backend.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), backlog);
+    assert!(
+        backend.most_at_once.load(Ordering::SeqCst) <= 2,
+        "at most 2 at once"
+    );
+    // Evenly spaced at 25 a second: no second holds more than 25 (and one more at its
+    // edge), however many workers wait.
+    for (i, start) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|at| at.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(within <= 26, "{within} deliveries within a second");
+    }
+    let span = arrivals.last().unwrap().duration_since(arrivals[0]);
+    assert!(span >= Duration::from_millis(59 * 40 * 9 / 10), "{span:?}");
+    eprintln!(
+        "drained {backlog} at rate=25 concurrency=2 in {drained:?}: {:.1} a second, at most {} at once",
+        (backlog - 1) as f64 / span.as_secs_f64(),
+        backend.most_at_once.load(Ordering::SeqCst)
+    );
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use inbox_core::clock::now_ms;
-use inbox_core::destination::{self, Circuit};
+use inbox_core::destination;
 use inbox_core::lifecycle::{Outcome, Transition};
+use inbox_core::pacing;
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::{StoreError, WebhookStore};
 pub use inbox_wasm_host::Processed;
@@ -87,6 +88,8 @@ pub enum Attempted {
     Discarded,
     /// Held for its destination (open or paused), not attempted.
     Held,
+    /// Not attempted yet, as its destination's rate or concurrency asks: due again then.
+    Deferred(Status),
     /// No status is stored under the id.
     Missing,
 }
@@ -145,16 +148,26 @@ impl Attempter<'_> {
         // Its destination decides first whether it is attempted at all: an open or paused
         // one holds it, spending none of its budget. (An attempt whose lease expired is
         // taken over whatever the destination: it was let through once.)
-        let (mut destination, mut probing) = (None, false);
+        let (mut destination, mut probing, mut lease) = (None, false, None);
         if let Some(webhook) = &webhook
             && status.state != State::Processing
         {
             let name = self.processor.destination(webhook).await;
-            let breaker = &self.settings.breaker;
-            match breaker::admit(self.store, breaker, &name, now).await? {
+            let ask = breaker::Ask {
+                breaker: &self.settings.breaker,
+                limits: self.settings.pacing.limits(&name),
+                lease_until: now.saturating_add(lease_ms as i64),
+            };
+            match breaker::admit(self.store, &ask, &name, now).await? {
                 Admission::Hold(reason) => return self.hold(id, &status, &name, reason).await,
-                Admission::Go(admitted) => {
-                    probing = admitted.circuit == Circuit::Open;
+                Admission::Wait { until, reason } => {
+                    return self.defer(id, &status, &name, until, reason).await;
+                }
+                Admission::Go {
+                    probe,
+                    lease: place,
+                } => {
+                    (probing, lease) = (probe, place);
                     destination = Some(name);
                 }
             }
@@ -185,6 +198,7 @@ impl Attempter<'_> {
             &self.settings.breaker,
             &destination,
             &outcome,
+            lease,
             now_ms(),
         )
         .await;
@@ -240,6 +254,26 @@ impl Attempter<'_> {
             "held"
         );
         Ok(Attempted::Held)
+    }
+
+    /// Defers a waiting webhook to `until`, as its destination's pace asks
+    /// ([`pacing::defer`]).
+    async fn defer(
+        &self,
+        id: &str,
+        status: &Status,
+        destination: &str,
+        until: i64,
+        reason: String,
+    ) -> Result<Attempted, AttemptError> {
+        let Some(deferred) = pacing::defer(status, until, now_ms()) else {
+            return Ok(Attempted::NotTaken(status.clone()));
+        };
+        if !self.record(id, status.version, &deferred).await? {
+            return Ok(Attempted::TakenByAnother);
+        }
+        tracing::debug!(id, destination, reason, until, "deferred");
+        Ok(Attempted::Deferred(deferred.status))
     }
 
     /// Records a webhook that cannot be processed again as needing an operator.
@@ -406,6 +440,7 @@ mod tests {
                 max_probe_ms: 60_000,
             },
             release_batch: 10,
+            pacing: inbox_core::pacing::Pacing::default(),
         }
     }
 

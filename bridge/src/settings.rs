@@ -7,6 +7,7 @@ use std::time::Duration;
 use inbox_core::config::{Config, ConfigError, parsed};
 use inbox_core::destination::Breaker;
 use inbox_core::lifecycle::RetryPolicy;
+use inbox_core::pacing::Pacing;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -30,6 +31,8 @@ pub struct Settings {
     pub wake_ahead: Duration,
     /// When a destination opens and how it is probed.
     pub breaker: Breaker,
+    /// How fast each destination is delivered to.
+    pub pacing: Pacing,
     /// The most held webhooks of one destination released at a time (each look of the
     /// worker, each run of the schedule on AWS).
     pub release_batch: usize,
@@ -58,6 +61,7 @@ impl Settings {
             sweep_limit,
             wake_ahead,
             breaker: Breaker::from_config(config)?,
+            pacing: Pacing::from_config(config)?,
             release_batch: parsed(config, "release_batch", 500)?.max(1),
         })
     }

@@ -388,10 +388,12 @@ impl Handler {
             {
                 tracing::debug!(id, state = %status.state, "nothing to do");
             }
-            Attempted::NotTaken(status) if !sqs::queue_carries(&status) => {
+            Attempted::NotTaken(status) | Attempted::Deferred(status)
+                if !sqs::queue_carries(&status) =>
+            {
                 tracing::info!(id, state = %status.state, next_attempt_at = status.next_attempt_at, "not due; the schedule sends its retry");
             }
-            Attempted::NotTaken(status) => {
+            Attempted::NotTaken(status) | Attempted::Deferred(status) => {
                 // Not due yet, or another attempt holds the lease (alive, or crashed: then
                 // the lease expires). Look again then; a message too many finds nothing to do.
                 let now = now_ms();

@@ -103,6 +103,12 @@ pub struct Destination {
     pub probe_at: Option<i64>,
     /// While open: the wait before the probe after the next.
     pub probe_ms: u64,
+    /// With a rate: when the next delivery may start ([`crate::pacing`]).
+    #[serde(default)]
+    pub next_slot_at: Option<i64>,
+    /// With a concurrency: when each delivery under way gives its place back at the latest.
+    #[serde(default)]
+    pub leases: Vec<i64>,
     /// Incremented by every write: the token of the compare-and-swap; 0 before the first.
     pub version: u64,
     pub updated_at: i64,
@@ -143,6 +149,8 @@ impl Destination {
             opened_at: None,
             probe_at: None,
             probe_ms: breaker.probe_ms,
+            next_slot_at: None,
+            leases: Vec::new(),
             version: 0,
             updated_at: 0,
         }

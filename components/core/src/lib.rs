@@ -16,6 +16,7 @@ pub mod item;
 pub mod lifecycle;
 pub mod listing;
 pub mod model;
+pub mod pacing;
 pub mod problem;
 pub mod provider;
 pub mod redact;
