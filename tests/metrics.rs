@@ -141,6 +141,27 @@ async fn the_metrics_count_what_was_sent() {
         1.0
     );
     assert_eq!(sample(&text, "inbox_webhooks{state=\"received\"}"), 0.0);
+    // The same attempts by destination: the forward URL's scheme, host and port.
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap();
+    let d = format!("destination=\"http://{authority}\"");
+    let completed = format!("inbox_destination_attempts_total{{{d},outcome=\"completed\"}}");
+    assert_eq!(sample(&text, &completed), 5.0, "{text}");
+    let latency = format!("inbox_destination_delivery_latency_seconds_count{{{d}}}");
+    assert_eq!(sample(&text, &latency), 5.0);
+    let state = |s: &str| {
+        sample(
+            &text,
+            &format!("inbox_destination_state{{{d},state=\"{s}\"}}"),
+        )
+    };
+    assert_eq!(
+        (state("closed"), state("open"), state("paused")),
+        (1.0, 0.0, 0.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("inbox_destination_held{{{d}}}")),
+        0.0
+    );
     assert!(!text.contains("nowhere"), "a refused origin is no label");
     assert_eq!(request_raw(&metrics, "GET", "/", &[], b"").0, 404);
 }

@@ -193,7 +193,7 @@ impl Attempter<'_> {
         // The destination hears how it went whether or not the record below stands: the
         // delivery happened either way.
         let destination = destination.unwrap_or(processed.destination);
-        breaker::record(
+        let changed = breaker::record(
             self.store,
             &self.settings.breaker,
             &destination,
@@ -202,6 +202,14 @@ impl Attempter<'_> {
             now_ms(),
         )
         .await;
+        if let Some(changed) = changed {
+            self.metrics.record(&Event::Circuit {
+                destination: &destination,
+                open: changed.circuit == destination::Circuit::Open,
+                failures: changed.failures,
+                last_error: changed.last_error.as_deref(),
+            });
+        }
         let transition = match &outcome {
             Outcome::Retry { reason, .. } if probing => {
                 destination::probe_failed(&claimed, &destination, reason, now_ms())
@@ -228,7 +236,7 @@ impl Attempter<'_> {
             &transition,
             started,
         );
-        self.count(&webhook, &transition, started.elapsed());
+        self.count(&webhook, &destination, &transition, started.elapsed());
         self.notify(id, &transition).await;
         Ok(Attempted::Recorded(transition.status.state))
     }
@@ -253,6 +261,7 @@ impl Attempter<'_> {
             reason = held.status.last_error.as_deref().unwrap_or(""),
             "held"
         );
+        self.metrics.record(&Event::Held { destination });
         Ok(Attempted::Held)
     }
 
@@ -294,27 +303,42 @@ impl Attempter<'_> {
         );
         // No source is named with parentheses: this cannot pass for one.
         let origin = webhook.map_or("(missing)", |w| w.origin.as_str());
-        self.metrics.record(&Event::DeadLettered { origin });
+        self.metrics.record(&Event::DeadLettered {
+            origin,
+            id,
+            attempts: dead.status.attempts,
+            reason: dead.status.last_error.as_deref().unwrap_or(""),
+        });
         self.notify(id, &dead).await;
         Ok(Attempted::Recorded(dead.status.state))
     }
 
     /// Counts a recorded attempt: its outcome and time, the webhook's wait if it completed,
     /// the dead letter if it needs an operator.
-    fn count(&self, webhook: &Webhook, transition: &Transition, took: Duration) {
+    fn count(&self, webhook: &Webhook, destination: &str, transition: &Transition, took: Duration) {
         let (origin, state) = (webhook.origin.as_str(), transition.status.state);
         match state {
             State::Completed => {
                 let waited = transition.status.updated_at - webhook.received_at;
                 let waited = Duration::from_millis(waited.max(0) as u64);
-                self.metrics.record(&Event::Delivered { origin, waited });
+                self.metrics.record(&Event::Delivered {
+                    origin,
+                    destination,
+                    waited,
+                });
             }
-            State::OperatorRequired => self.metrics.record(&Event::DeadLettered { origin }),
+            State::OperatorRequired => self.metrics.record(&Event::DeadLettered {
+                origin,
+                id: &webhook.id,
+                attempts: transition.status.attempts,
+                reason: transition.status.last_error.as_deref().unwrap_or(""),
+            }),
             _ => {}
         }
         // Last, so that whoever sees the attempt counted sees what it led to.
         self.metrics.record(&Event::Attempt {
             origin,
+            destination,
             state,
             took,
         });

@@ -93,8 +93,9 @@ pub async fn admit(
 }
 
 /// Tells destination `name` how an attempt to it ended, giving back its place (`lease`);
-/// it opens or closes as the breaker says. A failure to write it is logged: the attempt
-/// stands, and the next one counts (a place not given back is free when its lease ends).
+/// it opens or closes as the breaker says: the destination as it stands, if this opened or
+/// closed it. A failure to write it is logged: the attempt stands, and the next one
+/// counts (a place not given back is free when its lease ends).
 pub async fn record(
     store: &dyn WebhookStore,
     breaker: &Breaker,
@@ -102,7 +103,7 @@ pub async fn record(
     outcome: &Outcome,
     lease: Option<i64>,
     now: i64,
-) {
+) -> Option<Destination> {
     let mut before = None;
     let changed = inbox_core::store::change_destination(store, name, breaker, |current| {
         before = Some(current.clone());
@@ -122,24 +123,26 @@ pub async fn record(
     })
     .await;
     match (changed, before) {
-        (Ok((after, true)), Some(before)) => {
-            if after.opened_from(&before) {
-                tracing::warn!(
-                    destination = name,
-                    failures = after.failures,
-                    last_error = after.last_error.as_deref().unwrap_or(""),
-                    "destination open: its webhooks are held until a probe succeeds"
-                );
-            } else if after.closed_from(&before) {
-                tracing::info!(
-                    destination = name,
-                    "destination closed: releasing what it held"
-                );
-            }
+        (Ok((after, true)), Some(before)) if after.opened_from(&before) => {
+            tracing::warn!(
+                destination = name,
+                failures = after.failures,
+                last_error = after.last_error.as_deref().unwrap_or(""),
+                "destination open: its webhooks are held until a probe succeeds"
+            );
+            Some(after)
         }
-        (Ok(_), _) => {}
+        (Ok((after, true)), Some(before)) if after.closed_from(&before) => {
+            tracing::info!(
+                destination = name,
+                "destination closed: releasing what it held"
+            );
+            Some(after)
+        }
+        (Ok(_), _) => None,
         (Err(error), _) => {
-            tracing::error!(destination = name, %error, "the destination's state could not be written")
+            tracing::error!(destination = name, %error, "the destination's state could not be written");
+            None
         }
     }
 }

@@ -24,29 +24,30 @@ type Metric = (&'static str, &'static str, Value);
 /// One event in the embedded metric format: the `_aws` metadata naming the metric, its
 /// unit and dimensions, and the values beside it.
 pub fn emf(event: &Event<'_>, timestamp_ms: i64) -> Value {
-    let (dimensions, mut values, metrics): (Vec<&str>, Value, Vec<Metric>) = match event {
+    let (dimensions, mut values, metrics): (Vec<Vec<&str>>, Value, Vec<Metric>) = match event {
         Event::Received { origin } => (
-            vec!["Origin"],
+            vec![vec!["Origin"]],
             json!({ "Origin": origin }),
             vec![("WebhooksReceived", "Count", json!(1))],
         ),
         Event::Duplicate { origin } => (
-            vec!["Origin"],
+            vec![vec!["Origin"]],
             json!({ "Origin": origin }),
             vec![("WebhooksDuplicate", "Count", json!(1))],
         ),
         Event::Refused { reason } => (
-            vec!["Reason"],
+            vec![vec!["Reason"]],
             json!({ "Reason": reason.name() }),
             vec![("WebhooksRefused", "Count", json!(1))],
         ),
         Event::Attempt {
             origin,
+            destination,
             state,
             took,
         } => (
-            vec!["Origin", "Outcome"],
-            json!({ "Origin": origin, "Outcome": state.as_str() }),
+            vec![vec!["Origin", "Outcome"], vec!["Destination", "Outcome"]],
+            json!({ "Origin": origin, "Destination": destination, "Outcome": state.as_str() }),
             vec![
                 ("Attempts", "Count", json!(1)),
                 (
@@ -56,19 +57,36 @@ pub fn emf(event: &Event<'_>, timestamp_ms: i64) -> Value {
                 ),
             ],
         ),
-        Event::Delivered { origin, waited } => (
-            vec!["Origin"],
-            json!({ "Origin": origin }),
+        Event::Delivered {
+            origin,
+            destination,
+            waited,
+        } => (
+            vec![vec!["Origin"], vec!["Destination"]],
+            json!({ "Origin": origin, "Destination": destination }),
             vec![(
                 "DeliveryLatency",
                 "Milliseconds",
                 json!(waited.as_millis() as u64),
             )],
         ),
-        Event::DeadLettered { origin } => (
-            vec!["Origin"],
+        Event::DeadLettered { origin, .. } => (
+            vec![vec!["Origin"]],
             json!({ "Origin": origin }),
             vec![("DeadLetters", "Count", json!(1))],
+        ),
+        Event::Held { destination } => (
+            vec![vec!["Destination"]],
+            json!({ "Destination": destination }),
+            vec![("WebhooksHeld", "Count", json!(1))],
+        ),
+        // 1 when it opens, 0 when it closes: the maximum over a period says whether it was open.
+        Event::Circuit {
+            destination, open, ..
+        } => (
+            vec![vec!["Destination"]],
+            json!({ "Destination": destination }),
+            vec![("DestinationOpen", "None", json!(u8::from(*open)))],
         ),
     };
     let definitions: Vec<Value> = metrics
@@ -82,7 +100,7 @@ pub fn emf(event: &Event<'_>, timestamp_ms: i64) -> Value {
         "Timestamp": timestamp_ms,
         "CloudWatchMetrics": [{
             "Namespace": EMF_NAMESPACE,
-            "Dimensions": [dimensions],
+            "Dimensions": dimensions,
             "Metrics": definitions,
         }],
     });
@@ -102,6 +120,7 @@ mod tests {
         let line = emf(
             &Event::Attempt {
                 origin: "github",
+                destination: "https://api.example.com:443",
                 state: State::OperatorRequired,
                 took: Duration::from_millis(1500),
             },
@@ -113,7 +132,21 @@ mod tests {
         assert_eq!(line["AttemptDuration"], 1500);
         let meta = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(meta["Namespace"], EMF_NAMESPACE);
-        assert_eq!(meta["Dimensions"], json!([["Origin", "Outcome"]]));
+        assert_eq!(
+            meta["Dimensions"],
+            json!([["Origin", "Outcome"], ["Destination", "Outcome"]])
+        );
+        assert_eq!(line["Destination"], "https://api.example.com:443");
+        let opened = emf(
+            &Event::Circuit {
+                destination: "https://api.example.com:443",
+                open: true,
+                failures: 5,
+                last_error: Some("503 Service Unavailable"),
+            },
+            1,
+        );
+        assert_eq!(opened["DestinationOpen"], 1);
         assert_eq!(
             meta["Metrics"][1],
             json!({ "Name": "AttemptDuration", "Unit": "Milliseconds" })

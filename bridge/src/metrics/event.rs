@@ -15,16 +15,36 @@ pub enum Event<'a> {
     Duplicate { origin: &'a str },
     /// A delivery refused, and why (by its status).
     Refused { reason: Reason },
-    /// An attempt ended, leaving the webhook in `state`, after `took`.
+    /// An attempt to `destination` ended, leaving the webhook in `state`, after `took`.
     Attempt {
         origin: &'a str,
+        destination: &'a str,
         state: State,
         took: Duration,
     },
-    /// A webhook completed, `waited` after it was received.
-    Delivered { origin: &'a str, waited: Duration },
-    /// A webhook needs an operator.
-    DeadLettered { origin: &'a str },
+    /// A webhook completed at `destination`, `waited` after it was received.
+    Delivered {
+        origin: &'a str,
+        destination: &'a str,
+        waited: Duration,
+    },
+    /// A webhook held for its destination (open or paused), not attempted.
+    Held { destination: &'a str },
+    /// A destination's circuit breaker opened (`open`, after `failures` in a row, the last
+    /// with `last_error`) or closed.
+    Circuit {
+        destination: &'a str,
+        open: bool,
+        failures: u32,
+        last_error: Option<&'a str>,
+    },
+    /// Webhook `id` needs an operator, after `attempts`, for `reason`.
+    DeadLettered {
+        origin: &'a str,
+        id: &'a str,
+        attempts: u32,
+        reason: &'a str,
+    },
 }
 
 /// Why a delivery was refused, from its status code.
