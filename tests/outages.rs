@@ -103,6 +103,87 @@ impl Backend {
     }
 }
 
+/// A request as received: its headers (names in lower case) and its body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
+/// An operator's alert endpoint on 127.0.0.1: records each notice and answers 204.
+struct AlertReceiver {
+    url: String,
+    notices: Arc<Mutex<Vec<Received>>>,
+}
+
+/// The secret notices are signed with, and its key.
+const ALERT_SECRET: &str = "whsec_YWxlcnQtc2VjcmV0";
+const ALERT_KEY: &[u8] = b"alert-secret";
+
+impl AlertReceiver {
+    fn start() -> AlertReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let receiver = AlertReceiver {
+            url: format!(
+                "http://{}/alerts?token=alert-url-token",
+                listener.local_addr().unwrap()
+            ),
+            notices: Arc::default(),
+        };
+        let notices = receiver.notices.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut headers, mut length) = (Vec::new(), 0);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.trim_end().split_once(':') {
+                        let name = name.to_ascii_lowercase();
+                        if name == "content-length" {
+                            length = value.trim().parse().unwrap();
+                        }
+                        headers.push((name, value.trim().to_owned()));
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                notices.lock().unwrap().push((headers, body));
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+            }
+        });
+        receiver
+    }
+
+    /// The notices received so far whose signature checks out, as JSON; one that does not
+    /// fails the test.
+    fn verified(&self) -> Vec<Value> {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let notices = self.notices.lock().unwrap().clone();
+        notices
+            .into_iter()
+            .map(|(headers, body)| {
+                let header = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(ALERT_KEY).unwrap();
+                mac.update(
+                    format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes(),
+                );
+                mac.update(&body);
+                let expected =
+                    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                assert_eq!(header("webhook-signature"), format!("v1,{expected}"));
+                serde_json::from_slice(&body).unwrap()
+            })
+            .collect()
+    }
+}
+
 fn destinations(inbox: &Inbox) -> Vec<Value> {
     let (ok, out) = inbox.cli(&["destinations", "--json"]);
     assert!(ok, "{out}");
@@ -130,8 +211,11 @@ fn count(inbox: &Inbox, state: &str) -> usize {
 #[test]
 fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_failures_and_probes() {
     let backend = Backend::start(false);
+    let alerts = AlertReceiver::start();
     let env = [
         ("INBOX_FORWARD_URL", backend.url.as_str()),
+        ("INBOX_ALERT_URL", alerts.url.as_str()),
+        ("INBOX_ALERT_SECRET", ALERT_SECRET),
         // Without the breaker, this schedule dead-letters a webhook within a second.
         ("INBOX_RETRY_SCHEDULE", "100ms,200ms,400ms"),
         ("INBOX_BREAKER_FAILURES", "3"),
@@ -193,10 +277,62 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     let closed = &destinations(&inbox)[0];
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["held"], 0, "{closed}");
+    // The operator's endpoint heard it open and close, signed, with nothing secret in it.
+    wait_until("the closing notice", &inbox, || {
+        alerts
+            .verified()
+            .iter()
+            .any(|n| n["type"] == "destination.closed")
+    });
+    let notices = alerts.verified();
+    let opened = notices
+        .iter()
+        .find(|n| n["type"] == "destination.opened")
+        .unwrap();
+    assert_eq!(opened["data"]["destination"], backend.name());
+    assert!(
+        opened["data"]["failures"].as_u64().unwrap() >= 3,
+        "{opened}"
+    );
+    assert!(
+        !serde_json::to_string(&notices)
+            .unwrap()
+            .contains("alert-url-token")
+    );
+    assert!(
+        !inbox.log().contains("alert-url-token"),
+        "the alert URL's token is never logged"
+    );
     eprintln!(
         "outage of {outage:?}: 200 webhooks, {seen_down} deliveries while down, \
          {} after; the last completed {drained:?} after recovery",
         backend.seen_up.load(Ordering::SeqCst)
+    );
+}
+
+/// The baseline the outage test is measured against, in the same run: the same schedule
+/// with a breaker that never opens dead-letters every webhook and sends the destination each
+/// of their attempts.
+#[test]
+fn without_the_breaker_the_same_outage_needs_an_operator_for_every_webhook() {
+    let backend = Backend::start(false);
+    let inbox = Inbox::start(&[
+        ("INBOX_FORWARD_URL", backend.url.as_str()),
+        ("INBOX_RETRY_SCHEDULE", "100ms,200ms,400ms"),
+        ("INBOX_BREAKER_FAILURES", "1000000"),
+        ("INBOX_PROCESSOR_TIMEOUT_MS", "2000"),
+    ]);
+    for i in 0..100 {
+        let (code, _) = inbox.post_bigcommerce(&bigcommerce_event(&format!("no-breaker-{i}")));
+        assert_eq!(code, 202);
+    }
+    wait_until("every webhook dead-lettered", &inbox, || {
+        count(&inbox, "operator_required") == 100
+    });
+    let seen_down = backend.seen_down.load(Ordering::SeqCst);
+    assert_eq!(seen_down, 400, "each webhook's four attempts");
+    eprintln!(
+        "without the breaker: 100 webhooks, {seen_down} deliveries while down, 100 operator_required"
     );
 }
 
@@ -303,4 +439,53 @@ fn a_backlog_drains_at_the_destination_s_rate_and_concurrency() {
         (backlog - 1) as f64 / span.as_secs_f64(),
         backend.most_at_once.load(Ordering::SeqCst)
     );
+}
+
+#[test]
+fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
+    let backend = Backend::start(false);
+    let alerts = AlertReceiver::start();
+    let inbox = Inbox::start(&[
+        ("INBOX_FORWARD_URL", backend.url.as_str()),
+        ("INBOX_RETRY_SCHEDULE", "100ms"),
+        ("INBOX_BREAKER_FAILURES", "100"),
+        ("INBOX_ALERT_URL", alerts.url.as_str()),
+        ("INBOX_ALERT_SECRET", ALERT_SECRET),
+    ]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("exhausted"));
+    let id = answer["id"].as_str().unwrap().to_owned();
+    inbox.wait_for(&id, "operator_required", PATIENCE);
+    wait_until("the notice", &inbox, || !alerts.verified().is_empty());
+    let notice = &alerts.verified()[0];
+    assert_eq!(notice["type"], "webhook.exhausted", "{notice}");
+    assert_eq!(notice["data"]["id"], id.as_str());
+    assert_eq!(notice["data"]["attempts"], 2);
+    assert!(
+        notice["data"]["reason"].as_str().unwrap().contains("503"),
+        "{notice}"
+    );
+    // Without the secret, an alert URL is refused at start, and its token is not repeated.
+    let mut worker = std::process::Command::new(inbox_exe())
+        .args(["worker", "--db"])
+        .arg(inbox.db())
+        .env_clear()
+        .env("INBOX_FORWARD_URL", &backend.url)
+        .env("INBOX_ALERT_URL", &alerts.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while worker.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            worker.kill().unwrap();
+            panic!("a worker with an unsigned alert URL kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = worker.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(said.contains("INBOX_ALERT_SECRET"), "{said}");
+    assert!(!said.contains("alert-url-token"), "{said}");
 }

@@ -622,8 +622,22 @@ fn secrets_come_from_ssm_parameters_each_function_reading_only_its_own() {
             ADMIN_FUNCTION,
             vec!["AdminTokenParameter", "BigCommerceSecretParameter"],
         ),
-        ("DynamoProcessWebhooksFunction", vec!["ForwardUrlParameter"]),
-        ("SqsProcessWebhooksFunction", vec!["ForwardUrlParameter"]),
+        (
+            "DynamoProcessWebhooksFunction",
+            vec![
+                "AlertSecretParameter",
+                "AlertUrlParameter",
+                "ForwardUrlParameter",
+            ],
+        ),
+        (
+            "SqsProcessWebhooksFunction",
+            vec![
+                "AlertSecretParameter",
+                "AlertUrlParameter",
+                "ForwardUrlParameter",
+            ],
+        ),
         ("SweepWebhooksFunction", vec![]),
     ]
     .into_iter()
@@ -641,8 +655,12 @@ fn secrets_come_from_ssm_parameters_each_function_reading_only_its_own() {
     found.sort();
     assert_eq!(found, listed, "every function, and what it may read");
 
-    let secret =
-        |key: &str| key.ends_with("_secret") || key.ends_with("_token") || key == "forward_url";
+    let secret = |key: &str| {
+        key.ends_with("_secret")
+            || key.ends_with("_token")
+            || key == "forward_url"
+            || key == "alert_url"
+    };
     for function in functions {
         let config = function_config(&template, function);
         let plain: Vec<&String> = config.keys().filter(|key| secret(key)).collect();

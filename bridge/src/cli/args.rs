@@ -158,7 +158,8 @@ impl MetricsArgs {
         stop: watch::Receiver<bool>,
     ) -> Result<(Arc<dyn metrics::Metrics>, Option<MetricsServer>)> {
         let Some(address) = self.address else {
-            return Ok((Arc::new(metrics::NoMetrics), None));
+            let alerts = metrics::with_alerts(Arc::new(metrics::NoMetrics), env.config.as_ref())?;
+            return Ok((alerts, None));
         };
         let limits = serve::HttpLimits::from_config(env.config.as_ref())?;
         let listener = serve::listen(address)
@@ -178,6 +179,7 @@ impl MetricsArgs {
             stopped(stop),
             SHUTDOWN_GRACE,
         ));
-        Ok((prometheus, Some(server)))
+        let recorder = metrics::with_alerts(prometheus, env.config.as_ref())?;
+        Ok((recorder, Some(server)))
     }
 }

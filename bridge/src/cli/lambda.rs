@@ -78,7 +78,7 @@ impl Lambda {
             store,
             queues,
             hosts.settings,
-            Arc::new(metrics::Emf),
+            metrics::with_alerts(Arc::new(metrics::Emf), env.config.as_ref())?,
         );
         lambda::run(handler).await.map_err(|e| anyhow!(e))
     }

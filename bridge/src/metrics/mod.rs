@@ -10,13 +10,16 @@
 //! - `delivery`: which requests are deliveries, and what their answers count as
 //!   ([`of_delivery`]);
 //! - `prometheus`: the registry `inbox serve` keeps, and its text ([`Prometheus`]);
-//! - `emf`: the lines the Lambda functions write ([`Emf`], [`emf()`]).
+//! - `emf`: the lines the Lambda functions write ([`Emf`], [`emf()`]);
+//! - `alerts`: notices to `INBOX_ALERT_URL` for what needs a person ([`with_alerts`]).
 
+mod alerts;
 mod delivery;
 mod emf;
 mod event;
 mod prometheus;
 
+pub use alerts::with_alerts;
 pub use delivery::of_delivery;
 pub use emf::{EMF_NAMESPACE, Emf, emf};
 pub use event::{Event, Metrics, NoMetrics, Reason};

@@ -72,6 +72,41 @@ impl WasiHttpHooks for OutgoingHooks {
     }
 }
 
+/// POSTs `body` to `url` from the host itself (not a component), with the client the
+/// components' requests go through: its status code, within `timeout`.
+pub async fn post(
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<u16> {
+    use anyhow::Context;
+    let mut request = http::Request::post(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let body = http_body_util::Full::new(bytes::Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let request = request.body(body).context("not a request")?;
+    let options = RequestOptions {
+        connect_timeout: Some(timeout),
+        first_byte_timeout: Some(timeout),
+        between_bytes_timeout: Some(timeout),
+    };
+    let sent = async {
+        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+            .await
+            .map_err(|error| anyhow::anyhow!("{error:?}"))?;
+        // The connection is driven until the answer is in.
+        tokio::spawn(io);
+        anyhow::Ok(response.status().as_u16())
+    };
+    tokio::time::timeout(timeout, sent)
+        .await
+        .context("no answer in time")?
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,6 +6,7 @@
 //! answers mean) is planned here too, so the native stores and the store components only
 //! carry bytes to SQLite or DynamoDB.
 
+pub mod alert;
 pub mod capture;
 pub mod clock;
 pub mod config;
