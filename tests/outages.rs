@@ -106,10 +106,13 @@ impl Backend {
 /// A request as received: its headers (names in lower case) and its body.
 type Received = (Vec<(String, String)>, Vec<u8>);
 
-/// An operator's alert endpoint on 127.0.0.1: records each notice and answers 204.
+/// An operator's alert endpoint on 127.0.0.1: answers the first `failing` requests `500`,
+/// then records each notice and answers 204; a request without its `Host` is answered 400
+/// (as virtual hosts answer it) and not recorded.
 struct AlertReceiver {
     url: String,
     notices: Arc<Mutex<Vec<Received>>>,
+    requests: Arc<AtomicUsize>,
 }
 
 /// The secret notices are signed with, and its key.
@@ -117,16 +120,15 @@ const ALERT_SECRET: &str = "whsec_YWxlcnQtc2VjcmV0";
 const ALERT_KEY: &[u8] = b"alert-secret";
 
 impl AlertReceiver {
-    fn start() -> AlertReceiver {
+    fn start(failing: usize) -> AlertReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
         let receiver = AlertReceiver {
-            url: format!(
-                "http://{}/alerts?token=alert-url-token",
-                listener.local_addr().unwrap()
-            ),
+            url: format!("http://{address}/alerts?token=alert-url-token"),
             notices: Arc::default(),
+            requests: Arc::default(),
         };
-        let notices = receiver.notices.clone();
+        let (notices, requests) = (receiver.notices.clone(), receiver.requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -147,8 +149,17 @@ impl AlertReceiver {
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
-                notices.lock().unwrap().push((headers, body));
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+                let status = if !headers.contains(&("host".to_owned(), address.to_string())) {
+                    "400 Bad Request"
+                } else if requests.fetch_add(1, Ordering::SeqCst) < failing {
+                    "500 Internal Server Error"
+                } else {
+                    notices.lock().unwrap().push((headers, body));
+                    "204 No Content"
+                };
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes());
             }
         });
         receiver
@@ -211,7 +222,7 @@ fn count(inbox: &Inbox, state: &str) -> usize {
 #[test]
 fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_failures_and_probes() {
     let backend = Backend::start(false);
-    let alerts = AlertReceiver::start();
+    let alerts = AlertReceiver::start(0);
     let env = [
         ("INBOX_FORWARD_URL", backend.url.as_str()),
         ("INBOX_ALERT_URL", alerts.url.as_str()),
@@ -234,6 +245,15 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     send(&inbox, 0..100);
     let open = |inbox: &Inbox| destinations(inbox).iter().any(|d| d["state"] == "open");
     wait_until("the destination opening", &inbox, || open(&inbox));
+    // The operator's endpoint hears it, signed.
+    let kinds = || -> Vec<String> {
+        let notices = alerts.verified();
+        notices
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_until("the opening notice", &inbox, || !kinds().is_empty());
 
     // A worker killed while the destination is open loses nothing and keeps its state.
     inbox.kill();
@@ -277,13 +297,9 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     let closed = &destinations(&inbox)[0];
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["held"], 0, "{closed}");
-    // The operator's endpoint heard it open and close, signed, with nothing secret in it.
-    wait_until("the closing notice", &inbox, || {
-        alerts
-            .verified()
-            .iter()
-            .any(|n| n["type"] == "destination.closed")
-    });
+    // The operator's endpoint heard it open once and close once, with nothing secret in it.
+    wait_until("the closing notice", &inbox, || kinds().len() == 2);
+    assert_eq!(kinds(), ["destination.opened", "destination.closed"]);
     let notices = alerts.verified();
     let opened = notices
         .iter()
@@ -444,7 +460,8 @@ fn a_backlog_drains_at_the_destination_s_rate_and_concurrency() {
 #[test]
 fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
     let backend = Backend::start(false);
-    let alerts = AlertReceiver::start();
+    // Its first try fails: the notice is tried again.
+    let alerts = AlertReceiver::start(1);
     let inbox = Inbox::start(&[
         ("INBOX_FORWARD_URL", backend.url.as_str()),
         ("INBOX_RETRY_SCHEDULE", "100ms"),
@@ -457,6 +474,7 @@ fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
     inbox.wait_for(&id, "operator_required", PATIENCE);
     wait_until("the notice", &inbox, || !alerts.verified().is_empty());
     let notice = &alerts.verified()[0];
+    assert_eq!(alerts.requests.load(Ordering::SeqCst), 2);
     assert_eq!(notice["type"], "webhook.exhausted", "{notice}");
     assert_eq!(notice["data"]["id"], id.as_str());
     assert_eq!(notice["data"]["attempts"], 2);
@@ -488,4 +506,30 @@ fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
     assert!(!refused.status.success());
     assert!(said.contains("INBOX_ALERT_SECRET"), "{said}");
     assert!(!said.contains("alert-url-token"), "{said}");
+}
+
+#[test]
+fn an_alert_that_cannot_be_delivered_is_logged_without_its_token() {
+    let backend = Backend::start(false);
+    let alerts = AlertReceiver::start(usize::MAX);
+    let inbox = Inbox::start(&[
+        ("INBOX_FORWARD_URL", backend.url.as_str()),
+        ("INBOX_RETRY_SCHEDULE", "100ms"),
+        ("INBOX_BREAKER_FAILURES", "100"),
+        ("INBOX_ALERT_URL", alerts.url.as_str()),
+        ("INBOX_ALERT_SECRET", ALERT_SECRET),
+    ]);
+    let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("undeliverable"));
+    inbox.wait_for(
+        answer["id"].as_str().unwrap(),
+        "operator_required",
+        PATIENCE,
+    );
+    wait_until("the undelivered alert logged", &inbox, || {
+        inbox.log().contains("an alert could not be delivered")
+    });
+    assert_eq!(alerts.requests.load(Ordering::SeqCst), 3, "three tries");
+    let log = inbox.log();
+    assert!(log.contains("answered 500"), "{log}");
+    assert!(!log.contains("alert-url-token"), "{log}");
 }

@@ -279,10 +279,12 @@ fn a_processor_sees_its_own_settings_and_no_secret_of_the_inbox() {
 
 #[test]
 fn operators_list_and_replay_over_http_with_the_admin_token() {
-    // A slow backoff, so the replayed webhook cannot die again between two requests.
+    // A slow backoff, so the replayed webhook cannot die again between two requests; a
+    // breaker that does not open on its six failures, so that it does die again.
     let inbox = Inbox::start(&[
         ("INBOX_DEMO_FAILURE_RATE", "1"),
         ("INBOX_RETRY_BASE_DELAY_MS", "1000"),
+        ("INBOX_BREAKER_FAILURES", "100"),
     ]);
     let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("hash-admin-http"));
     let id = answer["id"].as_str().unwrap().to_owned();

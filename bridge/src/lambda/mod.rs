@@ -126,12 +126,28 @@ pub fn shape(event: &Value) -> Result<Shape> {
 }
 
 /// Serves Lambda invocations until the runtime stops.
+/// How long an invocation waits for its alerts to be sent before it answers, at most, and
+/// what it keeps of its time to answer.
+const ALERT_GRACE: Duration = Duration::from_secs(20);
+const ALERT_MARGIN: Duration = Duration::from_secs(2);
+
 pub async fn run(handler: Handler) -> Result<(), lambda_runtime::Error> {
     let handler = Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {
             let handler = handler.clone();
-            async move { handler.handle(event.payload).await }
+            async move {
+                let deadline = event.context.deadline();
+                let answer = handler.handle(event.payload).await;
+                // A frozen environment sends nothing: the invocation's alerts go first, in
+                // what is left of its time.
+                let left = deadline
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+                    .saturating_sub(ALERT_MARGIN);
+                handler.metrics.flush(left.min(ALERT_GRACE)).await;
+                answer
+            }
         },
     ))
     .await

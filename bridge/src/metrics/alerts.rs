@@ -1,10 +1,16 @@
 //! Notices to `INBOX_ALERT_URL` ([`inbox_core::alert`]) for the events that need a person:
 //! a destination opening or closing, a webhook exhausting its retries. Sent beside the
 //! metrics, each on a task of its own, so an alert endpoint that is slow or down never
-//! holds an attempt back; one that cannot be delivered after three tries is logged.
+//! holds an attempt back; one that cannot be delivered after three tries is logged. A few
+//! go at once, and past a bound of notices waiting more are dropped (and logged), so a
+//! flood of exhausted webhooks does not become a flood of connections.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use inbox_core::alert::{AlertTarget, Notice};
 use inbox_core::clock::now_ms;
@@ -15,6 +21,10 @@ use super::event::{Event, Metrics};
 
 /// How long one try may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Notices sent at once.
+const AT_ONCE: usize = 4;
+/// Notices sending or waiting to, past which a new one is dropped.
+const MOST_PENDING: usize = 256;
 
 /// `metrics`, with notices sent to the alert URL when one is configured.
 pub fn with_alerts(
@@ -25,6 +35,8 @@ pub fn with_alerts(
         Some(target) => Arc::new(Alerting {
             inner: metrics,
             target: Arc::new(target),
+            sending: Arc::new(Semaphore::new(AT_ONCE)),
+            pending: Mutex::default(),
         }),
         None => metrics,
     })
@@ -33,16 +45,49 @@ pub fn with_alerts(
 struct Alerting {
     inner: Arc<dyn Metrics>,
     target: Arc<AlertTarget>,
+    sending: Arc<Semaphore>,
+    pending: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Metrics for Alerting {
     fn record(&self, event: &Event<'_>) {
         self.inner.record(event);
-        if let Some(notice) = notice_of(event)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(send(self.target.clone(), notice));
+        let Some(notice) = notice_of(event) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|task| !task.is_finished());
+        if pending.len() >= MOST_PENDING {
+            tracing::error!(
+                kind = notice.kind,
+                pending = pending.len(),
+                "too many alerts waiting to be sent; this one is dropped"
+            );
+            return;
         }
+        let (target, sending) = (self.target.clone(), self.sending.clone());
+        pending.push(runtime.spawn(async move {
+            let Ok(_turn) = sending.acquire_owned().await else {
+                return;
+            };
+            send(target, notice).await;
+        }));
+    }
+
+    fn flush(&self, within: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        Box::pin(async move {
+            // Those not done in time go on sending on their own.
+            let _ = tokio::time::timeout(within, async {
+                for task in pending {
+                    let _ = task.await;
+                }
+            })
+            .await;
+        })
     }
 }
 

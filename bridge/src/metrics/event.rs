@@ -1,6 +1,7 @@
 //! What happened, for the metrics to count: the events every host records, why a delivery
 //! was refused, and the trait they are recorded through.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use inbox_core::State;
@@ -87,6 +88,13 @@ impl Reason {
 /// Where events go.
 pub trait Metrics: Send + Sync {
     fn record(&self, event: &Event<'_>);
+
+    /// Waits, up to `within`, for what recording started and still sends (alerts): a
+    /// Lambda invocation calls it before it answers, since a frozen environment sends
+    /// nothing and may never be thawed.
+    fn flush(&self, _within: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Where events go when nobody reads them (tests, `inbox worker` without an address).

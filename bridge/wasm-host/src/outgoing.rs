@@ -81,7 +81,15 @@ pub async fn post(
     timeout: std::time::Duration,
 ) -> anyhow::Result<u16> {
     use anyhow::Context;
-    let mut request = http::Request::post(url);
+    let uri: http::Uri = url.parse().context("not a URL")?;
+    // The sender writes the path alone on the request line: the host goes in `Host`, as a
+    // component's request gets it from wasi:http.
+    let host = uri.authority().context("a URL without a host")?.as_str();
+    let host = host
+        .rsplit_once('@')
+        .map_or(host, |(_, host)| host)
+        .to_owned();
+    let mut request = http::Request::post(uri).header(http::header::HOST, host);
     for (name, value) in headers {
         request = request.header(name, value);
     }
