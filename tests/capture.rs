@@ -101,7 +101,7 @@ fn refused_deliveries_get_the_right_status_and_store_nothing() {
     let future = sign_stripe(STRIPE_SECRET, unix_now() + 600, &stripe);
     let oversized = format!(
         "{{\"scope\":\"store/order/created\",\"hash\":\"big\",\"pad\":\"{}\"}}",
-        "x".repeat(300 * 1024)
+        "x".repeat(25 * 1024 * 1024)
     )
     .into_bytes();
     let oversized_signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &oversized);

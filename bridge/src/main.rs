@@ -4,6 +4,15 @@ use anyhow::Result;
 use inbox_bridge::cli::{Cli, logging};
 
 fn main() -> Result<()> {
+    // A body is up to 25 MB, held briefly by whichever thread captures or attempts it.
+    // glibc's threshold for giving such a block its own mapping rises as they are freed,
+    // after which each thread's arena keeps the freed blocks: 16 deliveries of 24 MB at
+    // once peaked at 1.8 GB that way, 1.0 GB with a fixed threshold (BENCHMARKS.md).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any other thread exists; it only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20)
+    };
     let command = Cli::parse_command()?;
     logging::init(command.reports());
     // A file grown past the process's size limit (RLIMIT_FSIZE, like a full disk) would

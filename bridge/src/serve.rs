@@ -17,13 +17,13 @@ use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use inbox_core::Problem;
-use inbox_core::config::{Config, ConfigError, parsed};
+use inbox_core::config::{CaptureLimits, Config, ConfigError, parsed};
 use inbox_wasm_host::CaptureHost;
 use inbox_wasm_host::capture::{
     BodyError, HyperOutgoingBody, internal_error, problem_response, ran_out_of_time,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::{self, Metrics};
@@ -42,6 +42,13 @@ pub struct HttpLimits {
     /// Requests handled at once (capture instances, for capture); a request waits its body
     /// deadline for a turn, then `503`.
     pub max_requests: usize,
+    /// Bytes of request bodies held at once, across requests: a body that would pass it is
+    /// answered `503` at once (by its `Content-Length`, or as it arrives), so many large
+    /// deliveries together cost a bounded memory, not whatever they add up to.
+    pub max_inflight_body_bytes: usize,
+    /// The largest body capture takes (`INBOX_MAX_BODY_BYTES`): one declared longer is
+    /// refused (`413`) before it is read, so it takes nothing of the budget.
+    pub max_body_bytes: usize,
 }
 
 impl HttpLimits {
@@ -53,7 +60,19 @@ impl HttpLimits {
             idle_timeout: ms("idle_timeout_ms", 60_000)?,
             max_connections: parsed(config, "max_connections", 1_024)?,
             max_requests: parsed(config, "max_concurrent_requests", 64)?,
+            max_inflight_body_bytes: parsed(
+                config,
+                "max_inflight_body_bytes",
+                DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+            )?,
+            max_body_bytes: CaptureLimits::from_config(config)?.max_body_bytes,
         };
+        if limits.max_inflight_body_bytes < limits.max_body_bytes {
+            return Err(ConfigError(format!(
+                "INBOX_MAX_INFLIGHT_BODY_BYTES ({}) must be at least INBOX_MAX_BODY_BYTES ({})",
+                limits.max_inflight_body_bytes, limits.max_body_bytes
+            )));
+        }
         if limits.header_timeout > Duration::from_secs(30) || limits.header_timeout.is_zero() {
             return Err(ConfigError(
                 "INBOX_HEADER_TIMEOUT_MS must be between 1 and 30000".into(),
@@ -73,6 +92,13 @@ impl HttpLimits {
         Ok(limits)
     }
 }
+
+/// Five of GitHub's largest deliveries at once.
+const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 128 * 1024 * 1024;
+
+/// Bodies are counted against the budget in units of this many bytes (a semaphore counts
+/// at most `u32::MAX` permits at a time).
+const BUDGET_UNIT: usize = 1024;
 
 /// Connections the kernel holds for us before we accept them. With tokio's 1024, a burst
 /// of 2,000 clients sending large bodies overflowed it while the host was busy, and one
@@ -120,6 +146,7 @@ pub async fn serve(
     let connections = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let requests = Arc::new(Semaphore::new(limits.max_requests));
+    let bodies = Arc::new(Semaphore::new(limits.max_inflight_body_bytes / BUDGET_UNIT));
     let limits = Arc::new(limits);
     tokio::pin!(stop);
     loop {
@@ -131,22 +158,22 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (handler, requests, limits_for_requests, metrics) = (
-            handler.clone(),
-            requests.clone(),
-            limits.clone(),
-            metrics.clone(),
-        );
+        let turns = Turns {
+            requests: requests.clone(),
+            bodies: bodies.clone(),
+        };
+        let (handler, limits_for_requests, metrics) =
+            (handler.clone(), limits.clone(), metrics.clone());
         let service = hyper::service::service_fn(move |request: http::Request<_>| {
-            let (handler, requests, limits, metrics) = (
+            let (handler, turns, limits, metrics) = (
                 handler.clone(),
-                requests.clone(),
+                turns.clone(),
                 limits_for_requests.clone(),
                 metrics.clone(),
             );
             async move {
                 Ok::<_, std::convert::Infallible>(
-                    answer(&handler, &requests, &limits, metrics.as_ref(), request).await,
+                    answer(&handler, &turns, &limits, metrics.as_ref(), request).await,
                 )
             }
         });
@@ -200,10 +227,17 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
+/// What requests share: turns to be handled, and the budget of body bytes.
+#[derive(Clone)]
+struct Turns {
+    requests: Arc<Semaphore>,
+    bodies: Arc<Semaphore>,
+}
+
 /// One request through the handler, within the limits, counted and logged.
 async fn answer(
     handler: &Arc<dyn Handler>,
-    requests: &Arc<Semaphore>,
+    turns: &Turns,
     limits: &HttpLimits,
     metrics: &dyn Metrics,
     request: http::Request<hyper::body::Incoming>,
@@ -211,7 +245,7 @@ async fn answer(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let response = respond(handler, requests, limits, request, &method, &path).await;
+    let response = respond(handler, turns, limits, request, &method, &path).await;
     // Counted by its head: an answer that breaks off after it is aborted, and logged, by
     // the capture host.
     let status = response.status().as_u16();
@@ -224,13 +258,24 @@ async fn answer(
 
 async fn respond(
     handler: &Arc<dyn Handler>,
-    requests: &Arc<Semaphore>,
+    turns: &Turns,
     limits: &HttpLimits,
     request: http::Request<hyper::body::Incoming>,
     method: &http::Method,
     path: &str,
 ) -> http::Response<HyperOutgoingBody> {
-    let permit = tokio::time::timeout(limits.body_timeout, requests.clone().acquire_owned()).await;
+    // A declared body takes its place in the budget before anything waits or reads; one
+    // that does not fit is answered at once, for its sender to retry.
+    let declared = request.body().size_hint().exact().unwrap_or(0);
+    let declared = usize::try_from(declared)
+        .ok()
+        .filter(|bytes| *bytes <= limits.max_body_bytes)
+        .unwrap_or(0);
+    let Some(held) = budget(&turns.bodies, declared) else {
+        return over_budget(method, path);
+    };
+    let permit =
+        tokio::time::timeout(limits.body_timeout, turns.requests.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = permit else {
         tracing::warn!(%method, %path, "no turn to handle the request in time");
         return problem_response(&Problem::unavailable("the inbox is busy; retry later"));
@@ -239,13 +284,21 @@ async fn respond(
     // the inbox's slowness (503), not a body that did not come (408).
     let complete = Arc::new(AtomicBool::new(request.body().is_end_stream()));
     let timed_out = Arc::new(AtomicBool::new(false));
+    let overflowed = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| TimedBody {
         body,
         deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
         complete: complete.clone(),
         timed_out: timed_out.clone(),
+        budget: Budget {
+            bodies: turns.bodies.clone(),
+            held,
+            read: 0,
+            overflowed: overflowed.clone(),
+        },
     });
     match handler.clone().handle(request).await {
+        _ if overflowed.load(Ordering::Relaxed) => over_budget(method, path),
         _ if timed_out.load(Ordering::Relaxed) => body_too_slow(limits.body_timeout),
         Ok(response) => response,
         Err(error) if ran_out_of_time(&error) && !complete.load(Ordering::Relaxed) => {
@@ -262,6 +315,19 @@ async fn respond(
             internal_error()
         }
     }
+}
+
+/// `bytes` of the budget, if they fit now.
+fn budget(bodies: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT)).ok()?;
+    bodies.clone().try_acquire_many_owned(units).ok()
+}
+
+fn over_budget(method: &http::Method, path: &str) -> http::Response<HyperOutgoingBody> {
+    tracing::warn!(%method, %path, "too many request bodies at once (INBOX_MAX_INFLIGHT_BODY_BYTES)");
+    problem_response(&Problem::unavailable(
+        "too many large deliveries at once; retry later",
+    ))
 }
 
 fn body_too_slow(deadline: Duration) -> http::Response<HyperOutgoingBody> {
@@ -297,12 +363,44 @@ impl Handler for CaptureHost {
     }
 }
 
-/// A request body that must arrive whole before its deadline; it notes whether it did.
+/// A request body that must arrive whole before its deadline, and within the budget of
+/// body bytes; it notes whether it did.
 pub struct TimedBody<B> {
     body: B,
     deadline: Pin<Box<Sleep>>,
     complete: Arc<AtomicBool>,
     timed_out: Arc<AtomicBool>,
+    budget: Budget,
+}
+
+/// A body's share of the budget: what it holds (its declared length, at first), grown
+/// as more arrives; given back when the request is answered.
+struct Budget {
+    bodies: Arc<Semaphore>,
+    held: OwnedSemaphorePermit,
+    read: usize,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Budget {
+    /// Counts `bytes` more read; false if they do not fit.
+    fn take(&mut self, bytes: usize) -> bool {
+        self.read = self.read.saturating_add(bytes);
+        let held = self.held.num_permits() * BUDGET_UNIT;
+        if self.read <= held {
+            return true;
+        }
+        match budget(&self.bodies, self.read - held) {
+            Some(more) => {
+                self.held.merge(more);
+                true
+            }
+            None => {
+                self.overflowed.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
 }
 
 impl<B> Body for TimedBody<B>
@@ -323,7 +421,15 @@ where
                 this.complete.store(true, Ordering::Relaxed);
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
+            Poll::Ready(Some(Ok(frame))) => {
+                let bytes = frame.data_ref().map_or(0, Bytes::len);
+                if this.budget.take(bytes) {
+                    Poll::Ready(Some(Ok(frame)))
+                } else {
+                    Poll::Ready(Some(Err(BodyError::HttpRequestBodySize(None))))
+                }
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Pending => {
                 ready!(this.deadline.as_mut().poll(cx));
                 this.timed_out.store(true, Ordering::Relaxed);

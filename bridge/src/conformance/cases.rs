@@ -1,9 +1,8 @@
 //! The webhooks the conformance kit runs a processor on: every provider's shape, the
-//! largest payload capture stores, non-ASCII text, and each kind of answer a destination
-//! gives. Tests run the same cases through the other hosts.
+//! largest payload a DynamoDB item holds inline, non-ASCII text, and each kind of answer a
+//! destination gives. Tests run the same cases through the other hosts.
 
 use inbox_core::Webhook;
-use inbox_core::config::CaptureLimits;
 use inbox_core::forward::classify_response;
 use inbox_core::id::webhook_id;
 use inbox_core::lifecycle::Outcome;
@@ -72,7 +71,7 @@ pub fn all() -> Vec<Case> {
             1,
             Some((202, None)),
         ),
-        case("largest payload capture stores", large(), 1, OK),
+        case("largest payload a DynamoDB item holds", large(), 1, OK),
         case("non-ASCII text", shopify(&non_ascii_order()), 1, OK),
         case(
             "destination 429, Retry-After 120",
@@ -251,7 +250,10 @@ fn standard() -> Webhook {
     )
 }
 
-/// A BigCommerce-shaped body padded to exactly the most capture stores.
+/// The most a DynamoDB item holds inline.
+const LARGE_PAYLOAD_BYTES: usize = 350 * 1024;
+
+/// A BigCommerce-shaped body padded to exactly the most a DynamoDB item holds inline.
 fn large() -> Webhook {
     let mut body = json!({
         "scope": "store/product/updated",
@@ -261,10 +263,10 @@ fn large() -> Webhook {
         "created_at": 1_764_000_000,
         "producer": "stores/abc123",
     });
-    let room = CaptureLimits::HARD_MAX_BODY_BYTES - body.to_string().len();
+    let room = LARGE_PAYLOAD_BYTES - body.to_string().len();
     body["data"]["description"] = json!("x".repeat(room));
     let payload = body.to_string().into_bytes();
-    debug_assert_eq!(payload.len(), CaptureLimits::HARD_MAX_BODY_BYTES);
+    debug_assert_eq!(payload.len(), LARGE_PAYLOAD_BYTES);
     webhook(
         "bigcommerce",
         "store/product/updated",
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(ids.len(), cases.len());
         assert!(cases.last().unwrap().answer.is_none());
         assert!(cases[..cases.len() - 1].iter().all(|c| c.answer.is_some()));
-        assert_eq!(large().payload.len(), CaptureLimits::HARD_MAX_BODY_BYTES);
+        assert_eq!(large().payload.len(), LARGE_PAYLOAD_BYTES);
         assert!(std::str::from_utf8(&non_ascii_order().to_string().into_bytes()).is_ok());
         let expected: Vec<Expected> = cases.iter().map(Case::expected).collect();
         assert_eq!(

@@ -90,15 +90,18 @@ pub struct CaptureLimits {
 }
 
 impl CaptureLimits {
-    /// Well under DynamoDB's 400 KB item limit, so every store can hold what capture accepts.
-    pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-    pub const HARD_MAX_BODY_BYTES: usize = 350 * 1024;
+    /// GitHub's largest delivery (25 MB), which GitHub never sends again once refused. A
+    /// store that holds less refuses more itself (`413`), and a host that carries less
+    /// (Lambda) sets less.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+    /// The most any host takes: a body is held whole in a component's memory.
+    pub const HARD_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
     pub fn from_config(config: &dyn Config) -> Result<Self, ConfigError> {
         let max_body_bytes = parsed(config, "max_body_bytes", Self::DEFAULT_MAX_BODY_BYTES)?;
         if max_body_bytes > Self::HARD_MAX_BODY_BYTES {
             return Err(ConfigError(format!(
-                "{} = {max_body_bytes} is over {} bytes, more than a DynamoDB item can hold",
+                "{} = {max_body_bytes} is over {} bytes, more than a component holds",
                 describe("max_body_bytes"),
                 Self::HARD_MAX_BODY_BYTES
             )));
@@ -149,11 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn body_limit_cannot_exceed_what_a_store_holds() {
-        let c = config(&[("max_body_bytes", "1000000")]);
+    fn body_limit_takes_github_s_largest_and_has_a_ceiling() {
+        let c = config(&[("max_body_bytes", "40000000")]);
         assert!(CaptureLimits::from_config(&c).is_err());
         let limits = CaptureLimits::from_config(&config(&[])).unwrap();
-        assert_eq!(limits.max_body_bytes, 256 * 1024);
+        assert!(limits.max_body_bytes >= 25_000_000, "GitHub's largest");
         assert_eq!(limits.timestamp_tolerance, Duration::from_secs(300));
     }
 }

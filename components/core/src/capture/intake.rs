@@ -3,6 +3,7 @@
 
 use super::limits::{body_too_large, check_headers};
 use super::printable::printable;
+use super::top_level::{TopLevelError, top_level};
 use crate::config::{CaptureLimits, Config, ConfigError};
 use crate::model::Webhook;
 use crate::provider::{Headers, Source};
@@ -99,11 +100,12 @@ impl Intake {
             limits.timestamp_tolerance.as_secs(),
         )?;
         check_content_type(headers)?;
-        let event: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
-        if !event.is_object() {
-            return Err(Problem::bad_request("the body must be a JSON object"));
-        }
+        let event = top_level(&body).map_err(|error| match error {
+            TopLevelError::Json(e) => {
+                Problem::bad_request(format!("the body is not valid JSON: {e}"))
+            }
+            TopLevelError::NotAnObject => Problem::bad_request("the body must be a JSON object"),
+        })?;
         let event = source.describe_event(headers, &body, &event)?;
         if event.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
             return Err(Problem::bad_request(format!(
@@ -221,7 +223,7 @@ mod tests {
             400,
             "a delivery id too long for the store"
         );
-        let big = vec![b' '; 256 * 1024 + 1];
+        let big = vec![b' '; CaptureLimits::DEFAULT_MAX_BODY_BYTES + 1];
         assert_eq!(status("bigcommerce", &signed(&big), &big), 413);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(

@@ -5,7 +5,8 @@
 //! strings), `paging` (the list's next-page link), `limits` (how large a request may be),
 //! `intake` (a delivery checked and turned into a webhook), `hosts` (the names admin
 //! requests may be sent to), `auth` (the admin host and token), `config_keys` (the
-//! configuration read) and `printable` (caller text as it may be echoed back).
+//! configuration read), `printable` (caller text as it may be echoed back) and `top_level`
+//! (the JSON a delivery's event is described by).
 
 mod auth;
 mod config_keys;
@@ -16,6 +17,7 @@ mod paging;
 mod printable;
 mod query;
 mod routes;
+mod top_level;
 
 pub use auth::{MIN_ADMIN_TOKEN_CHARS, authorize_admin, authorize_demo, short_admin_token};
 pub use config_keys::CONFIG_KEYS;

@@ -32,8 +32,9 @@ use connection::{
 };
 
 const INSERT_WEBHOOK: &str = "INSERT INTO items
-    (pk, sk, id, origin, type, created, received_at, idempotency_key, headers, payload)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (pk, sk) DO NOTHING";
+    (pk, sk, id, origin, type, created, received_at, idempotency_key, headers)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (pk, sk) DO NOTHING";
+const INSERT_PAYLOAD: &str = "INSERT INTO payloads (id, payload) VALUES (?1, ?2)";
 const INSERT_STATUS: &str = "INSERT INTO items
     (pk, sk, id, status, retries, version, updated_at, lease_until, next_attempt_at, last_error)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
@@ -42,8 +43,9 @@ const INSERT_STATUS: &str = "INSERT INTO items
 const INSERT_BODY: &str = "INSERT INTO items (pk, sk, id, received_at) VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT (pk, sk) DO NOTHING";
 const SELECT_BODY: &str = "SELECT id FROM items WHERE pk = ?1 AND sk = ?2";
-const SELECT_WEBHOOK: &str = "SELECT pk, sk, id, origin, type, created, received_at,
-    idempotency_key, headers, payload FROM items WHERE pk = ?1 AND sk = ?2";
+const SELECT_WEBHOOK: &str = "SELECT i.pk AS pk, i.sk AS sk, i.id AS id, origin, type,
+    created, received_at, idempotency_key, headers, COALESCE(p.payload, i.payload) AS payload
+    FROM items i LEFT JOIN payloads p ON p.id = i.id WHERE i.pk = ?1 AND i.sk = ?2";
 const SELECT_STATUS: &str = "SELECT status, retries, version, updated_at, lease_until,
     next_attempt_at, last_error FROM items WHERE pk = ?1 AND sk = ?2";
 /// The compare-and-swap: one row changed, or none if another writer got there first.
@@ -163,9 +165,10 @@ pub fn capture(
             }
         }
     }
-    // The payload moves into the statement: a capture copies it no further.
+    // The payload moves into its statement: a capture copies it no further.
     let (id, received_at) = (webhook.id.clone(), webhook.received_at);
-    let item = WebhookItem::owning(webhook, None);
+    let mut item = WebhookItem::owning(webhook, None);
+    let payload = std::mem::take(&mut item.payload);
     let inserted = db.execute(
         INSERT_WEBHOOK,
         vec![
@@ -178,7 +181,6 @@ pub fn capture(
             Value::Integer(item.received_at),
             text(&item.idempotency_key),
             Value::Text(item.headers),
-            Value::Blob(item.payload),
         ],
     )?;
     if inserted.changes == 0 {
@@ -189,6 +191,7 @@ pub fn capture(
             status: existing,
         });
     }
+    db.execute(INSERT_PAYLOAD, vec![text(&id), Value::Blob(payload)])?;
     let status = Status::received(received_at);
     let keys = [text(&pk(&id)), text(STATUS_SK), text(&id)];
     db.execute(
@@ -212,9 +215,10 @@ pub fn capture(
 /// The webhooks a sweep looks at, at most, in one write ([`sweep`]).
 pub const SWEEP_BATCH: usize = 200;
 
-const EXPIRED_WEBHOOKS: &str = "SELECT pk FROM items INDEXED BY items_by_status
+const EXPIRED_WEBHOOKS: &str = "SELECT pk, id FROM items INDEXED BY items_by_status
     WHERE sk = 'STATUS' AND status = 'completed' AND updated_at < ?1 LIMIT ?2";
 const DELETE_WEBHOOK: &str = "DELETE FROM items WHERE pk = ?1";
+const DELETE_PAYLOAD: &str = "DELETE FROM payloads WHERE id = ?1";
 const DELETE_BODIES: &str = "DELETE FROM items WHERE rowid IN (SELECT rowid FROM items
     INDEXED BY items_bodies WHERE sk = 'BODY' AND received_at < ?1 LIMIT ?2)";
 
@@ -242,8 +246,9 @@ pub fn sweep(
             EXPIRED_WEBHOOKS,
             vec![Value::Integer(before), limit.clone()],
         )?;
-        for pk in read_rows(answer, |row| row.text("pk"))? {
+        for (pk, id) in read_rows(answer, |row| Ok((row.text("pk")?, row.text("id")?)))? {
             db.execute(DELETE_WEBHOOK, vec![Value::Text(pk)])?;
+            db.execute(DELETE_PAYLOAD, vec![Value::Text(id)])?;
             swept.webhooks += 1;
         }
     }
@@ -515,12 +520,12 @@ mod tests {
     #[test]
     fn the_schema_runs_one_statement_at_a_time() {
         let statements: Vec<_> = schema_statements().collect();
-        assert_eq!(statements.len(), 7);
+        assert_eq!(statements.len(), 8);
         assert!(statements[0].contains("CREATE TABLE IF NOT EXISTS items"));
         assert!(statements.iter().all(|s| !s.trim().is_empty()));
         // The version it records is the one `ensure_schema` looks for.
         assert_eq!(
-            statements[6].trim(),
+            statements[7].trim(),
             format!("PRAGMA user_version = {SCHEMA_VERSION}")
         );
     }

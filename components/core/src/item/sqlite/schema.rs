@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS items (
     received_at     INTEGER,
     idempotency_key TEXT,
     headers         TEXT,
+    -- a payload stored before schema 4 (later ones are in `payloads`)
     payload         BLOB,
     -- STATUS (and DEAD#: retries = attempts made, updated_at = when, last_error = why,
     -- ATTEMPT#<ended_at>#<version>: retries = the attempt's number, received_at = when it
@@ -45,13 +46,19 @@ CREATE INDEX IF NOT EXISTS items_by_received ON items (received_at, id)
 -- (a digest written before it has no time and is kept).
 CREATE INDEX IF NOT EXISTS items_bodies ON items (received_at)
     WHERE sk = 'BODY';
-PRAGMA user_version = 3;
+-- Payloads, apart from the items that lists, counts and the worker's scans read: a body
+-- may be 25 MB, and none of it should share their pages.
+CREATE TABLE IF NOT EXISTS payloads (
+    id      TEXT PRIMARY KEY,
+    payload BLOB NOT NULL
+);
+PRAGMA user_version = 4;
 ";
 
 /// The `user_version` the last statement of [`SCHEMA`] sets: bump both with every change to
 /// it. A database that has it needs none of the statements ([`ensure_schema`]); one with
 /// an older version gets them all again, which every statement allows (`IF NOT EXISTS`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Creates what [`SCHEMA`] creates, unless the database has it already: one read, where a
 /// store that opens the database for every request (Spin's component) would otherwise run

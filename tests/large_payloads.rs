@@ -1,0 +1,296 @@
+//! Large payloads on `inbox serve`: GitHub's largest delivery captured, processed and
+//! forwarded byte for byte; many at once kept within the budget of body bytes, the rest
+//! answered `503` at once with nothing lost.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::Mac;
+use sha2::{Digest, Sha256};
+use support::*;
+
+const GITHUB_SECRET: &str = "gh-large-secret";
+const MB: usize = 1_000_000;
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A GitHub push event of exactly `bytes`, many commits long, some of it not ASCII.
+fn push_event(bytes: usize, delivery: &str) -> Vec<u8> {
+    let commit = |i: usize| {
+        serde_json::json!({
+            "id": format!("{i:040x}"),
+            "message": format!("commit {i}: {} — é", "change ".repeat(120)),
+            "author": {"name": "Octo Cat", "email": "octo@example.com"},
+            "added": [format!("src/file_{i}.rs")],
+        })
+    };
+    let mut event = serde_json::json!({
+        "ref": "refs/heads/main",
+        "after": delivery,
+        "commits": [],
+        "padding": "",
+    });
+    // Room for the longest commit (its number grows), the rest padding.
+    let one = commit(usize::MAX).to_string().len() + 1;
+    let commits: Vec<_> = (0..bytes.saturating_sub(1_000) / one).map(commit).collect();
+    event["commits"] = commits.into();
+    let room = bytes - event.to_string().len();
+    event["padding"] = "p".repeat(room).into();
+    let body = event.to_string().into_bytes();
+    assert_eq!(body.len(), bytes);
+    body
+}
+
+/// The headers GitHub sends with `body`.
+fn github_headers(body: &[u8], delivery: &str) -> Vec<(String, String)> {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(GITHUB_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("X-GitHub-Event".into(), "push".into()),
+        ("X-GitHub-Delivery".into(), delivery.into()),
+        (
+            "X-Hub-Signature-256".into(),
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        ),
+    ]
+}
+
+fn github_request(body: &[u8], delivery: &str) -> Vec<u8> {
+    let headers = github_headers(body, delivery);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    http("POST", "/api/webhooks/github", &headers, body)
+}
+
+/// A destination on 127.0.0.1 answering 200, keeping the length and digest of each body.
+struct Destination {
+    url: String,
+    bodies: Arc<Mutex<Vec<(usize, String)>>>,
+}
+
+impl Destination {
+    fn start() -> Destination {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let destination = Destination {
+            url: format!("http://{}/hooks", listener.local_addr().unwrap()),
+            bodies: Arc::default(),
+        };
+        let bodies = destination.bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let bodies = bodies.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut length = None;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(value) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = Some(value.trim().parse().unwrap());
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length.expect("a forwarded body has its length")];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let digest = hex::encode(Sha256::digest(&body));
+                    bodies.lock().unwrap().push((body.len(), digest));
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        destination
+    }
+}
+
+/// The peak resident memory of process `pid` so far, in MB (Linux's VmHWM).
+fn peak_rss_mb(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024 / MB
+}
+
+fn wait_until(what: &str, inbox: &Inbox, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen\n{}",
+            inbox.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_signed_24_mb_github_delivery_is_captured_processed_and_forwarded_byte_for_byte() {
+    let destination = Destination::start();
+    let inbox = Inbox::start(&[
+        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
+        ("INBOX_FORWARD_URL", destination.url.as_str()),
+    ]);
+    let body = push_event(24 * MB, "large-1");
+    let (code, answer) = send_raw(&inbox.url, &github_request(&body, "large-1")).unwrap();
+    assert_eq!(code, 202, "{}", &answer[..answer.len().min(500)]);
+    let id = answer.rsplit_once("\"id\":\"").unwrap().1;
+    let id = id.split('"').next().unwrap().to_owned();
+    inbox.wait_for(&id, "completed", PATIENCE);
+    assert_eq!(
+        destination.bodies.lock().unwrap().as_slice(),
+        [(body.len(), hex::encode(Sha256::digest(&body)))]
+    );
+    // The admin download gives the same bytes back.
+    let download = exchange(
+        &inbox.url,
+        &http(
+            "GET",
+            &format!("/api/webhooks/{id}/payload"),
+            &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            b"",
+        ),
+    )
+    .unwrap();
+    let split = download.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(download.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(&download[split + 4..], &body[..]);
+    // One over the limit is refused as it passes it, and nothing is stored.
+    let over = push_event(25 * 1024 * 1024 + 1, "large-2");
+    let (code, _) = send_raw(&inbox.url, &github_request(&over, "large-2")).unwrap();
+    assert_eq!(code, 413);
+    assert_eq!(inbox.states().len(), 1);
+}
+
+#[test]
+fn large_bodies_past_the_budget_are_answered_503_at_once_and_nothing_is_lost() {
+    let destination = Destination::start();
+    let inbox = Inbox::start(&[
+        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
+        ("INBOX_FORWARD_URL", destination.url.as_str()),
+        ("INBOX_MAX_INFLIGHT_BODY_BYTES", "64000000"),
+        ("INBOX_BODY_TIMEOUT_MS", "120000"),
+        ("INBOX_IDLE_TIMEOUT_MS", "180000"),
+        ("INBOX_CAPTURE_TIMEOUT_MS", "120000"),
+    ]);
+    let address = inbox.url.strip_prefix("http://").unwrap().to_owned();
+    let bodies: Vec<Vec<u8>> = (0..3)
+        .map(|i| push_event(25 * MB, &format!("budget-{i}")))
+        .collect();
+    let requests: Vec<Vec<u8>> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| github_request(body, &format!("budget-{i}")))
+        .collect();
+    // Two deliveries hold 50 MB of the 64 MB budget, their bodies half sent...
+    let mut held: Vec<TcpStream> = requests[..2]
+        .iter()
+        .map(|request| {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            stream.write_all(&request[..request.len() / 2]).unwrap();
+            stream
+        })
+        .collect();
+    // (the server has read most of each, past what sockets buffer, so both are being
+    // handled), so a third is answered 503 at once, while they wait, with when to come
+    // back, and not stored.
+    let (code, refused) = send_raw(&inbox.url, &requests[2]).unwrap();
+    assert_eq!(code, 503, "{}", &refused[..refused.len().min(500)]);
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after:"),
+        "{refused}"
+    );
+    // The two end their bodies and are stored; the third, sent again, is too.
+    for (stream, request) in held.iter_mut().zip(&requests) {
+        stream.write_all(&request[request.len() / 2..]).unwrap();
+    }
+    for mut stream in held {
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 202"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let (code, _) = send_raw(&inbox.url, &requests[2]).unwrap();
+    assert_eq!(code, 202);
+    wait_until("all three forwarded", &inbox, || {
+        destination.bodies.lock().unwrap().len() == 3
+    });
+    let mut forwarded = destination.bodies.lock().unwrap().clone();
+    let mut sent: Vec<_> = bodies
+        .iter()
+        .map(|b| (b.len(), hex::encode(Sha256::digest(b))))
+        .collect();
+    forwarded.sort();
+    sent.sort();
+    assert_eq!(forwarded, sent);
+    assert_eq!(inbox.states().len(), 3);
+}
+
+/// The peak memory of `inbox serve` taking `at_once` deliveries of 24 MB together (each
+/// sender retrying after a `503`), to the last one forwarded: printed, and bounded.
+fn peak_with(at_once: usize) -> usize {
+    let destination = Destination::start();
+    let inbox = Inbox::start(&[
+        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
+        ("INBOX_FORWARD_URL", destination.url.as_str()),
+        ("INBOX_BODY_TIMEOUT_MS", "60000"),
+        ("INBOX_IDLE_TIMEOUT_MS", "120000"),
+        ("INBOX_CAPTURE_TIMEOUT_MS", "60000"),
+    ]);
+    let senders: Vec<_> = (0..at_once)
+        .map(|i| {
+            let url = inbox.url.clone();
+            std::thread::spawn(move || {
+                let delivery = format!("peak-{i}");
+                let request = github_request(&push_event(24 * MB, &delivery), &delivery);
+                let mut refused = 0;
+                loop {
+                    let (code, _) = send_raw(&url, &request).unwrap();
+                    match code {
+                        202 => return refused,
+                        503 => refused += 1,
+                        other => panic!("{other}"),
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    wait_until("every delivery forwarded", &inbox, || {
+        destination.bodies.lock().unwrap().len() == at_once
+    });
+    let peak = peak_rss_mb(inbox.pid());
+    eprintln!("{at_once} deliveries of 24 MB at once: peak RSS {peak} MB, {refused} answers 503");
+    peak
+}
+
+#[test]
+fn memory_stays_bounded_however_many_large_deliveries_arrive_together() {
+    let four = peak_with(4);
+    let sixteen = peak_with(16);
+    // Past the budget of body bytes (128 MB: five of them), more deliveries at once wait
+    // their turn rather than add to the memory held: 16 measured 1.0 to 1.4 GB against
+    // 4's 0.5 GB, the worker's attempts (8 at once, not yet within a budget) the
+    // difference; without one, 16 at once would hold 16 bodies in capture alone.
+    assert!(four < 1_000, "{four} MB for 4 at once");
+    assert!(sixteen < 2_000, "{sixteen} MB for 16 at once");
+}
