@@ -6,7 +6,9 @@
 //! `flood`: every connection opens at once and sends one delivery of the largest body the
 //! inbox accepts by default (256 KiB); a connection that gets no answer is counted by why.
 //!
-//! `cargo run --release --example loadgen -- URL SECRET capture|baseline|flood CONNECTIONS REQUESTS`
+//! `capture:BYTES` sends deliveries padded to BYTES each (`scripts/bench-large`).
+//!
+//! `cargo run --release --example loadgen -- URL SECRET capture[:BYTES]|baseline|flood CONNECTIONS REQUESTS`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -19,7 +21,7 @@ use sha2::Sha256;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, url, secret, scenario, connections, requests] = args.as_slice() else {
-        eprintln!("usage: loadgen URL SECRET capture|baseline CONNECTIONS REQUESTS");
+        eprintln!("usage: loadgen URL SECRET capture[:BYTES]|baseline|flood CONNECTIONS REQUESTS");
         std::process::exit(2);
     };
     let address = url
@@ -28,7 +30,11 @@ fn main() {
         .to_owned();
     let connections: usize = connections.parse().expect("CONNECTIONS is a number");
     let requests: usize = requests.parse().expect("REQUESTS is a number");
-    let origin = match scenario.as_str() {
+    let (scenario, size) = match scenario.split_once(':') {
+        Some((scenario, size)) => (scenario, size.parse().expect("BYTES is a number")),
+        None => (scenario.as_str(), 0),
+    };
+    let origin = match scenario {
         "capture" | "flood" => "bigcommerce",
         "baseline" => "unknown-origin",
         other => panic!("unknown scenario {other}"),
@@ -43,7 +49,7 @@ fn main() {
             (0..requests / connections)
                 .map(|i| {
                     let hash = format!("{run_id}-{scenario}-{c}-{i}");
-                    request(&address, origin, secret, &hash)
+                    request_of_size(&address, origin, secret, &hash, size)
                 })
                 .collect()
         })
@@ -70,7 +76,7 @@ fn main() {
     let percentile =
         |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "{scenario}: {} requests over {connections} connections in {:.2} s = {:.0} req/s; p50 {:?}, p99 {:?}; statuses {statuses:?}",
+        "{scenario}: {} requests over {connections} connections in {:.2} s = {:.1} req/s; p50 {:?}, p99 {:?}; statuses {statuses:?}",
         latencies.len(),
         elapsed.as_secs_f64(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -138,10 +144,6 @@ fn send_one(address: &str, request: &[u8]) -> String {
         Ok(_) => line.split(' ').nth(1).unwrap_or("garbled").to_owned(),
         Err(error) => format!("read: {:?}", error.kind()),
     }
-}
-
-fn request(address: &str, origin: &str, secret: &str, hash: &str) -> Vec<u8> {
-    request_of_size(address, origin, secret, hash, 0)
 }
 
 /// A signed delivery whose body is padded to `size` bytes (if it is shorter).

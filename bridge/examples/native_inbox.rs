@@ -117,7 +117,7 @@ impl Processor for Completes {
         "inbox-processor".into()
     }
 
-    async fn process(&self, _: &Webhook, _: u32) -> Processed {
+    async fn process(&self, _: &Webhook, _: u32, _: Option<&str>) -> Processed {
         Processed {
             outcome: Outcome::Completed,
             destination: "inbox-processor".into(),

@@ -30,8 +30,8 @@ pub trait Processor: Send + Sync {
 
     /// Processes `webhook` on attempt `attempt` (from 1). Whatever happens inside, the
     /// answer is an outcome (a failure to run is a retry like any other), with the
-    /// destination it was for.
-    async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed;
+    /// destination it was for: `named`, when [`Processor::destination`] gave it already.
+    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed;
 }
 
 /// What follows a transition: nothing locally; on Lambda, before it is recorded, a failed
@@ -136,14 +136,25 @@ impl Attempter<'_> {
                 .await;
         }
         let lease_ms = self.settings.lease.as_millis() as u64;
-        let now = now_ms();
-        let Ok(claimed) = status.claim(now, lease_ms, policy) else {
+        if status.claim(now_ms(), lease_ms, policy).is_err() {
             tracing::debug!(id, state = %status.state, "not taken");
             return Ok(Attempted::NotTaken(status));
-        };
+        }
         let webhook = match webhook {
             Some(webhook) => Some(Cow::Borrowed(webhook)),
             None => self.store.webhook(id).await?.map(Cow::Owned),
+        };
+        // Room for its payload, before it is taken: the attempts under way hold a bounded
+        // memory, however large their payloads. The claim's clock starts after the wait, so
+        // the wait costs none of its lease (and the compare-and-swap below sees whatever
+        // changed meanwhile).
+        let _room = match &webhook {
+            Some(webhook) => Some(self.settings.payloads.take(webhook.payload.len()).await),
+            None => None,
+        };
+        let now = now_ms();
+        let Ok(claimed) = status.claim(now, lease_ms, policy) else {
+            return Ok(Attempted::NotTaken(status));
         };
         // Its destination decides first whether it is attempted at all: an open or paused
         // one holds it, spending none of its budget. (An attempt whose lease expired is
@@ -188,7 +199,10 @@ impl Attempter<'_> {
         };
 
         let started = Instant::now();
-        let processed = self.processor.process(&webhook, claimed.attempts).await;
+        let processed = self
+            .processor
+            .process(&webhook, claimed.attempts, destination.as_deref())
+            .await;
         let outcome = processed.outcome;
         // The destination hears how it went whether or not the record below stands: the
         // delivery happened either way.
@@ -465,6 +479,7 @@ mod tests {
             },
             release_batch: 10,
             pacing: inbox_core::pacing::Pacing::default(),
+            payloads: crate::budget::BodyBudget::new(1 << 20),
         }
     }
 
@@ -505,7 +520,7 @@ mod tests {
             "scripted".into()
         }
 
-        async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
+        async fn process(&self, webhook: &Webhook, attempt: u32, _: Option<&str>) -> Processed {
             self.seen.lock().unwrap().push(attempt);
             if let Some(store) = &self.meanwhile {
                 // The lease is taken over (it expired, and another worker retook it).
@@ -660,7 +675,7 @@ mod tests {
             webhook.origin.clone()
         }
 
-        async fn process(&self, webhook: &Webhook, _: u32) -> Processed {
+        async fn process(&self, webhook: &Webhook, _: u32, _: Option<&str>) -> Processed {
             Processed {
                 outcome: if webhook.origin == self.down {
                     retry()

@@ -5,9 +5,10 @@
 //! - [`settings`]: how processing is paced;
 //! - [`attempt`]: one processing attempt, for every host; [`worker`]: the local worker;
 //!   [`sweep`]: the local store's retention;
-//! - [`serve`]: the HTTP server; [`lambda`]: the Lambda handlers; [`aws`]: the failed and
-//!   dead queues and the table's stream, for Lambda and the operator alike, and the secrets
-//!   read from SSM Parameter Store at start;
+//! - [`serve`]: the HTTP server; [`budget`]: the body bytes it and the worker hold at once;
+//!   [`lambda`]: the Lambda handlers; [`aws`]: the failed and dead queues and the table's
+//!   stream, for Lambda and the operator alike, and the secrets read from SSM Parameter
+//!   Store at start;
 //! - [`metrics`]: what operators graph, for Prometheus and CloudWatch ([`metrics_page`]
 //!   serves it);
 //! - [`operator`]: what the operator's commands do ([`tail`] follows the store, [`pager`] reads
@@ -19,6 +20,7 @@
 pub mod attempt;
 pub mod aws;
 pub mod breaker;
+pub mod budget;
 pub mod cli;
 pub mod conformance;
 pub mod lambda;
@@ -44,7 +46,7 @@ impl attempt::Processor for ProcessorHost {
         ProcessorHost::destination(self, webhook).await
     }
 
-    async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
-        ProcessorHost::process(self, webhook, attempt).await
+    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed {
+        ProcessorHost::process(self, webhook, attempt, named).await
     }
 }

@@ -23,9 +23,10 @@ use inbox_wasm_host::capture::{
     BodyError, HyperOutgoingBody, internal_error, problem_response, ran_out_of_time,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::budget::{BodyBudget, Share, budget_bytes};
 use crate::metrics::{self, Metrics};
 
 /// What one client may hold of the server.
@@ -60,11 +61,7 @@ impl HttpLimits {
             idle_timeout: ms("idle_timeout_ms", 60_000)?,
             max_connections: parsed(config, "max_connections", 1_024)?,
             max_requests: parsed(config, "max_concurrent_requests", 64)?,
-            max_inflight_body_bytes: parsed(
-                config,
-                "max_inflight_body_bytes",
-                DEFAULT_MAX_INFLIGHT_BODY_BYTES,
-            )?,
+            max_inflight_body_bytes: budget_bytes(config)?,
             max_body_bytes: CaptureLimits::from_config(config)?.max_body_bytes,
         };
         if limits.max_inflight_body_bytes < limits.max_body_bytes {
@@ -92,13 +89,6 @@ impl HttpLimits {
         Ok(limits)
     }
 }
-
-/// Five of GitHub's largest deliveries at once.
-const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 128 * 1024 * 1024;
-
-/// Bodies are counted against the budget in units of this many bytes (a semaphore counts
-/// at most `u32::MAX` permits at a time).
-const BUDGET_UNIT: usize = 1024;
 
 /// Connections the kernel holds for us before we accept them. With tokio's 1024, a burst
 /// of 2,000 clients sending large bodies overflowed it while the host was busy, and one
@@ -146,7 +136,7 @@ pub async fn serve(
     let connections = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let requests = Arc::new(Semaphore::new(limits.max_requests));
-    let bodies = Arc::new(Semaphore::new(limits.max_inflight_body_bytes / BUDGET_UNIT));
+    let bodies = BodyBudget::new(limits.max_inflight_body_bytes);
     let limits = Arc::new(limits);
     tokio::pin!(stop);
     loop {
@@ -231,7 +221,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 #[derive(Clone)]
 struct Turns {
     requests: Arc<Semaphore>,
-    bodies: Arc<Semaphore>,
+    bodies: BodyBudget,
 }
 
 /// One request through the handler, within the limits, counted and logged.
@@ -264,22 +254,24 @@ async fn respond(
     method: &http::Method,
     path: &str,
 ) -> http::Response<HyperOutgoingBody> {
-    // A declared body takes its place in the budget before anything waits or reads; one
-    // that does not fit is answered at once, for its sender to retry.
-    let declared = request.body().size_hint().exact().unwrap_or(0);
-    let declared = usize::try_from(declared)
-        .ok()
-        .filter(|bytes| *bytes <= limits.max_body_bytes)
-        .unwrap_or(0);
-    let Some(held) = budget(&turns.bodies, declared) else {
-        return over_budget(method, path);
-    };
     let permit =
         tokio::time::timeout(limits.body_timeout, turns.requests.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = permit else {
         tracing::warn!(%method, %path, "no turn to handle the request in time");
         return problem_response(&Problem::unavailable("the inbox is busy; retry later"));
     };
+    // With its turn, a declared body takes its place in the budget before a byte of it is
+    // read; one that does not fit is answered at once, for its sender to retry. The share
+    // is held until the answer (the body is parsed and stored after it has arrived).
+    let declared = request.body().size_hint().exact().unwrap_or(0);
+    let declared = usize::try_from(declared)
+        .ok()
+        .filter(|bytes| *bytes <= limits.max_body_bytes)
+        .unwrap_or(0);
+    let Some(share) = turns.bodies.try_take(declared) else {
+        return over_budget(method, path);
+    };
+    let share = Arc::new(std::sync::Mutex::new(share));
     // A request without a body (a GET) has all of it already: a deadline it runs past is
     // the inbox's slowness (503), not a body that did not come (408).
     let complete = Arc::new(AtomicBool::new(request.body().is_end_stream()));
@@ -292,8 +284,9 @@ async fn respond(
         timed_out: timed_out.clone(),
         budget: Budget {
             bodies: turns.bodies.clone(),
-            held,
+            share: share.clone(),
             read: 0,
+            counted_up_to: limits.max_body_bytes.saturating_add(1),
             overflowed: overflowed.clone(),
         },
     });
@@ -315,12 +308,6 @@ async fn respond(
             internal_error()
         }
     }
-}
-
-/// `bytes` of the budget, if they fit now.
-fn budget(bodies: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
-    let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT)).ok()?;
-    bodies.clone().try_acquire_many_owned(units).ok()
 }
 
 fn over_budget(method: &http::Method, path: &str) -> http::Response<HyperOutgoingBody> {
@@ -376,9 +363,11 @@ pub struct TimedBody<B> {
 /// A body's share of the budget: what it holds (its declared length, at first), grown
 /// as more arrives; given back when the request is answered.
 struct Budget {
-    bodies: Arc<Semaphore>,
-    held: OwnedSemaphorePermit,
+    bodies: BodyBudget,
+    share: Arc<std::sync::Mutex<Share>>,
     read: usize,
+    /// Past the body limit capture refuses it (`413`): the budget counts no further.
+    counted_up_to: usize,
     overflowed: Arc<AtomicBool>,
 }
 
@@ -386,20 +375,14 @@ impl Budget {
     /// Counts `bytes` more read; false if they do not fit.
     fn take(&mut self, bytes: usize) -> bool {
         self.read = self.read.saturating_add(bytes);
-        let held = self.held.num_permits() * BUDGET_UNIT;
-        if self.read <= held {
-            return true;
+        let mut share = self.share.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = self
+            .bodies
+            .grow(&mut share, self.read.min(self.counted_up_to));
+        if !fits {
+            self.overflowed.store(true, Ordering::Relaxed);
         }
-        match budget(&self.bodies, self.read - held) {
-            Some(more) => {
-                self.held.merge(more);
-                true
-            }
-            None => {
-                self.overflowed.store(true, Ordering::Relaxed);
-                false
-            }
-        }
+        fits
     }
 }
 

@@ -9,6 +9,8 @@ use inbox_core::destination::Breaker;
 use inbox_core::lifecycle::RetryPolicy;
 use inbox_core::pacing::Pacing;
 
+use crate::budget::{BodyBudget, budget_bytes};
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub policy: RetryPolicy,
@@ -36,6 +38,9 @@ pub struct Settings {
     /// The most held webhooks of one destination released at a time (each look of the
     /// worker, each run of the schedule on AWS).
     pub release_batch: usize,
+    /// Room for the payloads of the attempts under way (`INBOX_MAX_INFLIGHT_BODY_BYTES`,
+    /// apart from capture's): shared by every clone of these settings.
+    pub payloads: BodyBudget,
 }
 
 impl Settings {
@@ -63,6 +68,7 @@ impl Settings {
             breaker: Breaker::from_config(config)?,
             pacing: Pacing::from_config(config)?,
             release_batch: parsed(config, "release_batch", 500)?.max(1),
+            payloads: BodyBudget::new(budget_bytes(config)?),
         })
     }
 }

@@ -512,9 +512,23 @@ mod tests {
                 .to_owned()
                 + "PRAGMA user_version = 1;";
             conn.execute_batch(&first).unwrap();
+            // A webhook stored then, its payload in its item.
+            conn.execute(
+                "INSERT INTO items (pk, sk, id, origin, type, received_at, idempotency_key,
+                 headers, payload) VALUES ('WH#before', 'WEBHOOK', 'before', 'stripe', 'x', 1,
+                 'evt_before', '[]', X'7B7D')",
+                [],
+            )
+            .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         store.capture(webhook("old"), false).await.unwrap();
+        // The payload stored before schema 4 is still read, and one stored after it too.
+        let before = store.webhook("before").await.unwrap().unwrap();
+        assert_eq!(before.payload, b"{}");
+        let after = webhook("old");
+        let stored = store.webhook(&after.id).await.unwrap().unwrap();
+        assert_eq!(stored.payload, after.payload);
         let conn = open_connection(&path).unwrap();
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -557,7 +571,7 @@ mod tests {
     #[tokio::test]
     async fn the_sweep_deletes_completed_webhooks_past_retention_and_nothing_that_needs_work() {
         const DAY: i64 = 86_400_000;
-        let (_dir, store) = open();
+        let (dir, store) = open();
         let retention = Retention {
             completed_secs: Some(30 * 86_400),
             body_secs: Some(90 * 86_400),
@@ -593,6 +607,12 @@ mod tests {
         );
         assert_eq!(store.details(&old[0].id).await.unwrap(), None);
         assert_eq!(store.webhook(&old[7].id).await.unwrap(), None);
+        // Each swept webhook's payload went with it.
+        let payloads: i64 = open_connection(&dir.path().join("nested/inbox.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM payloads", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(payloads, 2);
         let dead_now = store.status(&dead.id).await.unwrap().unwrap();
         assert_eq!(dead_now.state, State::OperatorRequired);
         assert_eq!(

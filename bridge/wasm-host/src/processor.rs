@@ -217,24 +217,35 @@ impl ProcessorHost {
         }
     }
 
-    /// Runs the processor on one webhook; `attempt` starts at 1.
-    pub async fn process(&self, webhook: &Webhook, attempt: u32) -> Processed {
-        self.attempt(webhook, attempt).await.processed()
+    /// Runs the processor on one webhook; `attempt` starts at 1. `named` is its
+    /// destination when [`destination`](Self::destination) named it already: the attempt's
+    /// instance is not asked again, so the payload is copied into it once.
+    pub async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed {
+        self.run(webhook, attempt, named).await.processed()
     }
 
-    /// Runs the processor on one webhook, measuring the attempt.
+    /// Runs the processor on one webhook, measuring the attempt; the instance names the
+    /// destination too.
     pub async fn attempt(&self, webhook: &Webhook, attempt: u32) -> Run {
+        self.run(webhook, attempt, None).await
+    }
+
+    async fn run(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Run {
+        // Its own name, from a processor that names destinations, is what a failure to name
+        // one gives (`destination`): it is asked again, so that the attempt fails the same
+        // way and is recorded.
+        let named = named.filter(|name| self.destinations.is_none() || *name != self.own_name);
         // A processor is the user's code: no store, and no requests to the app itself.
         let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
         let mut store = engine::store(&self.engine, state, self.deadline);
         let started = Instant::now();
         let mut instantiate_time = Duration::ZERO;
-        let mut destination = None;
+        let mut destination = named.map(str::to_owned);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instantiate_time = started.elapsed();
             let wit = webhook_to_wit(webhook.clone());
-            if let Some(indices) = &self.destinations {
+            if let Some(indices) = self.destinations.as_ref().filter(|_| named.is_none()) {
                 let named = indices
                     .load(&mut store, &instance)?
                     .call_destination(&mut store, &wit)
