@@ -182,6 +182,36 @@ fn a_signed_24_mb_github_delivery_is_captured_processed_and_forwarded_byte_for_b
 }
 
 #[test]
+fn the_same_delivery_passes_through_the_store_component_as_spin_runs_it() {
+    let destination = Destination::start();
+    let store = component("inbox_store_sqlite");
+    let inbox = Inbox::start(&[
+        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
+        ("INBOX_FORWARD_URL", destination.url.as_str()),
+        ("INBOX_STORE_WASM", store.to_str().unwrap()),
+        ("INBOX_BODY_TIMEOUT_MS", "60000"),
+        ("INBOX_IDLE_TIMEOUT_MS", "120000"),
+        ("INBOX_CAPTURE_TIMEOUT_MS", "60000"),
+    ]);
+    let body = push_event(24 * MB, "composed-1");
+    let (code, answer) = send_raw(&inbox.url, &github_request(&body, "composed-1")).unwrap();
+    assert_eq!(
+        code,
+        202,
+        "{}\n{}",
+        &answer[..answer.len().min(500)],
+        inbox.log()
+    );
+    wait_until("the delivery forwarded", &inbox, || {
+        !destination.bodies.lock().unwrap().is_empty()
+    });
+    assert_eq!(
+        destination.bodies.lock().unwrap().as_slice(),
+        [(body.len(), hex::encode(Sha256::digest(&body)))]
+    );
+}
+
+#[test]
 fn large_bodies_past_the_budget_are_answered_503_at_once_and_nothing_is_lost() {
     let destination = Destination::start();
     let inbox = Inbox::start(&[
