@@ -18,11 +18,10 @@ use anyhow::{Context, Result, bail};
 use inbox_core::scope::Reader;
 use inbox_core::{Webhook, lifecycle, redact};
 use wasmtime::Engine;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
 use crate::bindings::exports::webhooks::inbox::destinations;
 use crate::bindings::exports::webhooks::inbox::handler::{GuestIndices, Outcome};
-use crate::bindings::webhook_to_wit;
 use crate::engine::{self, Limits};
 use crate::state::HostState;
 
@@ -38,9 +37,10 @@ const TYPES: &str = "webhooks:inbox/types@0.1.0";
 pub struct ProcessorHost {
     engine: Engine,
     pre: InstancePre<HostState>,
-    indices: GuestIndices,
-    /// `None` for a processor built before the `destinations` interface.
-    destinations: Option<destinations::GuestIndices>,
+    /// Its `process` export.
+    process: ComponentExportIndex,
+    /// Its `destination` export; `None` for a processor built before that interface.
+    destinations: Option<ComponentExportIndex>,
     /// What such a processor's destination is called: its file's name.
     own_name: String,
     config: Arc<BTreeMap<String, String>>,
@@ -132,19 +132,29 @@ impl ProcessorHost {
         let compiled = engine::compile(engine, path)?;
         let imports = check_world(engine, &compiled.component)
             .with_context(|| format!("{} cannot run as the processor", path.display()))?;
-        let (pre, indices, destinations) = engine::linker(engine)?
+        let names_destinations = exports(engine, &compiled.component)
+            .iter()
+            .any(|name| name == DESTINATIONS);
+        let pre = engine::linker(engine)?
             .instantiate_pre(&compiled.component)
             .and_then(|pre| {
-                let indices = GuestIndices::new(&pre)?;
-                let destinations = exports(engine, &compiled.component)
-                    .iter()
-                    .any(|name| name == DESTINATIONS)
-                    .then(|| destinations::GuestIndices::new(&pre))
-                    .transpose()?;
-                Ok((pre, indices, destinations))
+                // The typed bindings check each export's signature once, here.
+                GuestIndices::new(&pre)?;
+                if names_destinations {
+                    destinations::GuestIndices::new(&pre)?;
+                }
+                Ok(pre)
             })
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} cannot run as the processor", path.display()))?;
+        let export = |interface: &str, name: &str| {
+            let interface = compiled.component.get_export_index(None, interface)?;
+            compiled.component.get_export_index(Some(&interface), name)
+        };
+        let process = export(HANDLER, "process").context("no `process` export")?;
+        let destinations = names_destinations
+            .then(|| export(DESTINATIONS, "destination"))
+            .flatten();
         let own_name = path.file_stem().map_or_else(
             || "processor".to_owned(),
             |stem| stem.to_string_lossy().into_owned(),
@@ -152,7 +162,7 @@ impl ProcessorHost {
         Ok(ProcessorHost {
             engine: engine.clone(),
             pre,
-            indices,
+            process,
             destinations,
             own_name,
             config: Arc::new(Reader::Processor.visible(&config)),
@@ -191,17 +201,18 @@ impl ProcessorHost {
     /// answer (a trap, its deadline) is its own name: the attempt that follows fails the
     /// same way and is recorded.
     pub async fn destination(&self, webhook: &Webhook) -> String {
-        let Some(indices) = &self.destinations else {
+        let Some(export) = &self.destinations else {
             return self.own_name.clone();
         };
         let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
         let mut store = engine::store(&self.engine, state, self.deadline);
         let named = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            indices
-                .load(&mut store, &instance)?
-                .call_destination(&mut store, &webhook_to_wit(webhook.clone()))
-                .await
+            let (named,) = instance
+                .get_typed_func::<(&WebhookParam<'_>,), (String,)>(&mut store, export)?
+                .call_async(&mut store, (&WebhookParam::of(webhook),))
+                .await?;
+            Ok::<_, wasmtime::Error>(named)
         };
         match tokio::time::timeout(self.deadline, named).await {
             Ok(Ok(named)) => self.destination_named(Some(named)),
@@ -244,18 +255,19 @@ impl ProcessorHost {
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instantiate_time = started.elapsed();
-            let wit = webhook_to_wit(webhook.clone());
-            if let Some(indices) = self.destinations.as_ref().filter(|_| named.is_none()) {
-                let named = indices
-                    .load(&mut store, &instance)?
-                    .call_destination(&mut store, &wit)
+            let param = WebhookParam::of(webhook);
+            if let Some(export) = self.destinations.as_ref().filter(|_| named.is_none()) {
+                let (named,) = instance
+                    .get_typed_func::<(&WebhookParam<'_>,), (String,)>(&mut store, export)?
+                    .call_async(&mut store, (&param,))
                     .await?;
                 destination = Some(named);
             }
-            self.indices
-                .load(&mut store, &instance)?
-                .call_process(&mut store, &wit, attempt)
-                .await
+            let (outcome,) = instance
+                .get_typed_func::<(&WebhookParam<'_>, u32), (Outcome,)>(&mut store, &self.process)?
+                .call_async(&mut store, (&param, attempt))
+                .await?;
+            Ok::<_, wasmtime::Error>(outcome)
         };
         let result = match tokio::time::timeout(self.deadline, run).await {
             Ok(Ok(outcome)) => Ok(outcome_from_wit(outcome)),
@@ -301,6 +313,45 @@ impl ProcessorHost {
             end -= 1;
         }
         named[..end].to_owned()
+    }
+}
+
+/// The WIT `webhook` record, lowered from the host's webhook as it is: the payload goes
+/// into the instance's memory straight from where the host holds it, with no copy of its
+/// own first (the generated bindings take an owned record).
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+struct WebhookParam<'a> {
+    #[component(name = "id")]
+    id: &'a str,
+    #[component(name = "origin")]
+    origin: &'a str,
+    #[component(name = "event-type")]
+    event_type: &'a str,
+    #[component(name = "provider-timestamp")]
+    provider_timestamp: Option<i64>,
+    #[component(name = "received-at")]
+    received_at: i64,
+    #[component(name = "idempotency-key")]
+    idempotency_key: &'a str,
+    #[component(name = "headers")]
+    headers: &'a [(String, String)],
+    #[component(name = "payload")]
+    payload: &'a [u8],
+}
+
+impl<'a> WebhookParam<'a> {
+    fn of(webhook: &'a Webhook) -> WebhookParam<'a> {
+        WebhookParam {
+            id: &webhook.id,
+            origin: &webhook.origin,
+            event_type: &webhook.event_type,
+            provider_timestamp: webhook.provider_timestamp,
+            received_at: webhook.received_at,
+            idempotency_key: &webhook.idempotency_key,
+            headers: &webhook.headers,
+            payload: &webhook.payload,
+        }
     }
 }
 
