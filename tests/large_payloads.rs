@@ -4,10 +4,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::Mac;
 use sha2::{Digest, Sha256};
@@ -88,25 +88,13 @@ impl Destination {
                 let bodies = bodies.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut length = None;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(value) =
-                            line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = Some(value.trim().parse().unwrap());
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0; length.expect("a forwarded body has its length")];
-                    if reader.read_exact(&mut body).is_err() {
+                    let Some((headers, body)) = read_request(&mut reader) else {
                         return;
-                    }
+                    };
+                    assert!(
+                        headers.iter().any(|(name, _)| name == "content-length"),
+                        "a forwarded body has its length"
+                    );
                     let digest = hex::encode(Sha256::digest(&body));
                     bodies.lock().unwrap().push((body.len(), digest));
                     let _ = stream.write_all(
@@ -119,6 +107,20 @@ impl Destination {
     }
 }
 
+/// `inbox serve` forwarding to `destination`, with `extra` settings, its deadlines with room
+/// for 25 MB bodies on a machine three times slower, loaded.
+fn start(destination: &Destination, extra: &[(&str, &str)]) -> Inbox {
+    let mut env = vec![
+        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
+        ("INBOX_FORWARD_URL", destination.url.as_str()),
+        ("INBOX_BODY_TIMEOUT_MS", "120000"),
+        ("INBOX_IDLE_TIMEOUT_MS", "180000"),
+        ("INBOX_CAPTURE_TIMEOUT_MS", "120000"),
+    ];
+    env.extend_from_slice(extra);
+    Inbox::start(&env)
+}
+
 /// The peak resident memory of process `pid` so far, in MB (Linux's VmHWM).
 fn peak_rss_mb(pid: i32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -127,29 +129,10 @@ fn peak_rss_mb(pid: i32) -> usize {
     kb * 1024 / MB
 }
 
-fn wait_until(what: &str, inbox: &Inbox, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen\n{}",
-            inbox.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_signed_24_mb_github_delivery_is_captured_processed_and_forwarded_byte_for_byte() {
     let destination = Destination::start();
-    let inbox = Inbox::start(&[
-        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
-        ("INBOX_FORWARD_URL", destination.url.as_str()),
-        // Room for a machine three times slower, loaded.
-        ("INBOX_BODY_TIMEOUT_MS", "60000"),
-        ("INBOX_IDLE_TIMEOUT_MS", "120000"),
-        ("INBOX_CAPTURE_TIMEOUT_MS", "60000"),
-    ]);
+    let inbox = start(&destination, &[]);
     let body = push_event(24 * MB, "large-1");
     let (code, answer) = send_raw(&inbox.url, &github_request(&body, "large-1")).unwrap();
     assert_eq!(code, 202, "{}", &answer[..answer.len().min(500)]);
@@ -185,14 +168,10 @@ fn a_signed_24_mb_github_delivery_is_captured_processed_and_forwarded_byte_for_b
 fn the_same_delivery_passes_through_the_store_component_as_spin_runs_it() {
     let destination = Destination::start();
     let store = component("inbox_store_sqlite");
-    let inbox = Inbox::start(&[
-        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
-        ("INBOX_FORWARD_URL", destination.url.as_str()),
-        ("INBOX_STORE_WASM", store.to_str().unwrap()),
-        ("INBOX_BODY_TIMEOUT_MS", "60000"),
-        ("INBOX_IDLE_TIMEOUT_MS", "120000"),
-        ("INBOX_CAPTURE_TIMEOUT_MS", "60000"),
-    ]);
+    let inbox = start(
+        &destination,
+        &[("INBOX_STORE_WASM", store.to_str().unwrap())],
+    );
     let body = push_event(24 * MB, "composed-1");
     let (code, answer) = send_raw(&inbox.url, &github_request(&body, "composed-1")).unwrap();
     assert_eq!(
@@ -202,7 +181,7 @@ fn the_same_delivery_passes_through_the_store_component_as_spin_runs_it() {
         &answer[..answer.len().min(500)],
         inbox.log()
     );
-    wait_until("the delivery forwarded", &inbox, || {
+    inbox.wait_until("the delivery forwarded", PATIENCE, || {
         !destination.bodies.lock().unwrap().is_empty()
     });
     assert_eq!(
@@ -214,14 +193,10 @@ fn the_same_delivery_passes_through_the_store_component_as_spin_runs_it() {
 #[test]
 fn large_bodies_past_the_budget_are_answered_503_at_once_and_nothing_is_lost() {
     let destination = Destination::start();
-    let inbox = Inbox::start(&[
-        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
-        ("INBOX_FORWARD_URL", destination.url.as_str()),
-        ("INBOX_MAX_INFLIGHT_BODY_BYTES", "64000000"),
-        ("INBOX_BODY_TIMEOUT_MS", "120000"),
-        ("INBOX_IDLE_TIMEOUT_MS", "180000"),
-        ("INBOX_CAPTURE_TIMEOUT_MS", "120000"),
-    ]);
+    let inbox = start(
+        &destination,
+        &[("INBOX_MAX_INFLIGHT_BODY_BYTES", "64000000")],
+    );
     let address = inbox.url.strip_prefix("http://").unwrap().to_owned();
     let bodies: Vec<Vec<u8>> = (0..3)
         .map(|i| push_event(25 * MB, &format!("budget-{i}")))
@@ -269,7 +244,7 @@ fn large_bodies_past_the_budget_are_answered_503_at_once_and_nothing_is_lost() {
     }
     let (code, _) = send_raw(&inbox.url, &requests[2]).unwrap();
     assert_eq!(code, 202);
-    wait_until("all three forwarded", &inbox, || {
+    inbox.wait_until("all three forwarded", PATIENCE, || {
         destination.bodies.lock().unwrap().len() == 3
     });
     let mut forwarded = destination.bodies.lock().unwrap().clone();
@@ -306,13 +281,7 @@ fn chunked_request(body: &[u8], delivery: &str) -> Vec<u8> {
 /// sender retrying after a `503`), to the last one forwarded: printed, and bounded.
 fn peak_with(at_once: usize) -> usize {
     let destination = Destination::start();
-    let inbox = Inbox::start(&[
-        ("INBOX_GITHUB_SECRET", GITHUB_SECRET),
-        ("INBOX_FORWARD_URL", destination.url.as_str()),
-        ("INBOX_BODY_TIMEOUT_MS", "60000"),
-        ("INBOX_IDLE_TIMEOUT_MS", "120000"),
-        ("INBOX_CAPTURE_TIMEOUT_MS", "60000"),
-    ]);
+    let inbox = start(&destination, &[]);
     let senders: Vec<_> = (0..at_once)
         .map(|i| {
             let url = inbox.url.clone();
@@ -333,7 +302,7 @@ fn peak_with(at_once: usize) -> usize {
         })
         .collect();
     let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
-    wait_until("every delivery forwarded", &inbox, || {
+    inbox.wait_until("every delivery forwarded", PATIENCE, || {
         destination.bodies.lock().unwrap().len() == at_once
     });
     let peak = peak_rss_mb(inbox.pid());

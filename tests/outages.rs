@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,23 +58,9 @@ impl Backend {
                 let (arrivals, most, at_once) = (arrivals.clone(), most.clone(), at_once.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(value) =
-                            line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = value.trim().parse().unwrap();
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
+                    if read_request(&mut reader).is_none() {
+                        return;
                     }
-                    let mut body = vec![0; length];
-                    let _ = reader.read_exact(&mut body);
                     let status = if is_up.load(Ordering::SeqCst) {
                         arrivals.lock().unwrap().push(Instant::now());
                         let now = at_once.fetch_add(1, Ordering::SeqCst) + 1;
@@ -103,9 +89,6 @@ impl Backend {
     }
 }
 
-/// A request as received: its headers (names in lower case) and its body.
-type Received = (Vec<(String, String)>, Vec<u8>);
-
 /// An operator's alert endpoint on 127.0.0.1: answers the first `failing` requests `500`,
 /// then records each notice and answers 204; a request without its `Host` is answered 400
 /// (as virtual hosts answer it) and not recorded.
@@ -133,22 +116,9 @@ impl AlertReceiver {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let (mut headers, mut length) = (Vec::new(), 0);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.trim_end().split_once(':') {
-                        let name = name.to_ascii_lowercase();
-                        if name == "content-length" {
-                            length = value.trim().parse().unwrap();
-                        }
-                        headers.push((name, value.trim().to_owned()));
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let Some((headers, body)) = read_request(&mut reader) else {
+                    continue;
+                };
                 let status = if !headers.contains(&("host".to_owned(), address.to_string())) {
                     "400 Bad Request"
                 } else if requests.fetch_add(1, Ordering::SeqCst) < failing {
@@ -203,18 +173,6 @@ fn destinations(inbox: &Inbox) -> Vec<Value> {
         .collect()
 }
 
-fn wait_until(what: &str, inbox: &Inbox, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen\n{}",
-            inbox.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn count(inbox: &Inbox, state: &str) -> usize {
     inbox.states().iter().filter(|(_, s, _)| s == state).count()
 }
@@ -244,7 +202,7 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     };
     send(&inbox, 0..100);
     let open = |inbox: &Inbox| destinations(inbox).iter().any(|d| d["state"] == "open");
-    wait_until("the destination opening", &inbox, || open(&inbox));
+    inbox.wait_until("the destination opening", PATIENCE, || open(&inbox));
     // The operator's endpoint hears it, signed.
     let kinds = || -> Vec<String> {
         let notices = alerts.verified();
@@ -253,7 +211,7 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
             .map(|n| n["type"].as_str().unwrap().to_owned())
             .collect()
     };
-    wait_until("the opening notice", &inbox, || !kinds().is_empty());
+    inbox.wait_until("the opening notice", PATIENCE, || !kinds().is_empty());
 
     // A worker killed while the destination is open loses nothing and keeps its state.
     inbox.kill();
@@ -271,7 +229,7 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
 
     // More arrive during an outage of many probe intervals.
     send(&inbox, 100..200);
-    wait_until("every webhook held", &inbox, || {
+    inbox.wait_until("every webhook held", PATIENCE, || {
         destinations(&inbox)[0]["held"].as_u64().unwrap() >= 150
     });
     std::thread::sleep(Duration::from_secs(3));
@@ -280,7 +238,7 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     backend.up.store(true, Ordering::SeqCst);
     let outage = started.elapsed();
     let recovered = Instant::now();
-    wait_until("every webhook completed", &inbox, || {
+    inbox.wait_until("every webhook completed", PATIENCE, || {
         count(&inbox, "completed") == 200
     });
     let drained = recovered.elapsed();
@@ -298,7 +256,7 @@ fn an_outage_ends_with_every_webhook_completed_and_the_destination_saw_only_fail
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["held"], 0, "{closed}");
     // The operator's endpoint heard it open once and close once, with nothing secret in it.
-    wait_until("the closing notice", &inbox, || kinds().len() == 2);
+    inbox.wait_until("the closing notice", PATIENCE, || kinds().len() == 2);
     assert_eq!(kinds(), ["destination.opened", "destination.closed"]);
     let notices = alerts.verified();
     let opened = notices
@@ -342,7 +300,7 @@ fn without_the_breaker_the_same_outage_needs_an_operator_for_every_webhook() {
         let (code, _) = inbox.post_bigcommerce(&bigcommerce_event(&format!("no-breaker-{i}")));
         assert_eq!(code, 202);
     }
-    wait_until("every webhook dead-lettered", &inbox, || {
+    inbox.wait_until("every webhook dead-lettered", PATIENCE, || {
         count(&inbox, "operator_required") == 100
     });
     let seen_down = backend.seen_down.load(Ordering::SeqCst);
@@ -374,7 +332,7 @@ fn a_paused_destination_holds_its_webhooks_until_resumed() {
     for i in 1..=20 {
         inbox.post_bigcommerce(&bigcommerce_event(&format!("pause-{i}")));
     }
-    wait_until("20 webhooks held", &inbox, || {
+    inbox.wait_until("20 webhooks held", PATIENCE, || {
         destinations(&inbox)[0]["held"] == 20
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -397,7 +355,7 @@ fn a_paused_destination_holds_its_webhooks_until_resumed() {
 
     let (ok, out) = inbox.cli(&["resume", &name]);
     assert!(ok, "{out}");
-    wait_until("every webhook completed", &inbox, || {
+    inbox.wait_until("every webhook completed", PATIENCE, || {
         count(&inbox, "completed") == 21
     });
     assert_eq!(backend.seen_up.load(Ordering::SeqCst), 21);
@@ -422,14 +380,14 @@ fn a_backlog_drains_at_the_destination_s_rate_and_concurrency() {
     for i in 1..=backlog {
         inbox.post_bigcommerce(&bigcommerce_event(&format!("drain-{i}")));
     }
-    wait_until("the backlog held", &inbox, || {
+    inbox.wait_until("the backlog held", PATIENCE, || {
         destinations(&inbox)[0]["held"] == backlog
     });
     backend.arrivals.lock().unwrap().clear();
     let (ok, out) = inbox.cli(&["resume", &backend.name()]);
     assert!(ok, "{out}");
     let resumed = Instant::now();
-    wait_until("the backlog drained", &inbox, || {
+    inbox.wait_until("the backlog drained", PATIENCE, || {
         count(&inbox, "completed") == backlog + 1
     });
     let drained = resumed.elapsed();
@@ -457,22 +415,28 @@ fn a_backlog_drains_at_the_destination_s_rate_and_concurrency() {
     );
 }
 
-#[test]
-fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
-    let backend = Backend::start(false);
-    // Its first try fails: the notice is tried again.
-    let alerts = AlertReceiver::start(1);
-    let inbox = Inbox::start(&[
+/// `inbox serve` against a destination that is down, with one quick retry and a breaker
+/// that does not open, so that a webhook exhausts its schedule at once; alerts to `alerts`.
+fn exhausting(backend: &Backend, alerts: &AlertReceiver) -> Inbox {
+    Inbox::start(&[
         ("INBOX_FORWARD_URL", backend.url.as_str()),
         ("INBOX_RETRY_SCHEDULE", "100ms"),
         ("INBOX_BREAKER_FAILURES", "100"),
         ("INBOX_ALERT_URL", alerts.url.as_str()),
         ("INBOX_ALERT_SECRET", ALERT_SECRET),
-    ]);
+    ])
+}
+
+#[test]
+fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
+    let backend = Backend::start(false);
+    // Its first try fails: the notice is tried again.
+    let alerts = AlertReceiver::start(1);
+    let inbox = exhausting(&backend, &alerts);
     let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("exhausted"));
     let id = answer["id"].as_str().unwrap().to_owned();
     inbox.wait_for(&id, "operator_required", PATIENCE);
-    wait_until("the notice", &inbox, || !alerts.verified().is_empty());
+    inbox.wait_until("the notice", PATIENCE, || !alerts.verified().is_empty());
     let notice = &alerts.verified()[0];
     assert_eq!(alerts.requests.load(Ordering::SeqCst), 2);
     assert_eq!(notice["type"], "webhook.exhausted", "{notice}");
@@ -512,20 +476,14 @@ fn a_webhook_that_exhausts_its_schedule_is_a_signed_notice() {
 fn an_alert_that_cannot_be_delivered_is_logged_without_its_token() {
     let backend = Backend::start(false);
     let alerts = AlertReceiver::start(usize::MAX);
-    let inbox = Inbox::start(&[
-        ("INBOX_FORWARD_URL", backend.url.as_str()),
-        ("INBOX_RETRY_SCHEDULE", "100ms"),
-        ("INBOX_BREAKER_FAILURES", "100"),
-        ("INBOX_ALERT_URL", alerts.url.as_str()),
-        ("INBOX_ALERT_SECRET", ALERT_SECRET),
-    ]);
+    let inbox = exhausting(&backend, &alerts);
     let (_, answer) = inbox.post_bigcommerce(&bigcommerce_event("undeliverable"));
     inbox.wait_for(
         answer["id"].as_str().unwrap(),
         "operator_required",
         PATIENCE,
     );
-    wait_until("the undelivered alert logged", &inbox, || {
+    inbox.wait_until("the undelivered alert logged", PATIENCE, || {
         inbox.log().contains("an alert could not be delivered")
     });
     assert_eq!(alerts.requests.load(Ordering::SeqCst), 3, "three tries");

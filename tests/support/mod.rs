@@ -193,6 +193,19 @@ impl Inbox {
         }
     }
 
+    /// Polls `done` until it holds, failing with `what` and the log after `within`.
+    pub fn wait_until(&self, what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {within:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs an operator command (`status`, `list`, `replay`) on this inbox's database.
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(inbox_exe())
@@ -373,6 +386,36 @@ pub fn exchange(url: &str, request: &[u8]) -> Result<Vec<u8>, String> {
     let _ = stream.read_to_end(&mut response);
     let _ = writing.join();
     Ok(response)
+}
+
+/// A request as a test's destination received it: its headers (names in lower case) and
+/// its body.
+pub type Received = (Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request read from `reader`, as a test's destination receives it: its
+/// headers (names in lower case, values trimmed; the request line left out) and its body of
+/// `Content-Length` bytes (none without one). `None` if the connection ends first.
+pub fn read_request(reader: &mut impl BufRead) -> Option<Received> {
+    let mut headers = Vec::new();
+    let mut line = String::new();
+    reader.read_line(&mut line).ok().filter(|read| *read > 0)?;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok().filter(|read| *read > 0)?;
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.trim_end().split_once(':') {
+            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .map_or(0, |(_, value)| value.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((headers, body))
 }
 
 /// A BigCommerce delivery of `body`, signed with the test secret, as raw HTTP.

@@ -1,6 +1,6 @@
-//! The processor component: a fresh instance per attempt, called through the typed
-//! bindings of `webhooks:inbox/handler`. Whatever it does, the attempt ends with an
-//! outcome: a trap, an overrun deadline or the memory limit are a failed attempt.
+//! The processor component: a fresh instance per attempt, its `webhooks:inbox/handler`
+//! export called as a typed function. Whatever it does, the attempt ends with an outcome:
+//! a trap, an overrun deadline or the memory limit are a failed attempt.
 //!
 //! Any component of the `processor` world runs here, whatever language built it; one that
 //! does not fit (another export, an import a processor is not given) is refused when the
@@ -138,7 +138,8 @@ impl ProcessorHost {
         let pre = engine::linker(engine)?
             .instantiate_pre(&compiled.component)
             .and_then(|pre| {
-                // The typed bindings check each export's signature once, here.
+                // The generated bindings check the exports' signatures against the WIT here,
+                // at start; each call checks `WebhookParam`'s against them again.
                 GuestIndices::new(&pre)?;
                 if names_destinations {
                     destinations::GuestIndices::new(&pre)?;
@@ -317,8 +318,8 @@ impl ProcessorHost {
 }
 
 /// The WIT `webhook` record, lowered from the host's webhook as it is: the payload goes
-/// into the instance's memory straight from where the host holds it, with no copy of its
-/// own first (the generated bindings take an owned record).
+/// into the instance's memory straight from where the host holds it. (The generated
+/// bindings' record owns its fields, so the host's webhook had to be cloned into one.)
 #[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
 #[component(record)]
 struct WebhookParam<'a> {
