@@ -124,16 +124,9 @@ impl Notice {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::from_pairs as config;
 
     #[test]
     fn a_notice_is_signed_as_standard_webhooks_are() {

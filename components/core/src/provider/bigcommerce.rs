@@ -104,18 +104,11 @@ pub fn demo_delivery(secret: &str, hash: &str, order_id: u32, now_s: i64) -> (Ve
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use hmac::Mac;
 
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::from_pairs as config;
 
     #[test]
     fn a_demo_delivery_is_captured_as_a_new_webhook_and_only_under_its_secret() {
