@@ -29,7 +29,7 @@ build_processor_kits() {
 # Python tools in project-local venvs, pinned. moto and aws-sam-cli pin different boto3
 # versions, so SAM gets a venv of its own.
 MOTO_VERSION=5.2.5
-MOTO_EXTRAS=server,dynamodb,dynamodbstreams,sqs,ssm
+MOTO_EXTRAS=server,dynamodb,dynamodbstreams,sqs,ssm,s3
 CARGO_LAMBDA_VERSION=1.9.2
 SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0

@@ -114,7 +114,7 @@ async fn fill_dynamodb(client: &aws_sdk_dynamodb::Client, table: &str) {
     let items: Vec<_> = all()
         .iter()
         .flat_map(|webhook| {
-            inbox_core::item::dynamodb::capture(webhook, &Retention::default(), false)
+            inbox_core::item::dynamodb::capture(webhook, &Retention::default(), false, false)
                 .unwrap()
                 .items
         })

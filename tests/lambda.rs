@@ -17,7 +17,8 @@ use inbox_stores::WebhookStore;
 use inbox_stores::dynamodb::{DynamoStore, Retention};
 use moto::{LambdaFunction, Moto, StreamReader};
 use serde_json::{Value, json};
-use support::{BIGCOMMERCE_SECRET, bigcommerce_event, sign_bigcommerce};
+use sha2::{Digest, Sha256};
+use support::{BIGCOMMERCE_SECRET, bigcommerce_event, large, sign_bigcommerce};
 
 struct Aws {
     table: String,
@@ -1676,4 +1677,235 @@ async fn a_missing_secret_parameter_stops_the_cold_start_naming_it() {
         "{output}"
     );
     assert!(!output.contains("set-directly"), "{output}");
+}
+
+/// A function that keeps payloads too large for their item in a bucket of its own, with
+/// the template's body limit: the function, the bucket and an S3 client.
+async fn with_bucket(
+    aws: &Aws,
+    extra: &[(&str, &str)],
+) -> (LambdaFunction, String, aws_sdk_s3::Client) {
+    let s3 = Moto::shared().s3().await;
+    let bucket = moto::unique("payloads");
+    moto::create_bucket(&s3, &bucket).await;
+    let template = sam::parse(&sam::template_text());
+    let max_body =
+        template["Globals"]["Function"]["Environment"]["Variables"]["INBOX_MAX_BODY_BYTES"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let mut env = vec![
+        ("INBOX_PAYLOAD_BUCKET", bucket.as_str()),
+        ("INBOX_MAX_BODY_BYTES", max_body.as_str()),
+        ("INBOX_GITHUB_SECRET", large::GITHUB_SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let function = LambdaFunction::start(&["lambda"], &function_env(aws, &env));
+    (function, bucket, s3)
+}
+
+/// A signed GitHub push event of `bytes` through API Gateway, its JSON body passed as
+/// text, as API Gateway passes it: the event, within the 6 MB Lambda takes.
+fn github_http_event(bytes: usize, delivery: &str) -> (Vec<u8>, Value) {
+    let body = large::push_event(bytes, delivery);
+    let headers = large::github_headers(&body, delivery);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let text = std::str::from_utf8(&body).unwrap();
+    let event = moto::http_text_event("POST", "/api/webhooks/github", &headers, text);
+    assert!(
+        event.to_string().len() < 6 << 20,
+        "Lambda takes at most 6 MB"
+    );
+    (body, event)
+}
+
+/// An item of the table as stored, attribute by attribute.
+async fn raw_item(
+    aws: &Aws,
+    pk: &str,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    Moto::shared()
+        .dynamodb()
+        .await
+        .get_item()
+        .table_name(&aws.table)
+        .key("PK", A::S(pk.into()))
+        .key("SK", A::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// Deletes an item, as DynamoDB's TTL does once it expires.
+async fn expire(aws: &Aws, pk: &str, sk: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    Moto::shared()
+        .dynamodb()
+        .await
+        .delete_item()
+        .table_name(&aws.table)
+        .key("PK", A::S(pk.into()))
+        .key("SK", A::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn text(value: Option<&aws_sdk_dynamodb::types::AttributeValue>) -> String {
+    value.unwrap().as_s().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_5_mb_delivery_is_kept_in_the_bucket_processed_downloaded_and_deleted_with_its_item() {
+    let aws = aws().await;
+    let destination = large::Destination::start();
+    let (function, bucket, s3) =
+        with_bucket(&aws, &[("INBOX_FORWARD_URL", destination.url.as_str())]).await;
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let (body, event) = github_http_event(5 * large::MB, "lambda-5-mb");
+    let digest = hex::encode(Sha256::digest(&body));
+
+    let response = function.invoke(&event);
+    assert_eq!(response["statusCode"], 202, "{}", function.log());
+    let answer: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    let id = answer["id"].as_str().unwrap().to_owned();
+
+    // The webhook item keeps the object's key and digest, well under DynamoDB's 400 KB;
+    // the object is the body.
+    let pk = format!("WH#{id}");
+    let item = raw_item(&aws, &pk, "WEBHOOK").await.unwrap();
+    assert!(!item.contains_key("payload"));
+    let size: usize = item
+        .iter()
+        .map(|(name, value)| name.len() + value.as_s().map_or(32, String::len))
+        .sum();
+    assert!(size < 4_000, "the item is {size} bytes");
+    assert_eq!(text(item.get("payload_sha256")), digest);
+    let object = text(item.get("payload_object"));
+    assert_eq!(
+        moto::object(&s3, &bucket, &object).await.as_deref(),
+        Some(&body[..])
+    );
+    // Its upload is claimed: no expiry while the webhook needs work.
+    let status = raw_item(&aws, &pk, "STATUS").await.unwrap();
+    let upload_sk = text(status.get("upload"));
+    let upload = raw_item(&aws, &pk, &upload_sk).await.unwrap();
+    assert!(!upload.contains_key("expires_at"), "{upload:?}");
+
+    // Processed from the stream: the destination gets the exact bytes.
+    assert!(deliver_stream(&function, &mut stream).await >= 1);
+    assert_eq!(
+        *destination.bodies.lock().unwrap(),
+        vec![(body.len(), digest.clone())]
+    );
+    let status = aws.store.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.state, State::Completed, "{}", function.log());
+
+    // The admin download reads it back whole.
+    let auth = format!("Bearer {}", support::ADMIN_TOKEN);
+    let download = function.invoke(&moto::http_event(
+        "GET",
+        &format!("/api/webhooks/{id}/payload"),
+        &[("authorization", auth.as_str())],
+        b"",
+    ));
+    assert_eq!(download["statusCode"], 200, "{}", function.log());
+    assert_eq!(download["isBase64Encoded"], false);
+    assert!(download["body"].as_str().unwrap().as_bytes() == &body[..]);
+
+    // Its completion gave the upload the webhook item's expiry; when DynamoDB's TTL
+    // deletes the upload item, the stream function deletes the object.
+    let webhook_expiry = raw_item(&aws, &pk, "WEBHOOK").await.unwrap()["expires_at"].clone();
+    let upload = raw_item(&aws, &pk, &upload_sk).await.unwrap();
+    assert_eq!(upload["expires_at"], webhook_expiry);
+    expire(&aws, &pk, &upload_sk).await;
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    assert_eq!(moto::object(&s3, &bucket, &object).await, None);
+    assert_eq!(
+        destination.bodies.lock().unwrap().len(),
+        1,
+        "nothing sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_whose_transaction_fails_after_its_upload_acknowledges_nothing() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let aws = aws().await;
+    let (function, bucket, s3) = with_bucket(&aws, &[]).await;
+    let mut stream = StreamReader::new(Moto::shared(), &aws.table).await;
+    let delivery = "lambda-refused";
+    let (body, event) = github_http_event(2 * large::MB, delivery);
+    // The counter the capture adds to holds text where DynamoDB wants a number, so its
+    // transaction is refused after the payload is uploaded.
+    let id = inbox_core::id::webhook_id("github", delivery);
+    let probe = inbox_core::Webhook {
+        id: id.clone(),
+        origin: "github".into(),
+        event_type: "push".into(),
+        provider_timestamp: None,
+        received_at: now_ms(),
+        idempotency_key: delivery.into(),
+        headers: Vec::new(),
+        payload: b"{}".to_vec(),
+    };
+    let plan =
+        inbox_core::item::dynamodb::capture(&probe, &Retention::default(), false, false).unwrap();
+    let counter = &plan.counters[0];
+    let mut spoiled: std::collections::HashMap<String, A> = counter.key.clone().into();
+    spoiled.insert("received".into(), A::S("not a number".into()));
+    Moto::shared()
+        .dynamodb()
+        .await
+        .put_item()
+        .table_name(&aws.table)
+        .set_item(Some(spoiled))
+        .send()
+        .await
+        .unwrap();
+
+    let response = function.invoke(&event);
+    assert_eq!(response["statusCode"], 503, "{}", function.log());
+    // Nothing is acknowledged: no webhook, no status. The upload was written, and its
+    // item keeps the day's expiry that makes an unclaimed upload go.
+    let pk = format!("WH#{id}");
+    assert!(raw_item(&aws, &pk, "WEBHOOK").await.is_none());
+    assert!(aws.store.status(&id).await.unwrap().is_none());
+    let partition = Moto::shared()
+        .dynamodb()
+        .await
+        .query()
+        .table_name(&aws.table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", A::S(pk.clone()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(partition.len(), 1, "{partition:?}");
+    let upload_sk = text(partition[0].get("SK"));
+    assert!(upload_sk.starts_with("UPLOAD#"));
+    let expires: i64 = partition[0]["expires_at"].as_n().unwrap().parse().unwrap();
+    let in_a_day = now_ms() / 1_000 + 86_400;
+    assert!((in_a_day - 600..=in_a_day).contains(&expires), "{expires}");
+    let object = text(partition[0].get("object"));
+    assert_eq!(
+        moto::object(&s3, &bucket, &object).await.as_deref(),
+        Some(&body[..])
+    );
+
+    // A day later its item expires, and the stream function deletes the object; no
+    // webhook was ever there to process.
+    expire(&aws, &pk, &upload_sk).await;
+    assert_eq!(deliver_stream(&function, &mut stream).await, 1);
+    assert_eq!(moto::object(&s3, &bucket, &object).await, None);
+    assert!(aws.store.status(&id).await.unwrap().is_none());
 }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use inbox_core::State;
 use inbox_core::lifecycle::{Outcome, RetryPolicy, Transition};
 use inbox_stores::WebhookStore;
-use inbox_stores::dynamodb::{DynamoStore, Retention};
+use inbox_stores::dynamodb::{DynamoStore, PayloadBucket, Retention};
 
-use support::{ADMIN_TOKEN, Inbox, bigcommerce_event, component, request};
+use support::{ADMIN_TOKEN, Inbox, bigcommerce_event, component, large, request, send_raw};
 
 fn start(env: &[(&str, &str)]) -> Inbox {
     let store = component("inbox_store_sqlite");
@@ -516,6 +516,82 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
         "{}",
         unconfigured.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dynamodb_store_component_keeps_a_large_payload_in_the_bucket_as_the_native_store_does()
+{
+    let moto = moto::Moto::shared();
+    let client = moto.dynamodb().await;
+    let table = moto::unique("spin-large");
+    moto::create_table(&client, &table).await;
+    let s3 = moto.s3().await;
+    let bucket = moto::unique("spin-payloads");
+    moto::create_bucket(&s3, &bucket).await;
+    let store_wasm = component("inbox_store_dynamodb");
+    let mut settings = vec![
+        ("INBOX_STORE_WASM", store_wasm.to_str().unwrap()),
+        ("INBOX_GITHUB_SECRET", large::GITHUB_SECRET),
+    ];
+    settings.extend(moto::store_component_env(moto, &table));
+    let body = large::push_event(2 * large::MB, "spin-large-1");
+    let delivery = large::github_request(&body, "spin-large-1");
+
+    // Without a bucket the component refuses what its item cannot hold, and says so.
+    let unbucketed = Inbox::start(&settings);
+    let (code, answer) = send_raw(&unbucketed.url, &delivery).unwrap();
+    assert_eq!(code, 413, "{answer}\n{}", unbucketed.log());
+    drop(unbucketed);
+
+    settings.push(("INBOX_PAYLOAD_BUCKET", bucket.as_str()));
+    let inbox = Inbox::start(&settings);
+    let (code, answer) = send_raw(&inbox.url, &delivery).unwrap();
+    assert_eq!(code, 202, "{answer}\n{}", inbox.log());
+    let (_, answer) = answer.split_once("\r\n\r\n").unwrap();
+    let answer: serde_json::Value = serde_json::from_str(answer).unwrap();
+    let id = answer["id"].as_str().unwrap().to_owned();
+
+    // The native store, with the same bucket, reads the webhook whole from the same key
+    // layout.
+    let native = DynamoStore::new(client.clone(), table.clone(), Retention::default())
+        .with_payloads(PayloadBucket::new(s3.clone(), bucket.clone()));
+    let webhook = native.webhook(&id).await.unwrap().unwrap();
+    assert!(webhook.payload == body);
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            "PK",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("WH#{id}")),
+        )
+        .key(
+            "SK",
+            aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let object = item["payload_object"].as_s().unwrap();
+    assert!(object.starts_with(&format!("payloads/{id}/")), "{object}");
+    assert!(!item.contains_key("payload"));
+
+    // The component reads it back for the admin download.
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let download = support::exchange(
+        &inbox.url,
+        &support::http(
+            "GET",
+            &format!("/api/webhooks/{id}/payload"),
+            &[("Authorization", &auth)],
+            b"",
+        ),
+    )
+    .unwrap();
+    let split = download.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(download.starts_with(b"HTTP/1.1 200"));
+    assert!(download[split + 4..] == body[..]);
 }
 
 /// What a real Spin 4 provides to a component: WASI 0.2 (0.2.0 to 0.2.6), `wasi:config` at

@@ -14,7 +14,7 @@ use inbox_core::clock::now_ms;
 use inbox_stores::{StoreError, WebhookStore};
 
 use crate::aws::sqs::{DeadNotice, Queues};
-use crate::aws::stream::{self, BatchInfo, ReadBack};
+use crate::aws::stream::{self, BatchInfo, ReadBack, Work};
 use crate::{pager, terminal};
 
 pub async fn details_of(store: &dyn WebhookStore, id: &str) -> Result<Details> {
@@ -212,7 +212,20 @@ impl DeadQueuePass<'_> {
         );
         let (ids, notice) = match stream::read_back(&self.dead.streams, batch, now_ms()).await {
             Ok(ReadBack::Found(work)) => {
-                let ids = work.iter().map(|w| w.id().to_owned()).collect();
+                // An upload's removal is not a webhook to send round.
+                for gone in &work {
+                    if let Work::UploadGone(upload) = gone {
+                        eprintln!(
+                            "{range}: the payload object {} outlived its item; delete it from the bucket",
+                            upload.object()
+                        );
+                    }
+                }
+                let ids = work
+                    .iter()
+                    .filter(|w| !matches!(w, Work::UploadGone(_)))
+                    .map(|w| w.id().to_owned())
+                    .collect();
                 (ids, Notice::StreamRecord)
             }
             Ok(ReadBack::Gone(why)) => {

@@ -152,6 +152,14 @@ impl Moto {
         aws_sdk_dynamodbstreams::Client::new(&self.sdk_config().await)
     }
 
+    /// S3, its buckets named in the path (moto is one host).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::new(&self.sdk_config().await)
     }
@@ -738,6 +746,27 @@ pub fn bigcommerce_http_event(hash: &str) -> Value {
         ],
         &body,
     )
+}
+
+pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) {
+    client.create_bucket().bucket(name).send().await.unwrap();
+}
+
+/// The object `key` of `bucket`, if it is there.
+pub async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(output) => Some(output.body.collect().await.unwrap().to_vec()),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+        Err(error) => panic!("{}", aws_sdk_s3::error::DisplayErrorContext(error)),
+    }
+}
+
+/// As [`http_event`], with a text body as API Gateway passes one (a JSON body is text).
+pub fn http_text_event(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Value {
+    let mut event = http_event(method, path, headers, b"");
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(false);
+    event
 }
 
 /// An API Gateway HTTP API (payload v2) event for `method path` (with its query, if any)

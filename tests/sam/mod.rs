@@ -198,6 +198,9 @@ fn matches_rule(rule: &Value, value: Option<&Value>) -> bool {
                 value.is_some_and(|v| !excluded.contains(v))
             }
             Some((name, Value::Bool(wanted))) if name == "exists" => value.is_some() == *wanted,
+            Some((name, Value::String(prefix))) if name == "prefix" => value
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with(prefix.as_str())),
             _ => panic!("a filter rule these tests do not know: {rule}"),
         },
         literal => value == Some(literal),

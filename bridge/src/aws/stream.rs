@@ -3,8 +3,9 @@
 //! records of a sequence range, as the stream mapping's on-failure record names them.
 //!
 //! The mapping's filter (template.yaml) lets the same records through: the `WEBHOOK` item
-//! as written (it is immutable, so only its insert has a new image), and a `STATUS` item
-//! set back to `received` past its first version (a replay or a requeue, not a capture).
+//! as written (it is immutable, so only its insert has a new image), a `STATUS` item
+//! set back to `received` past its first version (a replay or a requeue, not a capture),
+//! and the removal of an `UPLOAD#` item (its object goes with it).
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -14,25 +15,34 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use inbox_core::item::{STATUS_SK, WEBHOOK_SK, dynamodb};
-use inbox_core::{State, Webhook};
+use inbox_core::State;
+use inbox_core::item::dynamodb::{self, StoredWebhook};
+use inbox_core::item::upload::{UPLOAD_SK_PREFIX, Upload};
+use inbox_core::item::{STATUS_SK, WEBHOOK_SK};
 use serde::Deserialize;
 use serde_dynamo::{AttributeValue, Item};
 
 /// What a stream record asks of the processing function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
-    /// A new webhook, carried whole in the record's image.
-    Captured(Webhook),
+    /// A new webhook, carried in the record's image (whole, or but for a payload in the
+    /// bucket).
+    Captured(StoredWebhook),
     /// A webhook sent round again (replayed or requeued): its item is read.
     SentRoundAgain(String),
+    /// An upload's item is gone (expired with its webhook, or never claimed by a capture):
+    /// its object is deleted.
+    UploadGone(Upload),
 }
 
 impl Work {
+    /// The webhook the work is for.
     pub fn id(&self) -> &str {
         match self {
-            Work::Captured(webhook) => &webhook.id,
+            Work::Captured(StoredWebhook::Whole(webhook)) => &webhook.id,
+            Work::Captured(StoredWebhook::Offloaded(offloaded)) => offloaded.id(),
             Work::SentRoundAgain(id) => id,
+            Work::UploadGone(upload) => upload.id(),
         }
     }
 }
@@ -44,6 +54,15 @@ pub fn work_of(event_name: &str, keys: &Item, new_image: Item) -> Result<Option<
         Some(AttributeValue::S(sk)) => sk.as_str(),
         _ => bail!("a stream record without an SK"),
     };
+    if event_name == "REMOVE" && sk.starts_with(UPLOAD_SK_PREFIX) {
+        let upload = match keys.get("PK") {
+            Some(AttributeValue::S(pk)) => Upload::from_keys(pk, sk),
+            _ => None,
+        };
+        return upload
+            .map(|upload| Some(Work::UploadGone(upload)))
+            .with_context(|| format!("{sk} is not the key of an upload"));
+    }
     match (event_name, sk) {
         ("INSERT", WEBHOOK_SK) => {
             let webhook = dynamodb::read_webhook(new_image)
@@ -243,6 +262,20 @@ mod tests {
             "an item expiring is no work"
         );
         assert!(work_of("INSERT", &empty(), status_image("x")).is_err());
+    }
+
+    #[test]
+    fn an_upload_item_removed_is_its_object_to_delete() {
+        let sk = format!("UPLOAD#1700000000123-{}", "ab".repeat(32));
+        let Some(Work::UploadGone(upload)) = work_of("REMOVE", &keys(&sk), empty()).unwrap() else {
+            panic!("an upload's removal is work");
+        };
+        assert_eq!(
+            upload.object(),
+            format!("payloads/7/1700000000123-{}", "ab".repeat(32))
+        );
+        assert_eq!(work_of("INSERT", &keys(&sk), empty()).unwrap(), None);
+        assert!(work_of("REMOVE", &keys("UPLOAD#junk"), empty()).is_err());
     }
 
     #[test]

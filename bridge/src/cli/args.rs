@@ -86,7 +86,7 @@ impl StoreArgs {
 /// The DynamoDB store on `table`, keeping items as long as the configuration says.
 pub async fn dynamo_store(env: &Environment, table: &str) -> Result<DynamoStore> {
     let retention = Retention::from_config(env.config.as_ref())?;
-    Ok(DynamoStore::new(dynamodb::client().await, table, retention))
+    Ok(dynamodb::open(env.config.as_ref(), table, retention).await)
 }
 
 #[derive(Args)]

@@ -33,7 +33,9 @@ impl Lambda {
             .config
             .get("table")
             .context("INBOX_TABLE names the DynamoDB table; it is not set")?;
-        let store: Arc<dyn WebhookStore> = Arc::new(dynamo_store(env, table).await?);
+        let dynamo = dynamo_store(env, table).await?;
+        let payloads = dynamo.payloads().cloned();
+        let store: Arc<dyn WebhookStore> = Arc::new(dynamo);
         let runs = lambda::FunctionComponents::from_config(env.config.as_ref())?;
         let capture = match runs.capture {
             true => Some(hosts.capture(store.clone())?),
@@ -79,7 +81,8 @@ impl Lambda {
             queues,
             hosts.settings,
             metrics::with_alerts(Arc::new(metrics::Emf), env.config.as_ref())?,
-        );
+        )
+        .with_payloads(payloads);
         lambda::run(handler).await.map_err(|e| anyhow!(e))
     }
 }

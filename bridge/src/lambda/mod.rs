@@ -28,8 +28,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inbox_core::clock::{now_ms, until};
 use inbox_core::config::{Config, ConfigError, describe};
+use inbox_core::item::dynamodb::StoredWebhook;
 use inbox_core::store::{StoreError, release_held};
 use inbox_core::{State, Webhook};
+use inbox_stores::dynamodb::PayloadBucket;
 use inbox_stores::{Waits, WebhookStore};
 use inbox_wasm_host::CaptureHost;
 use inbox_wasm_host::capture::internal_error;
@@ -55,6 +57,8 @@ pub struct Handler {
     /// The records of a batch are processed side by side, this many at a time.
     permits: Arc<Semaphore>,
     metrics: Arc<dyn Metrics>,
+    /// Where the store keeps payloads too large for their item (`INBOX_PAYLOAD_BUCKET`).
+    payloads: Option<PayloadBucket>,
 }
 
 /// The components a function loads at start (`INBOX_LAMBDA_COMPONENTS`, comma separated:
@@ -171,6 +175,15 @@ impl Handler {
             settings,
             permits,
             metrics,
+            payloads: None,
+        }
+    }
+
+    /// Reads offloaded payloads from `bucket` and deletes their objects when their items go.
+    pub fn with_payloads(self, bucket: Option<PayloadBucket>) -> Handler {
+        Handler {
+            payloads: bucket,
+            ..self
         }
     }
 
@@ -340,16 +353,35 @@ impl Handler {
         let change = record.change;
         let work = stream::work_of(&record.event_name, &change.keys, change.new_image)?;
         let webhook = match work {
-            Some(Work::Captured(webhook)) => webhook,
+            Some(Work::Captured(StoredWebhook::Whole(webhook))) => webhook,
+            Some(Work::Captured(StoredWebhook::Offloaded(offloaded))) => {
+                self.payloads()?.load(offloaded).await?
+            }
             Some(Work::SentRoundAgain(id)) => self
                 .store
                 .webhook(&id)
                 .await?
                 .with_context(|| format!("{id} has a status but no webhook item"))?,
+            Some(Work::UploadGone(upload)) => {
+                let object = upload.object();
+                self.payloads()?.delete(&object).await?;
+                tracing::info!(
+                    id = upload.id(),
+                    object,
+                    "payload object deleted with its item"
+                );
+                return Ok(());
+            }
             // Anything else is filtered out by the event source mapping.
             None => return Ok(()),
         };
         self.deliver(&webhook).await
+    }
+
+    fn payloads(&self) -> Result<&PayloadBucket> {
+        self.payloads
+            .as_ref()
+            .context("a payload is in a bucket and INBOX_PAYLOAD_BUCKET is not set")
     }
 
     /// Messages of the Failed Webhooks Queue; one that hits an infrastructure error is

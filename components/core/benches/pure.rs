@@ -96,7 +96,7 @@ fn pure(c: &mut Criterion) {
         body_secs: Some(90 * 86_400),
     };
     c.bench_function("encode a capture's DynamoDB items", |b| {
-        b.iter(|| dynamodb::capture(black_box(&webhook), &retention, true).unwrap())
+        b.iter(|| dynamodb::capture(black_box(&webhook), &retention, true, false).unwrap())
     });
 }
 

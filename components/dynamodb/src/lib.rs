@@ -10,8 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{AsyncSleep, Sleep};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use backon::{BackoffBuilder, Retryable};
 use inbox_core::destination::{Destination, Held};
@@ -26,8 +25,14 @@ use inbox_core::model::{Details, StatusView};
 use inbox_core::store::{Captured, StoreError, Waits, WebhookStore};
 use inbox_core::{Status, Webhook};
 
+mod bucket;
 mod destinations;
 mod due;
+mod payloads;
+mod refusals;
+
+pub use bucket::PayloadBucket;
+use refusals::{cancellation_reasons, refusal};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -56,6 +61,8 @@ pub struct DynamoStore {
     table: String,
     /// How long items are kept (DynamoDB's TTL on `expires_at`) once they may go.
     retention: Retention,
+    /// Where payloads too large for their item go; without it they are refused.
+    payloads: Option<PayloadBucket>,
 }
 
 impl DynamoStore {
@@ -64,11 +71,24 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention,
+            payloads: None,
+        }
+    }
+
+    /// Keeps payloads too large for their item in `bucket`.
+    pub fn with_payloads(self, bucket: PayloadBucket) -> Self {
+        DynamoStore {
+            payloads: Some(bucket),
+            ..self
         }
     }
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub fn payloads(&self) -> Option<&PayloadBucket> {
+        self.payloads.as_ref()
     }
 
     /// The client's own sleep, to back off with: tokio's natively, `wasi:clocks` in a
@@ -254,10 +274,15 @@ impl DynamoStore {
 impl WebhookStore for DynamoStore {
     async fn capture(
         &self,
-        webhook: Webhook,
+        mut webhook: Webhook,
         refuse_replayed_body: bool,
     ) -> Result<Captured, StoreError> {
-        let plan = dynamodb::capture(&webhook, &self.retention, refuse_replayed_body)?;
+        let plan = dynamodb::capture(
+            &webhook,
+            &self.retention,
+            refuse_replayed_body,
+            self.payloads.is_some(),
+        )?;
         let mut items = plan
             .items
             .iter()
@@ -265,6 +290,10 @@ impl WebhookStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         for counter in &plan.counters {
             items.push(self.update(counter.clone())?);
+        }
+        if let Some(upload) = plan.upload {
+            let payload = std::mem::take(&mut webhook.payload);
+            items.push(self.upload(&webhook.id, upload, payload).await?);
         }
         let refused = match (|| self.transact(items.clone()))
             .retry(dynamodb::conflict_backoff())
@@ -294,8 +323,10 @@ impl WebhookStore for DynamoStore {
 
     async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
         // Immutable once written, so an eventually consistent read is enough.
-        let item = self.get(id, WEBHOOK_SK, false).await?;
-        item.map(dynamodb::read_webhook).transpose()
+        let Some(item) = self.get(id, WEBHOOK_SK, false).await? else {
+            return Ok(None);
+        };
+        self.whole(dynamodb::read_webhook(item)?).await.map(Some)
     }
 
     async fn status(&self, id: &str) -> Result<Option<Status>, StoreError> {
@@ -545,42 +576,6 @@ where
     }
 }
 
-/// A cancelled transaction's reason code per item.
-fn cancellation_reasons<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<String> {
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-            .cancellation_reasons()
-            .iter()
-            .map(|reason| reason.code().unwrap_or("None").to_owned())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// An SDK error as the core reads DynamoDB's refusals.
-fn refusal<E, R>(error: &SdkError<E, R>, reasons: Vec<String>) -> Refusal
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let detail = DisplayErrorContext(error).to_string();
-    match error.code() {
-        Some(kind) => Refusal {
-            kind: kind.to_owned(),
-            message: error.message().unwrap_or_default().to_owned(),
-            reasons,
-            detail,
-        },
-        // Not an answer from DynamoDB: it could not be reached.
-        None => Refusal {
-            kind: "RequestFailed".into(),
-            message: detail,
-            reasons,
-            detail: String::new(),
-        },
-    }
-}
-
-fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error + 'static>(error: E) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(&error).to_string())
 }

@@ -4,8 +4,9 @@
 //!
 //! Settings (Spin variables, or the native host's `INBOX_*`): `dynamodb_table`,
 //! `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, optionally
-//! `aws_session_token`, `aws_endpoint_url`, `retention_days` (30 from completion; 0 keeps
-//! forever) and `replay_guard_days` (three times the retention).
+//! `aws_session_token`, `aws_endpoint_url`, `payload_bucket` (S3, for payloads too large
+//! for their item; without it they are refused), `retention_days` (30 from completion; 0
+//! keeps forever) and `replay_guard_days` (three times the retention).
 
 mod bindings {
     inbox_guest::with_shared_interfaces!("dynamodb-store", "../../wit");
@@ -23,7 +24,7 @@ use inbox_core::clock::now_ms;
 use inbox_core::config::{Config, describe};
 use inbox_core::item::dynamodb::settings;
 use inbox_core::store::{self, Captured, StoreError, WebhookStore};
-use inbox_dynamodb::DynamoStore;
+use inbox_dynamodb::{DynamoStore, PayloadBucket};
 use inbox_guest::config::WasiConfig;
 
 inbox_core::wit_conversions!(bindings::webhooks::inbox::types);
@@ -123,25 +124,44 @@ fn from_config(config: &dyn Config) -> Result<DynamoStore, StoreError> {
         None,
         "spin-variables",
     );
+    let region = Region::new(required(settings::REGION)?);
+    let endpoint = setting(settings::ENDPOINT_URL);
+    if let Some(endpoint) = &endpoint
+        && !endpoint.starts_with("http://")
+        && !endpoint.starts_with("https://")
+    {
+        return Err(StoreError::Unavailable(format!(
+            "{} is not an http(s) URL",
+            describe(settings::ENDPOINT_URL)
+        )));
+    }
     let mut client = aws_sdk_dynamodb::Config::builder()
-        .region(Region::new(required(settings::REGION)?))
-        .credentials_provider(credentials)
+        .region(region.clone())
+        .credentials_provider(credentials.clone())
         .http_client(WasiHttpClientBuilder::new().build())
         .sleep_impl(WasiSleep);
-    if let Some(endpoint) = setting(settings::ENDPOINT_URL) {
-        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-            return Err(StoreError::Unavailable(format!(
-                "{} is not an http(s) URL",
-                describe(settings::ENDPOINT_URL)
-            )));
-        }
-        client = client.endpoint_url(endpoint);
-    }
+    client.set_endpoint_url(endpoint.clone());
     let retention = inbox_dynamodb::Retention::from_config(config)
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    Ok(DynamoStore::new(
+    let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(client.build()),
         table,
         retention,
-    ))
+    );
+    let Some(bucket) = setting(settings::PAYLOAD_BUCKET) else {
+        return Ok(store);
+    };
+    // The same SDK signs S3's requests (SigV4) and sends them over wasi:http. An endpoint
+    // of its own (moto, MinIO) names buckets in the path, not the host.
+    let mut s3 = aws_sdk_s3::Config::builder()
+        .region(region)
+        .credentials_provider(credentials)
+        .http_client(WasiHttpClientBuilder::new().build())
+        .sleep_impl(WasiSleep)
+        .force_path_style(endpoint.is_some());
+    s3.set_endpoint_url(endpoint);
+    Ok(store.with_payloads(PayloadBucket::new(
+        aws_sdk_s3::Client::from_conf(s3.build()),
+        bucket,
+    )))
 }

@@ -9,6 +9,7 @@
 //! | Body digest    | `BODY#<origin>#<sha256>` | `BODY` | the first webhook with this body (replay guard) |
 //! | Counter (DynamoDB) | `COUNT#<shard>` | origin, type (and expiry day) | how many are in each state |
 //! | Destination, hold | `DESTINATIONS`, `HELD#<name>#<shard>` | see [`destinations`] | breakers, pauses, held webhooks |
+//! | Upload (DynamoDB) | `WH#<id>` | `UPLOAD#<received_at>-<sha256>` | a payload kept in a bucket, see [`upload`] |
 //!
 //! Nothing of a webhook expires while it needs work: its retention (`retention_days`, the
 //! TTL on `expires_at` on DynamoDB, a sweep on SQLite) starts when it completes. A body's
@@ -23,6 +24,7 @@ pub mod destinations;
 pub mod dynamodb;
 pub mod retention;
 pub mod sqlite;
+pub mod upload;
 
 pub use retention::Retention;
 
@@ -123,8 +125,14 @@ pub struct WebhookItem {
     pub idempotency_key: String,
     /// The allow-listed headers as a JSON array of `[name, value]` pairs.
     pub headers: String,
-    #[serde(with = "serde_bytes")]
+    /// Empty when the payload is in a bucket ([`upload`]).
+    #[serde(with = "serde_bytes", default, skip_serializing_if = "Vec::is_empty")]
     pub payload: Vec<u8>,
+    /// The payload's object in the bucket, and its SHA-256 (hex), when it is kept there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
     /// When the store may forget it (unix seconds; DynamoDB's TTL attribute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -171,6 +179,10 @@ pub struct StatusItem {
     pub list_part: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_at: Option<String>,
+    /// The sort key of the webhook's `UPLOAD#` item, when its payload is in a bucket: it
+    /// gets the webhook item's expiry whenever that changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
 }
 
 /// A `DEAD#<ms>` item: one time the webhook needed an operator. It reuses the status
@@ -296,15 +308,25 @@ impl WebhookItem {
             received_at: webhook.received_at,
             idempotency_key: webhook.idempotency_key,
             payload: webhook.payload,
+            payload_object: None,
+            payload_sha256: None,
             expires_at,
         }
     }
 
+    /// The webhook, when the item holds its payload (see [`dynamodb::read_webhook`] for
+    /// one that is in a bucket).
     pub fn into_webhook(self) -> Result<Webhook, ItemError> {
         if self.sk != WEBHOOK_SK || id_of_pk(&self.pk) != Some(self.id.as_str()) {
             return Err(ItemError(format!(
                 "{}/{} is not the webhook item of {}",
                 self.pk, self.sk, self.id
+            )));
+        }
+        if let Some(object) = &self.payload_object {
+            return Err(ItemError(format!(
+                "the payload of {} is in a bucket ({object}), not in its item",
+                self.id
             )));
         }
         let headers = serde_json::from_str(&self.headers)
@@ -343,6 +365,7 @@ impl StatusItem {
             received_at: None,
             list_part: Some(list_part(status.state, id)),
             list_at: None,
+            upload: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde_dynamo::{AttributeValue, Item};
+use sha2::{Digest, Sha256};
 
 use crate::item::{DeadLetterItem, StatusItem, WebhookItem, pk};
 use crate::model::{DeadLetter, Status, Webhook};
@@ -83,10 +84,64 @@ pub(crate) fn value_size(value: &AttributeValue) -> usize {
 }
 
 /// A `WEBHOOK` item read back (from a table, or a stream image).
-pub fn read_webhook(item: Item) -> Result<Webhook, StoreError> {
-    let item: WebhookItem = read(item)?;
-    item.into_webhook()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredWebhook {
+    Whole(Webhook),
+    /// Its payload is in a bucket ([`crate::item::upload`]).
+    Offloaded(Offloaded),
+}
+
+/// A webhook whose payload is in a bucket: it is had whole only with a payload that has
+/// the digest its item keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offloaded {
+    webhook: Webhook,
+    object: String,
+    sha256: String,
+}
+
+impl Offloaded {
+    pub fn id(&self) -> &str {
+        &self.webhook.id
+    }
+
+    /// The payload's object in the bucket.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    pub fn with_payload(mut self, payload: Vec<u8>) -> Result<Webhook, StoreError> {
+        let digest = hex::encode(Sha256::digest(&payload));
+        if digest != self.sha256 {
+            return Err(StoreError::Corrupt(format!(
+                "the object {} is not the payload of {}: its SHA-256 is {digest}, the webhook's {}",
+                self.object, self.webhook.id, self.sha256
+            )));
+        }
+        self.webhook.payload = payload;
+        Ok(self.webhook)
+    }
+}
+
+pub fn read_webhook(item: Item) -> Result<StoredWebhook, StoreError> {
+    let mut item: WebhookItem = read(item)?;
+    let object = item.payload_object.take();
+    let sha256 = item.payload_sha256.take();
+    let webhook = item
+        .into_webhook()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    match (object, sha256) {
+        (None, _) => Ok(StoredWebhook::Whole(webhook)),
+        (Some(object), Some(sha256)) => Ok(StoredWebhook::Offloaded(Offloaded {
+            webhook,
+            object,
+            sha256,
+        })),
+        (Some(object), None) => Err(StoreError::Corrupt(format!(
+            "the payload of {} is in {object}, but its item keeps no digest",
+            webhook.id
+        ))),
+    }
 }
 
 /// A `STATUS` item read back.

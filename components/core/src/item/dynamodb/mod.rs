@@ -170,7 +170,9 @@ mod tests {
             completed_secs: Some(86_400),
             body_secs: Some(2 * 86_400),
         };
-        let plan = capture(&webhook(), &retention, true).unwrap();
+        let plan = capture(&webhook(), &retention, true, true).unwrap();
+        assert_eq!(plan.upload, None);
+        assert!(plan.items[0].contains_key("payload"));
         assert_eq!(plan.status, Status::received(1_700_000_000_123));
         assert_eq!(plan.items[0]["SK"], AttributeValue::S("WEBHOOK".into()));
         assert_eq!(plan.items[1]["SK"], AttributeValue::S("STATUS".into()));
@@ -185,9 +187,75 @@ mod tests {
         let mut big = webhook();
         big.payload = vec![b'x'; MAX_ITEM_BYTES];
         assert!(matches!(
-            capture(&big, &retention, false),
+            capture(&big, &retention, false, false),
             Err(StoreError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn a_payload_too_large_for_its_item_goes_to_the_bucket_named_by_the_item_and_status() {
+        let retention = crate::item::Retention::default();
+        let mut big = webhook();
+        big.payload = vec![b'x'; MAX_ITEM_BYTES];
+        let plan = capture(&big, &retention, true, true).unwrap();
+        let upload = plan.upload.clone().unwrap();
+        let webhook_item = &plan.items[0];
+        assert!(!webhook_item.contains_key("payload"));
+        assert!(item_size(webhook_item) < 1_000);
+        assert_eq!(
+            webhook_item["payload_object"],
+            AttributeValue::S(upload.upload.object())
+        );
+        let StoredWebhook::Offloaded(offloaded) = read_webhook(webhook_item.clone()).unwrap()
+        else {
+            panic!("read back whole without its payload");
+        };
+        assert_eq!(offloaded.object(), upload.upload.object());
+        // Had whole only with the bytes it was captured with.
+        assert!(matches!(
+            offloaded.clone().with_payload(vec![b'y'; MAX_ITEM_BYTES]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(offloaded.with_payload(big.payload.clone()).unwrap(), big);
+        // The upload item is put first, expiring a day after the capture unless the
+        // transaction's claim takes its expiry away.
+        assert_eq!(upload.item["SK"], AttributeValue::S(upload.upload.sk()));
+        assert_eq!(
+            upload.item["expires_at"],
+            AttributeValue::N((big.received_at / 1_000 + 86_400).to_string())
+        );
+        assert_eq!(upload.claim["SK"], upload.item["SK"]);
+        assert!(!upload.claim.contains_key("expires_at"));
+        assert_eq!(
+            plan.items[1]["upload"],
+            AttributeValue::S(upload.upload.sk())
+        );
+        // A completion gives it the webhook item's expiry; a replay takes both away.
+        let stored: StatusItem = serde_dynamo::from_item(plan.items[1].clone()).unwrap();
+        let completed_retention = crate::item::Retention {
+            completed_secs: Some(86_400),
+            body_secs: None,
+        };
+        let done = Status {
+            state: State::Completed,
+            version: 3,
+            updated_at: big.received_at + 2,
+            ..Status::received(big.received_at)
+        };
+        let plan = swap(
+            &big.id,
+            &stored,
+            &Transition::to(done),
+            &completed_retention,
+        );
+        let expiring: Vec<_> = plan
+            .updates
+            .iter()
+            .filter(|u| u.update.starts_with("SET"))
+            .map(|u| u.key["SK"].clone())
+            .collect();
+        assert!(expiring.contains(&AttributeValue::S("WEBHOOK".into())));
+        assert!(expiring.contains(&AttributeValue::S(upload.upload.sk())));
     }
 
     #[test]

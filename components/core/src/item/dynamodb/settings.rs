@@ -7,9 +7,12 @@ pub const ACCESS_KEY_ID: &str = "aws_access_key_id";
 pub const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
 pub const SESSION_TOKEN: &str = "aws_session_token";
 pub const ENDPOINT_URL: &str = "aws_endpoint_url";
+/// The S3 bucket for payloads too large for their item; without one they are refused.
+pub const PAYLOAD_BUCKET: &str = "payload_bucket";
 pub use crate::item::retention::{REPLAY_GUARD_DAYS, RETENTION_DAYS};
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     TABLE,
+    PAYLOAD_BUCKET,
     REGION,
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,

@@ -164,6 +164,10 @@ pub fn swap(
     // expired from their capture loses its expiry while it needs work.
     if expires_at.is_some() || stored.expires_at.is_some() {
         updates.push(expiry_update(key(id, WEBHOOK_SK), expires_at));
+        // And the object of its payload with it.
+        if let Some(upload) = &stored.upload {
+            updates.push(expiry_update(key(id, upload), expires_at));
+        }
     }
     SwapPlan {
         status: status_update(id, stored.version, status, expires_at),

@@ -276,6 +276,8 @@ pub fn webhook(db: &mut impl Connection, id: &str) -> Result<Option<Webhook>, St
         idempotency_key: row.text("idempotency_key")?,
         headers: row.text("headers")?,
         payload: row.blob("payload")?,
+        payload_object: None,
+        payload_sha256: None,
         expires_at: None,
     };
     item.into_webhook()
