@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use inbox_core::config::{Config, ConfigError, parsed};
+use inbox_core::config::{CaptureLimits, Config, ConfigError, parsed};
 use inbox_core::destination::Breaker;
 use inbox_core::lifecycle::RetryPolicy;
 use inbox_core::pacing::Pacing;
@@ -60,7 +60,11 @@ impl Settings {
             processor_timeout: Duration::from_millis(timeout_ms),
             lease: Duration::from_millis(timeout_ms + (timeout_ms / 5).max(1_000)),
             concurrency,
-            component_memory_bytes: parsed(config, "max_component_memory_bytes", 64 << 20)?,
+            component_memory_bytes: parsed(
+                config,
+                "max_component_memory_bytes",
+                component_memory_for(CaptureLimits::from_config(config)?.max_body_bytes),
+            )?,
             poll_interval: Duration::from_millis(parsed(config, "worker_poll_ms", 200)?),
             sweep_grace: Duration::from_millis(parsed(config, "sweep_grace_ms", 900_000)?),
             sweep_limit,
@@ -71,6 +75,14 @@ impl Settings {
             payloads: BodyBudget::new(budget_bytes(config)?),
         })
     }
+}
+
+/// An instance's memory limit by default: room for the largest body several times over,
+/// as a processor makes copies of it (its own bytes, a string of it, a request body).
+/// Measured with `inbox check-processor`'s 24 MB case: the Rust processor peaks at 24 MiB,
+/// the Python kit at 58 MiB, the JavaScript kit at 98 MiB.
+pub fn component_memory_for(max_body_bytes: usize) -> usize {
+    (64 << 20).max((32 << 20) + 4 * max_body_bytes)
 }
 
 /// What the host itself needs beside its component instances: the binary, wasmtime's
@@ -129,10 +141,21 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_has_room_for_the_largest_body_by_default() {
+        assert_eq!(settings(&[]).component_memory_bytes, 132 << 20);
+        let lambda = settings(&[("max_body_bytes", "6291456")]);
+        assert_eq!(lambda.component_memory_bytes, 64 << 20);
+        let set = settings(&[("max_component_memory_bytes", "33554432")]);
+        assert_eq!(set.component_memory_bytes, 32 << 20);
+    }
+
+    #[test]
     fn instances_and_the_host_must_fit_in_the_function() {
-        let five = settings(&[("worker_concurrency", "5")]);
+        // As the template sets them: 6 MiB bodies, 64 MiB instances.
+        let lambda = ("max_body_bytes", "6291456");
+        let five = settings(&[("worker_concurrency", "5"), lambda]);
         assert_eq!(five.fits_memory(512 << 20), Ok(()));
-        let eight = settings(&[("worker_concurrency", "8")]);
+        let eight = settings(&[("worker_concurrency", "8"), lambda]);
         let problem = eight.fits_memory(512 << 20).unwrap_err();
         assert!(problem.contains("need 640 MiB"), "{problem}");
     }

@@ -1,6 +1,6 @@
 //! The webhooks the conformance kit runs a processor on: every provider's shape, the
-//! largest payload a DynamoDB item holds inline, non-ASCII text, and each kind of answer a
-//! destination gives. Tests run the same cases through the other hosts.
+//! largest payload a DynamoDB item holds inline and GitHub's largest, non-ASCII text, and
+//! each kind of answer a destination gives. Tests run the same cases through the other hosts.
 
 use inbox_core::Webhook;
 use inbox_core::forward::classify_response;
@@ -72,6 +72,7 @@ pub fn all() -> Vec<Case> {
             Some((202, None)),
         ),
         case("largest payload a DynamoDB item holds", large(), 1, OK),
+        case("github push of 24 MB", largest_github(), 1, OK),
         case("non-ASCII text", shopify(&non_ascii_order()), 1, OK),
         case(
             "destination 429, Retry-After 120",
@@ -276,6 +277,49 @@ fn large() -> Webhook {
     )
 }
 
+/// GitHub's largest deliveries are 25 MB.
+pub const LARGEST_GITHUB_BYTES: usize = 24_000_000;
+
+/// A GitHub push of many commits, some of the text not ASCII, exactly
+/// [`LARGEST_GITHUB_BYTES`] long.
+fn largest_github() -> Webhook {
+    let commit = |i: usize| {
+        json!({
+            "id": format!("{i:040x}"),
+            "message": format!("commit {i}: {} — é", "change ".repeat(120)),
+            "author": { "name": "Octo Cat", "email": "octo@example.com" },
+            "added": [format!("src/file_{i}.rs")],
+        })
+    };
+    let longest = commit(usize::MAX).to_string().len() + 1;
+    let mut body = json!({
+        "ref": "refs/heads/main",
+        "after": "9f2b6c0e",
+        "repository": { "full_name": "octo/large" },
+        "commits": [],
+        "padding": "",
+    });
+    let commits: Vec<_> = (0..(LARGEST_GITHUB_BYTES - 1_000) / longest)
+        .map(commit)
+        .collect();
+    body["commits"] = commits.into();
+    let room = LARGEST_GITHUB_BYTES - body.to_string().len();
+    body["padding"] = "p".repeat(room).into();
+    let payload = body.to_string().into_bytes();
+    debug_assert_eq!(payload.len(), LARGEST_GITHUB_BYTES);
+    webhook(
+        "github",
+        "push",
+        "9a1c5e40-d1f2-11f0-8a4b-7d3e5f2a1b90",
+        &[
+            JSON,
+            ("x-github-event", "push"),
+            ("x-github-delivery", "9a1c5e40-d1f2-11f0-8a4b-7d3e5f2a1b90"),
+        ],
+        payload,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +334,7 @@ mod tests {
         assert!(cases.last().unwrap().answer.is_none());
         assert!(cases[..cases.len() - 1].iter().all(|c| c.answer.is_some()));
         assert_eq!(large().payload.len(), LARGE_PAYLOAD_BYTES);
+        assert_eq!(largest_github().payload.len(), LARGEST_GITHUB_BYTES);
         assert!(std::str::from_utf8(&non_ascii_order().to_string().into_bytes()).is_ok());
         let expected: Vec<Expected> = cases.iter().map(Case::expected).collect();
         assert_eq!(
@@ -297,10 +342,10 @@ mod tests {
                 .iter()
                 .filter(|e| **e == Expected::Completed)
                 .count(),
-            7
+            8
         );
         assert_eq!(
-            expected[7..],
+            expected[8..],
             [
                 Expected::Retry {
                     at_least_ms: Some(120_000)

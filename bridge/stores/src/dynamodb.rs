@@ -18,8 +18,10 @@ pub async fn open(config: &dyn Config, table: &str, retention: Retention) -> Dyn
     match bucket {
         Some(bucket) => {
             // An endpoint of its own (moto, MinIO) names buckets in the path, not the host.
+            let own_endpoint =
+                aws.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
             let s3 = aws_sdk_s3::config::Builder::from(&aws)
-                .force_path_style(aws.endpoint_url().is_some())
+                .force_path_style(own_endpoint)
                 .build();
             store.with_payloads(PayloadBucket::new(
                 aws_sdk_s3::Client::from_conf(s3),

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use inbox_core::Webhook;
-use inbox_core::item::dynamodb::{StoredWebhook, UploadPlan};
+use inbox_core::item::dynamodb::{self, StoredWebhook, UploadPlan};
 use inbox_core::store::StoreError;
 
 use crate::{DynamoStore, unavailable as dynamodb_unavailable};
@@ -36,13 +36,24 @@ impl DynamoStore {
         let bucket = self.payloads().ok_or_else(|| {
             StoreError::Unavailable("an upload is planned and no payload bucket is set".into())
         })?;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(self.table())
             .set_item(Some(upload.item.into()))
+            .condition_expression(dynamodb::NOT_EXISTS)
             .send()
-            .await
-            .map_err(dynamodb_unavailable)?;
+            .await;
+        match put {
+            Ok(_) => {}
+            // The same upload (the same id, time and body) from a delivery at the same
+            // moment: under way, or claimed, and never given its day's expiry back.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(error) => return Err(dynamodb_unavailable(error)),
+        }
         let object = upload.upload.object();
         bucket.put(&object, payload).await?;
         tracing::debug!(id, object, "payload written to the bucket");

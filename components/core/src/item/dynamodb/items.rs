@@ -17,6 +17,9 @@ pub const MAX_ITEM_BYTES: usize = 400_000;
 /// The condition on both puts of a capture, and on a dead letter: never overwrite.
 pub const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
+/// The condition on an update that must not make an item of one that is gone.
+pub const EXISTS: &str = "attribute_exists(PK)";
+
 /// The attributes of the status item that are absent when they do not apply. Expiry is
 /// one: a status written before retention started at completion loses its expiry at its
 /// next change, unless that change completes it.

@@ -245,7 +245,7 @@ mod tests {
         let plan = swap(
             &big.id,
             &stored,
-            &Transition::to(done),
+            &Transition::to(done.clone()),
             &completed_retention,
         );
         let expiring: Vec<_> = plan
@@ -256,6 +256,41 @@ mod tests {
             .collect();
         assert!(expiring.contains(&AttributeValue::S("WEBHOOK".into())));
         assert!(expiring.contains(&AttributeValue::S(upload.upload.sk())));
+        // A replay keeps both again, but only while they are there: one the TTL already
+        // deleted refuses the replay rather than coming back empty.
+        let completed = StatusItem {
+            expires_at: plan.expires_at,
+            ..StatusItem::new(&big.id, &done, plan.expires_at)
+        };
+        let completed = StatusItem {
+            upload: stored.upload.clone(),
+            ..completed
+        };
+        let replayed = Status {
+            state: State::Received,
+            version: 4,
+            ..done.clone()
+        };
+        let replay = swap(
+            &big.id,
+            &completed,
+            &Transition::to(replayed),
+            &completed_retention,
+        );
+        let kept: Vec<_> = replay
+            .updates
+            .iter()
+            .filter(|u| u.update.starts_with("REMOVE"))
+            .map(|u| (u.key["SK"].clone(), u.condition.clone()))
+            .collect();
+        let exists = Some(EXISTS.to_owned());
+        assert_eq!(
+            kept,
+            vec![
+                (AttributeValue::S("WEBHOOK".into()), exists.clone()),
+                (AttributeValue::S(upload.upload.sk()), exists),
+            ]
+        );
     }
 
     #[test]

@@ -102,7 +102,9 @@ pub fn swap_refused(refusal: &Refusal) -> SwapRefused {
         .any(|r| r == "ConditionalCheckFailed")
     {
         return SwapRefused::Failed(StoreError::Corrupt(format!(
-            "an attempt or dead letter is already recorded under this key: {}",
+            "an item of the change refused it: an attempt or dead letter already recorded \
+             under its key, or (a replay) the webhook's item or its payload's upload already \
+             deleted at the end of its retention: {}",
             refusal.message
         )));
     }

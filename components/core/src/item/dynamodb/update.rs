@@ -163,10 +163,16 @@ pub fn swap(
     // The webhook item expires with its status, and no sooner: one written when items
     // expired from their capture loses its expiry while it needs work.
     if expires_at.is_some() || stored.expires_at.is_some() {
-        updates.push(expiry_update(key(id, WEBHOOK_SK), expires_at));
-        // And the object of its payload with it.
-        if let Some(upload) = &stored.upload {
-            updates.push(expiry_update(key(id, upload), expires_at));
+        // And the object of its payload with it. Kept again (a replay) only while they
+        // are there: DynamoDB's TTL deletes expired items late and one at a time, and an
+        // update would make an empty item of one already gone.
+        let items = std::iter::once(WEBHOOK_SK).chain(stored.upload.as_deref());
+        for sk in items {
+            let mut update = expiry_update(key(id, sk), expires_at);
+            if expires_at.is_none() {
+                update.condition = Some(EXISTS.into());
+            }
+            updates.push(update);
         }
     }
     SwapPlan {
