@@ -50,8 +50,14 @@ fn serve(request: IncomingRequest) -> Result<Response, Problem> {
         Route::Capture { origin } => {
             // An unknown origin is refused before its body is read.
             let intake = capture::intake(&origin, &WasiConfig)?;
-            let body = read_body(&request, &headers, intake.limits.max_body_bytes)?;
-            let webhook = intake.accept(&headers, body, &WasiConfig, now_ms())?;
+            // Verified as it arrives: a 25 MB body is not read a second time.
+            let mut signature = intake.signature(&headers, &WasiConfig, now_ms());
+            let body = read_body(&request, &headers, intake.limits.max_body_bytes, |chunk| {
+                if let Ok(signature) = &mut signature {
+                    signature.update(chunk);
+                }
+            })?;
+            let webhook = intake.accept_signed(&headers, body, signature, now_ms())?;
             store_webhook(webhook, intake.refuse_replayed_body)
         }
         Route::Status { id } => {
@@ -185,11 +191,13 @@ fn store_webhook(webhook: Webhook, refuse_replayed_body: bool) -> Result<Respons
     ))
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` (nothing past the limit is read).
+/// Reads the body, refusing it as soon as it passes `limit` (nothing past the limit is read),
+/// each piece handed to `arrived` as it comes.
 fn read_body(
     request: &IncomingRequest,
     headers: &Headers,
     limit: usize,
+    mut arrived: impl FnMut(&[u8]),
 ) -> Result<Vec<u8>, Problem> {
     let declared = headers
         .single("content-length")?
@@ -212,13 +220,14 @@ fn read_body(
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(capture::body_too_large(limit));
+                }
+                arrived(&chunk);
                 if bytes.is_empty() && bytes.capacity() <= chunk.len() {
                     bytes = chunk;
                 } else {
                     bytes.extend_from_slice(&chunk);
-                }
-                if bytes.len() > limit {
-                    return Err(capture::body_too_large(limit));
                 }
             }
             Err(StreamError::Closed) => break,

@@ -6,7 +6,7 @@ use super::printable::printable;
 use super::top_level::{TopLevelError, top_level};
 use crate::config::{CaptureLimits, Config, ConfigError};
 use crate::model::Webhook;
-use crate::provider::{Headers, Source};
+use crate::provider::{Headers, Signature, Source};
 use crate::{Problem, id};
 
 /// The longest delivery id (idempotency key) taken, well inside what DynamoDB's `key`
@@ -77,10 +77,25 @@ pub fn intake(origin: &str, config: &dyn Config) -> Result<Intake, Problem> {
 }
 
 impl Intake {
+    /// The check of the delivery's signature, begun from its headers before its body is
+    /// read: the body is fed to it as it arrives ([`Signature::update`]). A refusal is
+    /// kept for [`Intake::accept_signed`], which answers the body's size first.
+    pub fn signature(
+        &self,
+        headers: &Headers,
+        config: &dyn Config,
+        now_ms: i64,
+    ) -> Result<Signature, Problem> {
+        self.source.signature(
+            headers,
+            config,
+            now_ms,
+            self.limits.timestamp_tolerance.as_secs(),
+        )
+    }
+
     /// The webhook to store for a delivery whose headers passed [`check_headers`], or why
-    /// it is refused. The signature is checked before the body is parsed, so nothing
-    /// unauthenticated reaches the JSON parser.
-    /// The webhook keeps `body` as its payload, without a copy.
+    /// it is refused; its whole body at once.
     pub fn accept(
         &self,
         headers: &Headers,
@@ -88,17 +103,31 @@ impl Intake {
         config: &dyn Config,
         now_ms: i64,
     ) -> Result<Webhook, Problem> {
+        let signature = self
+            .signature(headers, config, now_ms)
+            .map(|mut signature| {
+                signature.update(&body);
+                signature
+            });
+        self.accept_signed(headers, body, signature, now_ms)
+    }
+
+    /// [`Intake::accept`] for a body whose `signature` was fed every byte of it as it
+    /// arrived. The signature is checked before the body is parsed, so nothing
+    /// unauthenticated reaches the JSON parser. The webhook keeps `body` as its payload,
+    /// without a copy.
+    pub fn accept_signed(
+        &self,
+        headers: &Headers,
+        body: Vec<u8>,
+        signature: Result<Signature, Problem>,
+        now_ms: i64,
+    ) -> Result<Webhook, Problem> {
         let Intake { source, limits, .. } = self;
         if body.len() > limits.max_body_bytes {
             return Err(body_too_large(limits.max_body_bytes));
         }
-        source.verify(
-            headers,
-            &body,
-            config,
-            now_ms,
-            limits.timestamp_tolerance.as_secs(),
-        )?;
+        signature?.finish()?;
         check_content_type(headers)?;
         let event = top_level(&body).map_err(|error| match error {
             TopLevelError::Json(e) => {

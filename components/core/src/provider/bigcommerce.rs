@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::checks::{required_str, secret_matches, verify_body_mac};
+use super::checks::{Signature, body_mac, required_str, secret_matches};
 use super::delivery::{EventMeta, Headers, Source};
 use crate::config::{Config, describe, secrets};
 use crate::{Problem, id};
@@ -14,12 +14,11 @@ const SIGNATURE_HEADER: &str = "signature";
 const DEFAULT_TOKEN_HEADER: &str = "authorization";
 
 /// Passes when at least one configured scheme is presented and every presented one holds.
-pub(super) fn verify(
+pub(super) fn signature(
     source: &Source,
     headers: &Headers,
-    body: &[u8],
     config: &dyn Config,
-) -> Result<(), Problem> {
+) -> Result<Signature, Problem> {
     let hmac_secrets = secrets(config, &source.key("secret"));
     let tokens = secrets(config, &source.key("token"));
     if hmac_secrets.is_empty() && tokens.is_empty() {
@@ -31,14 +30,20 @@ pub(super) fn verify(
         )));
     }
 
-    let mut verified = false;
+    let mut mac = None;
     if !hmac_secrets.is_empty()
         && let Some(value) = headers.single(SIGNATURE_HEADER)?
     {
         let decode = |v: &str| URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')).ok();
-        verify_body_mac(&hmac_secrets, "Signature", value, "base64url", decode, body)?;
-        verified = true;
+        mac = Some(body_mac(
+            &hmac_secrets,
+            "Signature",
+            value,
+            "base64url",
+            decode,
+        )?);
     }
+    let mut verified = mac.is_some();
     if !tokens.is_empty() {
         let header = config
             .get(&source.key("token_header"))
@@ -59,7 +64,7 @@ pub(super) fn verify(
         }
     }
     if verified {
-        Ok(())
+        Ok(Signature(mac))
     } else {
         Err(Problem::unauthorized(
             "the delivery carries no signature or token",
@@ -169,27 +174,35 @@ mod tests {
         let c = config(&[("bigcommerce_secret", "old,new")]);
         for secret in ["old", "new"] {
             let h = headers(&[("Signature", &sign(secret, BODY))]);
-            assert_eq!(verify(&bigcommerce(), &h, BODY, &c), Ok(()));
+            assert_eq!(bigcommerce().verify(&h, BODY, &c, 0, 300), Ok(()));
         }
         let wrong = headers(&[("Signature", &sign("other", BODY))]);
         assert_eq!(
-            verify(&bigcommerce(), &wrong, BODY, &c).unwrap_err().status,
+            bigcommerce()
+                .verify(&wrong, BODY, &c, 0, 300)
+                .unwrap_err()
+                .status,
             401
         );
         let tampered = headers(&[("Signature", &sign("new", b"{}"))]);
         assert_eq!(
-            verify(&bigcommerce(), &tampered, BODY, &c)
+            bigcommerce()
+                .verify(&tampered, BODY, &c, 0, 300)
                 .unwrap_err()
                 .status,
             401
         );
         let empty = headers(&[("Signature", "")]);
         assert_eq!(
-            verify(&bigcommerce(), &empty, BODY, &c).unwrap_err().status,
+            bigcommerce()
+                .verify(&empty, BODY, &c, 0, 300)
+                .unwrap_err()
+                .status,
             401
         );
         assert_eq!(
-            verify(&bigcommerce(), &headers(&[]), BODY, &c)
+            bigcommerce()
+                .verify(&headers(&[]), BODY, &c, 0, 300)
                 .unwrap_err()
                 .status,
             401
@@ -200,18 +213,18 @@ mod tests {
     fn shared_token_in_a_configured_header() {
         let c = config(&[("bigcommerce_token", "t0k3n")]);
         let ok = headers(&[("Authorization", "Bearer t0k3n")]);
-        assert_eq!(verify(&bigcommerce(), &ok, BODY, &c), Ok(()));
+        assert_eq!(bigcommerce().verify(&ok, BODY, &c, 0, 300), Ok(()));
         let bare = headers(&[("Authorization", "t0k3n")]);
-        assert!(verify(&bigcommerce(), &bare, BODY, &c).is_err());
+        assert!(bigcommerce().verify(&bare, BODY, &c, 0, 300).is_err());
 
         let custom = config(&[
             ("bigcommerce_token", "t0k3n"),
             ("bigcommerce_token_header", "X-Hook-Token"),
         ]);
         let ok = headers(&[("x-hook-token", "t0k3n")]);
-        assert_eq!(verify(&bigcommerce(), &ok, BODY, &custom), Ok(()));
+        assert_eq!(bigcommerce().verify(&ok, BODY, &custom, 0, 300), Ok(()));
         let wrong = headers(&[("x-hook-token", "nope")]);
-        assert!(verify(&bigcommerce(), &wrong, BODY, &custom).is_err());
+        assert!(bigcommerce().verify(&wrong, BODY, &custom, 0, 300).is_err());
     }
 
     #[test]
@@ -221,12 +234,14 @@ mod tests {
             ("Authorization", "Bearer t"),
             ("Signature", &sign("x", BODY)),
         ]);
-        assert!(verify(&bigcommerce(), &h, BODY, &c).is_err());
+        assert!(bigcommerce().verify(&h, BODY, &c, 0, 300).is_err());
     }
 
     #[test]
     fn unconfigured_origin_names_the_variables() {
-        let err = verify(&bigcommerce(), &headers(&[]), BODY, &config(&[])).unwrap_err();
+        let err = bigcommerce()
+            .verify(&headers(&[]), BODY, &config(&[]), 0, 300)
+            .unwrap_err();
         assert_eq!(err.status, 401);
         assert!(err.detail.contains("INBOX_BIGCOMMERCE_SECRET"), "{err}");
         assert!(err.detail.contains("INBOX_BIGCOMMERCE_TOKEN"), "{err}");

@@ -27,28 +27,103 @@ pub(crate) fn check_timestamp(
     Ok(())
 }
 
-/// Checks a signature over the raw body alone (the seed's demo scheme, GitHub, Shopify).
-/// `decode` turns the header's value into the MAC's bytes, `None` if it is not `format`.
-pub(crate) fn verify_body_mac(
+/// A signature over a body, checked as the body arrives, in pieces or whole: an
+/// HMAC-SHA256 under each key, primed with what the scheme signs before the body (Stripe's
+/// timestamp, Standard Webhooks' id and timestamp). It holds if any key's MAC is any of the
+/// signatures the headers carry.
+#[derive(Clone)]
+pub struct BodyMac {
+    macs: Vec<HmacSha256>,
+    signatures: Vec<Vec<u8>>,
+    /// Why it is refused if none matches.
+    refusal: String,
+}
+
+impl BodyMac {
+    pub(crate) fn new<K: AsRef<[u8]>>(
+        keys: impl IntoIterator<Item = K>,
+        prefix: &[u8],
+        signatures: Vec<Vec<u8>>,
+        refusal: impl Into<String>,
+    ) -> BodyMac {
+        let macs = keys
+            .into_iter()
+            .map(|key| {
+                let mut mac = HmacSha256::new_from_slice(key.as_ref())
+                    .expect("HMAC accepts keys of any length");
+                mac.update(prefix);
+                mac
+            })
+            .collect();
+        BodyMac {
+            macs,
+            signatures,
+            refusal: refusal.into(),
+        }
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(chunk);
+        }
+    }
+
+    /// Whether the body fed to it is signed (constant time; an empty or short signature
+    /// never matches).
+    pub fn finish(self) -> Result<(), Problem> {
+        let BodyMac {
+            macs,
+            signatures,
+            refusal,
+        } = self;
+        let matched = macs.into_iter().any(|mac| {
+            let tag = mac.finalize().into_bytes();
+            signatures
+                .iter()
+                .any(|signature| bool::from(tag.as_slice().ct_eq(signature)))
+        });
+        if matched {
+            Ok(())
+        } else {
+            Err(Problem::unauthorized(refusal))
+        }
+    }
+}
+
+/// What the headers of a delivery proved of it, and what its body still has to: the MAC
+/// to check, or nothing (a shared token sufficed).
+#[derive(Clone)]
+pub struct Signature(pub(crate) Option<BodyMac>);
+
+impl Signature {
+    pub fn update(&mut self, chunk: &[u8]) {
+        if let Some(mac) = &mut self.0 {
+            mac.update(chunk);
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Problem> {
+        self.0.map_or(Ok(()), BodyMac::finish)
+    }
+}
+
+/// A signature over the raw body alone (the seed's demo scheme, GitHub, Shopify), from the
+/// header's `value`. `decode` turns it into the MAC's bytes, `None` if it is not `format`.
+pub(crate) fn body_mac(
     secrets: &[String],
     header: &str,
     value: &str,
     format: &str,
     decode: impl Fn(&str) -> Option<Vec<u8>>,
-    body: &[u8],
-) -> Result<(), Problem> {
+) -> Result<BodyMac, Problem> {
     let signature = decode(value)
         .ok_or_else(|| Problem::unauthorized(format!("`{header}` must be {format}")))?;
-    if secrets
-        .iter()
-        .any(|secret| hmac_matches(secret.as_bytes(), &[body], &signature))
-    {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized(format!(
-            "`{header}` does not match the body"
-        )))
-    }
+    Ok(BodyMac::new(
+        secrets.iter().map(String::as_bytes),
+        b"",
+        vec![signature],
+        format!("`{header}` does not match the body"),
+    ))
 }
 
 /// HMAC-SHA256 of `message` under `key`.
@@ -56,16 +131,6 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
-}
-
-/// Whether `signature` is the HMAC-SHA256 of `message` under `key` (constant time; an
-/// empty or short signature never matches).
-pub(crate) fn hmac_matches(key: &[u8], message: &[&[u8]], signature: &[u8]) -> bool {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-    for part in message {
-        mac.update(part);
-    }
-    signature.len() == 32 && mac.verify_slice(signature).is_ok()
 }
 
 /// Constant-time equality of two secrets of any length (hashing first hides the length).

@@ -1,31 +1,29 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. No timestamp is
 //! signed; `X-GitHub-Delivery` (a GUID) identifies the delivery, and a redelivery keeps it.
 
-use super::checks::verify_body_mac;
+use super::checks::{BodyMac, body_mac};
 use super::delivery::{EventMeta, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 
 const SIGNATURE: &str = "x-hub-signature-256";
 
-pub(super) fn verify(
+pub(super) fn signature(
     source: &Source,
     headers: &Headers,
-    body: &[u8],
     config: &dyn Config,
-) -> Result<(), Problem> {
+) -> Result<BodyMac, Problem> {
     let secrets = source.required_secrets(config)?;
     let value = headers
         .single(SIGNATURE)?
         .ok_or_else(|| Problem::unauthorized("header `X-Hub-Signature-256` is missing"))?;
     let decode = |v: &str| hex::decode(v.strip_prefix("sha256=")?).ok();
-    verify_body_mac(
+    body_mac(
         &secrets,
         "X-Hub-Signature-256",
         value,
         "sha256=<hex>",
         decode,
-        body,
     )
 }
 
@@ -70,7 +68,7 @@ mod tests {
             signature.as_bytes().to_vec(),
         )]);
         let config = BTreeMap::from([("github_secret".to_string(), secret.to_string())]);
-        verify(&source, &headers, body, &config)
+        source.verify(&headers, body, &config, 0, 300)
     }
 
     // The example in GitHub's documentation on validating webhook deliveries.

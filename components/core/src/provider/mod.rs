@@ -12,6 +12,7 @@ mod standard_webhooks;
 mod stripe;
 
 pub use bigcommerce::demo_delivery;
+pub use checks::Signature;
 pub(crate) use checks::secret_matches;
 pub use delivery::{EventMeta, Headers, SOURCE_SETTINGS, Source};
 pub use scheme::Scheme;
@@ -115,7 +116,31 @@ impl Source {
         format!("{}_{setting}", self.origin.replace('-', "_"))
     }
 
-    /// Proves the delivery came from the provider (401 otherwise).
+    /// Begins to prove the delivery came from the provider (401 otherwise): what its
+    /// headers say is checked at once, its body as it arrives ([`Signature::update`],
+    /// then [`Signature::finish`]), so a large body is verified as it is read, not read
+    /// again after.
+    pub fn signature(
+        &self,
+        headers: &Headers,
+        config: &dyn Config,
+        now_ms: i64,
+        tolerance_s: u64,
+    ) -> Result<Signature, Problem> {
+        let now_s = now_ms.div_euclid(1000);
+        let mac = match self.scheme {
+            Scheme::BigCommerce => return bigcommerce::signature(self, headers, config),
+            Scheme::Stripe => stripe::signature(self, headers, config, now_s, tolerance_s)?,
+            Scheme::GitHub => github::signature(self, headers, config)?,
+            Scheme::Shopify => shopify::signature(self, headers, config)?,
+            Scheme::StandardWebhooks => {
+                standard_webhooks::signature(self, headers, config, now_s, tolerance_s)?
+            }
+        };
+        Ok(Signature(Some(mac)))
+    }
+
+    /// Proves the delivery came from the provider (401 otherwise), its body whole.
     pub fn verify(
         &self,
         headers: &Headers,
@@ -124,16 +149,9 @@ impl Source {
         now_ms: i64,
         tolerance_s: u64,
     ) -> Result<(), Problem> {
-        let now_s = now_ms.div_euclid(1000);
-        match self.scheme {
-            Scheme::BigCommerce => bigcommerce::verify(self, headers, body, config),
-            Scheme::Stripe => stripe::verify(self, headers, body, config, now_s, tolerance_s),
-            Scheme::GitHub => github::verify(self, headers, body, config),
-            Scheme::Shopify => shopify::verify(self, headers, body, config),
-            Scheme::StandardWebhooks => {
-                standard_webhooks::verify(self, headers, body, config, now_s, tolerance_s)
-            }
-        }
+        let mut signature = self.signature(headers, config, now_ms, tolerance_s)?;
+        signature.update(body);
+        signature.finish()
     }
 
     /// What the provider says about the event (400 if the delivery lacks it).
@@ -171,7 +189,7 @@ impl Source {
 mod tests {
     use hmac::Mac;
 
-    use super::checks::{HmacSha256, hmac_matches};
+    use super::checks::{BodyMac, HmacSha256};
     use super::*;
 
     #[test]
@@ -194,11 +212,38 @@ mod tests {
             .unwrap()
             .chain_update(b"m")
             .finalize()
-            .into_bytes();
-        assert!(hmac_matches(b"k", &[b"m"], &mac));
-        assert!(!hmac_matches(b"k", &[b"m"], &[]));
-        assert!(!hmac_matches(b"k", &[b"m"], &mac[..16]));
-        assert!(!hmac_matches(b"other", &[b"m"], &mac));
+            .into_bytes()
+            .to_vec();
+        let check = |key: &[u8], signature: &[u8]| {
+            let mut check = BodyMac::new([key], b"", vec![signature.to_vec()], "no");
+            check.update(b"m");
+            check.finish().is_ok()
+        };
+        assert!(check(b"k", &mac));
+        assert!(!check(b"k", &[]));
+        assert!(!check(b"k", &mac[..16]));
+        assert!(!check(b"other", &mac));
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_checked_as_it_is_whole() {
+        let signed = b"1700000000.{\"id\":\"evt_1\"}";
+        let mac = HmacSha256::new_from_slice(b"k")
+            .unwrap()
+            .chain_update(signed)
+            .finalize()
+            .into_bytes()
+            .to_vec();
+        let (prefix, body) = signed.split_at(11);
+        for split in 0..=body.len() {
+            let mut check = BodyMac::new([b"k"], prefix, vec![mac.clone()], "no");
+            check.update(&body[..split]);
+            check.update(&body[split..]);
+            assert!(check.finish().is_ok(), "split at {split}");
+        }
+        let mut altered = BodyMac::new([b"k"], prefix, vec![mac], "no");
+        altered.update(&body[1..]);
+        assert!(altered.finish().is_err());
     }
 
     #[test]

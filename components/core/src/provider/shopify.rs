@@ -4,32 +4,24 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::checks::verify_body_mac;
+use super::checks::{BodyMac, body_mac};
 use super::delivery::{EventMeta, Headers, Source};
 use crate::config::Config;
 use crate::{Problem, id};
 
 const SIGNATURE: &str = "x-shopify-hmac-sha256";
 
-pub(super) fn verify(
+pub(super) fn signature(
     source: &Source,
     headers: &Headers,
-    body: &[u8],
     config: &dyn Config,
-) -> Result<(), Problem> {
+) -> Result<BodyMac, Problem> {
     let secrets = source.required_secrets(config)?;
     let value = headers
         .single(SIGNATURE)?
         .ok_or_else(|| Problem::unauthorized("header `X-Shopify-Hmac-Sha256` is missing"))?;
     let decode = |v: &str| STANDARD.decode(v).ok();
-    verify_body_mac(
-        &secrets,
-        "X-Shopify-Hmac-Sha256",
-        value,
-        "base64",
-        decode,
-        body,
-    )
+    body_mac(&secrets, "X-Shopify-Hmac-Sha256", value, "base64", decode)
 }
 
 pub(super) fn describe_event(headers: &Headers, body: &[u8]) -> Result<EventMeta, Problem> {
@@ -79,7 +71,7 @@ mod tests {
             signature.as_bytes().to_vec(),
         )]);
         let config = BTreeMap::from([("shop2_secret".to_string(), secret.to_string())]);
-        verify(&source, &headers, body, &config)
+        source.verify(&headers, body, &config, 0, 300)
     }
 
     #[test]

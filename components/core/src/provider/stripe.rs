@@ -1,21 +1,20 @@
 //! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, hex HMAC-SHA256 of
 //! `"{t}.{raw body}"` under the endpoint secret (used as is, `whsec_` included).
 
-use super::checks::{check_timestamp, hmac_matches, required_str};
+use super::checks::{BodyMac, check_timestamp, required_str};
 use super::delivery::{EventMeta, Headers, Source};
 use crate::Problem;
 use crate::config::Config;
 
 const HEADER: &str = "stripe-signature";
 
-pub(super) fn verify(
+pub(super) fn signature(
     source: &Source,
     headers: &Headers,
-    body: &[u8],
     config: &dyn Config,
     now_s: i64,
     tolerance_s: u64,
-) -> Result<(), Problem> {
+) -> Result<BodyMac, Problem> {
     let secrets = source.required_secrets(config)?;
     let header = headers
         .single(HEADER)?
@@ -47,21 +46,16 @@ pub(super) fn verify(
     check_timestamp("Stripe-Signature", timestamp, now_s, tolerance_s)?;
 
     let prefix = format!("{timestamp}.");
-    let matched = signatures
+    let signatures = signatures
         .iter()
         .filter_map(|sig| hex::decode(sig).ok())
-        .any(|sig| {
-            secrets
-                .iter()
-                .any(|secret| hmac_matches(secret.as_bytes(), &[prefix.as_bytes(), body], &sig))
-        });
-    if matched {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized(
-            "no `v1` signature in `Stripe-Signature` matches the body",
-        ))
-    }
+        .collect();
+    Ok(BodyMac::new(
+        secrets.iter().map(String::as_bytes),
+        prefix.as_bytes(),
+        signatures,
+        "no `v1` signature in `Stripe-Signature` matches the body",
+    ))
 }
 
 pub(super) fn describe_event(event: &serde_json::Value) -> Result<EventMeta, Problem> {
@@ -109,14 +103,7 @@ mod tests {
             "Stripe-Signature".into(),
             header.as_bytes().to_vec(),
         )]);
-        verify(
-            &stripe(),
-            &headers,
-            body,
-            &config(secret),
-            NOW_MS / 1000,
-            300,
-        )
+        stripe().verify(&headers, body, &config(secret), NOW_MS, 300)
     }
 
     #[test]
@@ -166,25 +153,13 @@ mod tests {
 
     #[test]
     fn missing_header_or_secret_is_401() {
-        let err = verify(
-            &stripe(),
-            &Headers::default(),
-            BODY,
-            &config("whsec_a"),
-            NOW_MS / 1000,
-            300,
-        )
-        .unwrap_err();
+        let err = stripe()
+            .verify(&Headers::default(), BODY, &config("whsec_a"), NOW_MS, 300)
+            .unwrap_err();
         assert_eq!(err.status, 401);
-        let err = verify(
-            &stripe(),
-            &Headers::default(),
-            BODY,
-            &BTreeMap::new(),
-            NOW_MS / 1000,
-            300,
-        )
-        .unwrap_err();
+        let err = stripe()
+            .verify(&Headers::default(), BODY, &BTreeMap::new(), NOW_MS, 300)
+            .unwrap_err();
         assert!(err.detail.contains("INBOX_STRIPE_SECRET"), "{err}");
     }
 
