@@ -1277,13 +1277,7 @@ async fn conformance_on_lambda(processor: std::path::PathBuf, loaded: std::path:
     let mut retried = Vec::new();
     let mut waiting = None;
     // Lambda takes at most 6 MB of event: a larger case never reaches these handlers.
-    let template = sam::parse(&sam::template_text());
-    let max_body: usize =
-        template["Globals"]["Function"]["Environment"]["Variables"]["INBOX_MAX_BODY_BYTES"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+    let max_body: usize = template_max_body().parse().unwrap();
     let within = cases::all()
         .into_iter()
         .filter(|case| case.webhook.payload.len() <= max_body);
@@ -1717,6 +1711,15 @@ async fn a_missing_secret_parameter_stops_the_cold_start_naming_it() {
     assert!(!output.contains("set-directly"), "{output}");
 }
 
+/// The largest body the template's functions take (`INBOX_MAX_BODY_BYTES`).
+fn template_max_body() -> String {
+    let template = sam::parse(&sam::template_text());
+    template["Globals"]["Function"]["Environment"]["Variables"]["INBOX_MAX_BODY_BYTES"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A function that keeps payloads too large for their item in a bucket of its own, with
 /// the template's body limit: the function, the bucket and an S3 client.
 async fn with_bucket(
@@ -1726,12 +1729,7 @@ async fn with_bucket(
     let s3 = Moto::shared().s3().await;
     let bucket = moto::unique("payloads");
     moto::create_bucket(&s3, &bucket).await;
-    let template = sam::parse(&sam::template_text());
-    let max_body =
-        template["Globals"]["Function"]["Environment"]["Variables"]["INBOX_MAX_BODY_BYTES"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let max_body = template_max_body();
     let mut env = vec![
         ("INBOX_PAYLOAD_BUCKET", bucket.as_str()),
         ("INBOX_MAX_BODY_BYTES", max_body.as_str()),

@@ -395,6 +395,25 @@ fn the_demo_sender_is_closed_to_strangers_on_every_host() {
     }
 }
 
+/// The `WEBHOOK` item of `id` as stored, attribute by attribute.
+async fn webhook_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    client
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(format!("WH#{id}")))
+        .key("SK", AttributeValue::S("WEBHOOK".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_reads() {
     let moto = moto::Moto::shared();
@@ -424,22 +443,7 @@ async fn the_dynamodb_store_component_writes_what_the_native_dynamodb_store_read
     assert_eq!(webhook.origin, "bigcommerce");
     let status = native.status(&id).await.unwrap().unwrap();
     assert_eq!((status.state, status.version), (State::Received, 1));
-    let item = client
-        .get_item()
-        .table_name(&table)
-        .key(
-            "PK",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("WH#{id}")),
-        )
-        .key(
-            "SK",
-            aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = webhook_item(&client, &table, &id).await;
     assert!(!item.contains_key("expires_at"), "{item:?}");
 
     // Reads through the component: status and list.
@@ -557,22 +561,7 @@ async fn the_dynamodb_store_component_keeps_a_large_payload_in_the_bucket_as_the
         .with_payloads(PayloadBucket::new(s3.clone(), bucket.clone()));
     let webhook = native.webhook(&id).await.unwrap().unwrap();
     assert!(webhook.payload == body);
-    let item = client
-        .get_item()
-        .table_name(&table)
-        .key(
-            "PK",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("WH#{id}")),
-        )
-        .key(
-            "SK",
-            aws_sdk_dynamodb::types::AttributeValue::S("WEBHOOK".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = webhook_item(&client, &table, &id).await;
     let object = item["payload_object"].as_s().unwrap();
     assert!(object.starts_with(&format!("payloads/{id}/")), "{object}");
     assert!(!item.contains_key("payload"));
