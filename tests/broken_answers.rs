@@ -146,6 +146,64 @@ fn inbox_serve_aborts_an_answer_that_breaks_off_and_never_ends_it_cleanly() {
     );
 }
 
+/// A capture instance serves again only after an answer it gave whole, and at most
+/// `INBOX_CAPTURE_REUSE_COUNT` requests: a trap, a deadline or a resource it left behind (a
+/// leaked body) drops it. `/count` answers how many `/count` requests its instance served,
+/// which only a kept instance remembers. A capture component the operator chose gets a
+/// fresh instance for every request unless told otherwise, as it may keep such state.
+#[test]
+fn a_capture_instance_serves_again_only_after_a_whole_answer_and_within_its_count() {
+    let capture = component("misbehaving_capture");
+    let inbox = Inbox::start(&[
+        ("INBOX_CAPTURE_WASM", capture.to_str().unwrap()),
+        ("INBOX_CAPTURE_TIMEOUT_MS", DEADLINE_MS),
+        ("INBOX_CAPTURE_REUSE_COUNT", "3"),
+    ]);
+    let get = |path: &str| {
+        let request = support::http("GET", path, &[], b"");
+        support::exchange(&inbox.url, &request).unwrap()
+    };
+    let steps = [
+        ("/count", Some("1")),
+        ("/count", Some("2")),
+        ("/count", Some("3")),
+        // Three requests served: a fresh instance.
+        ("/count", Some("1")),
+        ("/whole/length", None),
+        ("/count", Some("2")),
+        // Three again: a fresh instance.
+        ("/count", Some("1")),
+        ("/cut/length/trap", None),
+        ("/count", Some("1")),
+        ("/cut/length/leaked", None),
+        ("/count", Some("1")),
+        ("/stall", None),
+        ("/count", Some("1")),
+    ];
+    for (n, (path, counted)) in steps.into_iter().enumerate() {
+        let response = get(path);
+        if let Some(counted) = counted {
+            let answer = framed(&response);
+            assert!(
+                matches!(&answer, Ok((200, body)) if body == counted.as_bytes()),
+                "step {n}, {path}: {:?}\n{}",
+                answer.map(|(status, body)| (status, String::from_utf8_lossy(&body).into_owned())),
+                inbox.log()
+            );
+        }
+    }
+
+    let fresh = misbehaving_inbox();
+    for _ in 0..3 {
+        let request = support::http("GET", "/count", &[], b"");
+        let answer = framed(&support::exchange(&fresh.url, &request).unwrap());
+        assert!(
+            matches!(&answer, Ok((200, body)) if body == b"1"),
+            "{answer:?}"
+        );
+    }
+}
+
 /// A request without a body whose capture runs out of time meets the inbox's slowness: a
 /// 503 to retry, not a 408 for a body that did not come.
 #[test]

@@ -259,3 +259,92 @@ fn a_store_that_cannot_commit_answers_503_and_the_provider_retries_later() {
     let (code, answer) = inbox.post_bigcommerce(&body);
     assert_eq!(code, 202, "{answer}");
 }
+
+/// One capture instance serves request after request (the inbox keeps it between them),
+/// and none of them sees anything of the ones before: not a body, a header, a verified
+/// signature or an admin token.
+#[test]
+fn a_kept_capture_instance_carries_nothing_from_one_request_to_the_next() {
+    let inbox = Inbox::start(&[("INBOX_LOG", "info,inbox_wasm_host::capture=debug")]);
+    let marker = "private-body-of-the-first-delivery";
+    let probe = "private-header-of-the-first-delivery";
+    let secrets = [
+        marker,
+        probe,
+        ADMIN_TOKEN,
+        BIGCOMMERCE_SECRET,
+        STRIPE_SECRET,
+    ];
+    let told_nothing = |what: &str, answer: &serde_json::Value| {
+        let text = answer.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} told {secret}: {text}");
+        }
+    };
+
+    let first = bigcommerce_event(marker);
+    let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, &first);
+    let (code, answer) = inbox.post(
+        "bigcommerce",
+        &[("Signature", &signature), ("X-Probe", probe)],
+        &first,
+    );
+    assert_eq!(code, 202, "{answer}");
+    let first_id = answer["id"].as_str().unwrap().to_owned();
+
+    // The first delivery's signature does not pass for another body, nor does none.
+    let second = bigcommerce_event("second");
+    for headers in [vec![("Signature", signature.as_str())], vec![]] {
+        let (code, answer) = inbox.post("bigcommerce", &headers, &second);
+        assert_eq!(code, 401, "{answer}");
+        told_nothing("a refused delivery", &answer);
+    }
+    let malformed = b"{\"hash\": ";
+    let signature = sign_bigcommerce(BIGCOMMERCE_SECRET, malformed);
+    let (code, answer) = inbox.post("bigcommerce", &[("Signature", &signature)], malformed);
+    assert_eq!(code, 400, "{answer}");
+    told_nothing("malformed JSON", &answer);
+
+    let third = stripe_event("evt_after_the_first");
+    let signature = sign_stripe(STRIPE_SECRET, unix_now(), &third);
+    let (code, answer) = inbox.post("stripe", &[("Stripe-Signature", &signature)], &third);
+    assert_eq!(code, 202, "{answer}");
+    told_nothing("the next capture", &answer);
+    let third_id = answer["id"].as_str().unwrap().to_owned();
+
+    // The admin token opens one request, not the instance.
+    let (code, status) = inbox.status(&first_id);
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["idempotency_key"], marker, "{status}");
+    let path = format!("/api/webhooks/{first_id}");
+    let (code, answer) = request(&inbox.url, "GET", &path, &[], b"");
+    assert_eq!(code, 401, "{answer}");
+    told_nothing("a request without the token", &answer);
+
+    let (code, status) = inbox.status(&third_id);
+    assert_eq!(code, 200, "{status}");
+    told_nothing("the next webhook's status", &status);
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (code, payload) = request_raw(
+        &inbox.url,
+        "GET",
+        &format!("/api/webhooks/{third_id}/payload"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(payload.as_bytes(), third.as_slice());
+    assert_eq!(
+        inbox.captured_item_count(),
+        4,
+        "a WEBHOOK and a STATUS item for each of the two deliveries accepted"
+    );
+
+    let made = inbox.log().matches("a new capture instance").count();
+    assert_eq!(
+        made,
+        1,
+        "one instance served every request\n{}",
+        inbox.log()
+    );
+}

@@ -111,6 +111,7 @@ impl ComponentArgs {
                 (Some(capture), Some(processor)) => Ok(ComponentPaths {
                     capture: capture.clone(),
                     processor: processor.clone(),
+                    shipped_capture: false,
                     store: None,
                 }),
                 _ => Err(error),
@@ -128,6 +129,7 @@ impl ComponentArgs {
         }
         if let Some(capture) = &self.capture {
             paths.capture = capture.clone();
+            paths.shipped_capture = false;
         }
         if let Some(processor) = &self.processor {
             paths.processor = processor.clone();

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use inbox_core::config::{CaptureLimits, Config, parsed};
 use inbox_stores::WebhookStore;
+use inbox_wasm_host::reuse::Reuse;
 use inbox_wasm_host::{CaptureHost, ComponentPaths, Limits, ProcessorHost};
 
 use super::environment::Environment;
@@ -31,7 +32,8 @@ impl Hosts {
         if let Some(url) = config.get("forward_url") {
             inbox_core::forward::Target::parse(url)?;
         }
-        let limits = instance_limits(config, &settings)?;
+        let mut limits = instance_limits(config, &settings)?;
+        limits.capture_reuse = capture_reuse(config, paths.shipped_capture)?;
         inbox_wasm_host::engine_config::fits_the_pool(settings.concurrency)?;
         Ok(Hosts {
             settings,
@@ -82,5 +84,22 @@ pub fn instance_limits(config: &dyn Config, settings: &Settings) -> Result<Limit
         capture_deadline: Duration::from_millis(parsed(config, "capture_timeout_ms", 10_000)?),
         processor_deadline: settings.processor_timeout,
         max_memory_bytes: settings.component_memory_bytes,
+        capture_reuse: Reuse::NEVER,
+    })
+}
+
+/// How capture instances are used again: by default up to 1,000 requests each, waiting at
+/// most 10 s for the next. A capture component the operator chose is not known to keep
+/// nothing between requests, so it gets a fresh instance for each unless
+/// `INBOX_CAPTURE_REUSE_COUNT` is set.
+fn capture_reuse(config: &dyn Config, shipped: bool) -> Result<Reuse> {
+    let default_uses = if shipped { 1_000 } else { 1 };
+    let max_uses: u32 = parsed(config, "capture_reuse_count", default_uses)?;
+    if max_uses == 0 {
+        bail!("INBOX_CAPTURE_REUSE_COUNT must be at least 1 (1: a fresh instance per request)");
+    }
+    Ok(Reuse {
+        max_uses,
+        idle_timeout: Duration::from_millis(parsed(config, "capture_idle_timeout_ms", 10_000)?),
     })
 }

@@ -1,10 +1,11 @@
-//! The capture component: a fresh instance per HTTP request (from a connection, a Lambda
-//! event, or the app calling itself), answering through wasmtime-wasi-http's proxy world.
+//! The capture component: an instance per HTTP request (from a connection, a Lambda event,
+//! or the app calling itself), answering through wasmtime-wasi-http's proxy world. One that
+//! answered whole serves a later request ([`crate::reuse`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Poll, ready};
 use std::time::Duration;
 
@@ -14,16 +15,17 @@ use http_body_util::BodyExt;
 use inbox_core::scope::Reader;
 use inbox_stores::WebhookStore;
 use inbox_stores::pool::ConnectionPool;
-use wasmtime::Engine;
+use wasmtime::{Engine, Store};
 pub use wasmtime_wasi_http::Error as BodyError;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
 use crate::outgoing::SelfApp;
+use crate::reuse::{Kept, Used};
 use crate::state::HostState;
 use crate::{compose, config, spin_sqlite, store};
 
@@ -38,6 +40,8 @@ pub struct CaptureHost {
     sqlite: Option<Arc<ConnectionPool>>,
     deadline: Duration,
     max_memory_bytes: usize,
+    /// Instances waiting for their next request.
+    kept: Arc<Kept<Instance>>,
 }
 
 /// Whether a capture instance may send requests to the app itself (`self.alt`): the
@@ -98,10 +102,11 @@ impl CaptureHost {
                 .map(|with| Arc::new(ConnectionPool::new(&with.sqlite, spin_sqlite::MAX_IDLE))),
             deadline: limits.capture_deadline,
             max_memory_bytes: limits.max_memory_bytes,
+            kept: Kept::new(limits.capture_reuse),
         }))
     }
 
-    /// Serves one HTTP request with a fresh instance. The body is streamed from a
+    /// Serves one HTTP request with an instance of its own. The body is streamed from a
     /// connection or already whole (a Lambda event).
     pub async fn handle<B>(
         self: &Arc<Self>,
@@ -126,16 +131,14 @@ impl CaptureHost {
         if let Some(problem) = host_problem(&request) {
             return Ok(problem_response(&problem));
         }
-        let self_app = (self_requests == SelfRequests::Allowed).then(|| {
-            let host = self.clone();
-            Arc::new(move |request| host.clone().capture_for_itself(request)) as SelfApp
-        });
-        let state = HostState::new("capture", self.config.clone(), self.max_memory_bytes)
-            .with_store(self.store.clone())
-            .with_store_config(self.store_config.clone())
-            .with_sqlite(self.sqlite.clone())
-            .with_self_app(self_app);
-        let mut store = engine::store(&self.engine, state, self.deadline);
+        // Only instances that may call the app are kept: the ones serving the app itself
+        // may not, and are rare (the demo route).
+        let kept = (self_requests == SelfRequests::Allowed).then(|| self.kept.clone());
+        let (mut store, proxy, uses) = match kept.as_ref().and_then(|kept| kept.take()) {
+            Some(Used { instance, uses }) => (instance.store, Some(instance.proxy), uses),
+            None => (self.new_store(self_requests), None, 0),
+        };
+        engine::set_deadline(&mut store, self.deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()
@@ -148,18 +151,40 @@ impl CaptureHost {
         // The guest may go on writing the body after it has set the response.
         let task = tokio::spawn(async move {
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = match proxy {
+                    Some(proxy) => proxy,
+                    None => {
+                        tracing::debug!("a new capture instance");
+                        pre.instantiate_async(&mut store).await?
+                    }
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, out)
-                    .await
+                    .await?;
+                Ok::<_, wasmtime::Error>(proxy)
             };
             let result = tokio::time::timeout(deadline, run)
                 .await
                 .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineExceeded(deadline))));
+            // An instance that trapped or ran out of time stopped anywhere: it is dropped.
+            // One that may serve again is kept before its answer may end (the answer waits
+            // to be told), so the next request on the connection finds it.
+            let (result, store) = match (result, kept) {
+                (Ok(proxy), Some(kept)) if may_serve_again(&mut store) => {
+                    let instance = Instance { store, proxy };
+                    kept.give_back(Used {
+                        instance,
+                        uses: uses + 1,
+                    });
+                    (Ok(()), None)
+                }
+                (result, _) => (result.map(drop), Some(store)),
+            };
             // Told before `store` is dropped: dropping it ends the body's channel, and the
             // body must know by then whether that end is the guest's.
             let _ = returned.send(result.is_ok());
+            drop(store);
             result
         });
         match receiver.await {
@@ -181,29 +206,70 @@ impl CaptureHost {
         }
     }
 
-    /// A request the app sends to itself (`self.alt`), served by a fresh instance.
-    fn capture_for_itself(
-        self: Arc<Self>,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-    ) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>> {
-        Box::pin(async move { self.capture(request, SelfRequests::Denied).await })
+    /// A store for a new instance: the settings and interfaces capture gets, and the app
+    /// itself to call when `self_requests` allows.
+    fn new_store(self: &Arc<Self>, self_requests: SelfRequests) -> Store<HostState> {
+        // Weak: kept instances, which hold this, are held by the host.
+        let self_app = (self_requests == SelfRequests::Allowed).then(|| {
+            let host = Arc::downgrade(self);
+            Arc::new(move |request| capture_for_itself(host.clone(), request)) as SelfApp
+        });
+        let state = HostState::new("capture", self.config.clone(), self.max_memory_bytes)
+            .with_store(self.store.clone())
+            .with_store_config(self.store_config.clone())
+            .with_sqlite(self.sqlite.clone())
+            .with_self_app(self_app);
+        engine::store(&self.engine, state, self.deadline)
     }
+}
+
+/// A request the app sends to itself (`self.alt`), served by a fresh instance.
+fn capture_for_itself(
+    host: Weak<CaptureHost>,
+    request: http::Request<wasmtime_wasi_http::WasiBody>,
+) -> Pin<Box<dyn Future<Output = Result<http::Response<HyperOutgoingBody>>> + Send>> {
+    Box::pin(async move {
+        let host = host.upgrade().context("the capture host has stopped")?;
+        host.capture(request, SelfRequests::Denied).await
+    })
+}
+
+/// A capture instance, between requests.
+struct Instance {
+    store: Store<HostState>,
+    proxy: Proxy,
+}
+
+/// The most linear memory a capture instance may hold and still be kept: one that grew for
+/// a large body gives that memory back rather than keep it while it waits.
+const KEEP_MEMORY_BYTES: usize = 8 << 20;
+
+/// Whether an instance that returned from a request may serve the next: it holds nothing
+/// of this one (no resource left in its table: a request, a body, a stream, a database
+/// connection), and is not one that grew for a large body.
+fn may_serve_again(store: &mut Store<HostState>) -> bool {
+    store.data().peak_memory_bytes() <= KEEP_MEMORY_BYTES && store.data_mut().table().is_empty()
 }
 
 /// A guest's response body that ends cleanly only if the guest's answer is whole.
 /// wasmtime-wasi-http ends a response body cleanly when the instance writing it goes away
 /// (a trap, a deadline) before finishing it, so a cut answer would pass for complete: a
 /// `200` with half a list. This one fails instead when fewer bytes came than its
-/// `Content-Length` said or, with no stated length, when the handler did not return (so
-/// such a body ends only once the handler has). A server then aborts the connection and
-/// the Lambda bridge answers `500`. (A body the guest drops unfinished is aborted by
-/// wasmtime-wasi-http itself; one it leaks past a normal return cannot be told apart.)
+/// `Content-Length` said or when the handler did not return. A server then aborts the
+/// connection and the Lambda bridge answers `500`. (A body the guest drops unfinished is
+/// aborted by wasmtime-wasi-http itself; one it leaks past a normal return cannot be told
+/// apart.) Its last bytes wait for the handler to return, so an instance kept for the next
+/// request is kept before the client can send one.
 struct Whole {
     body: HyperOutgoingBody,
     /// Whether the handler returned, once it has ended.
     handler_returned: tokio::sync::oneshot::Receiver<bool>,
+    returned: Option<bool>,
     length: Option<u64>,
     sent: u64,
+    /// The frame that completes `length`, waiting for the handler.
+    last: Option<http_body::Frame<Bytes>>,
+    body_ended: bool,
     ended: bool,
 }
 
@@ -216,11 +282,35 @@ impl Whole {
         Whole {
             body,
             handler_returned,
+            returned: None,
             length,
             sent: 0,
+            last: None,
+            body_ended: false,
             ended: false,
         }
         .boxed_unsync()
+    }
+
+    /// Whether the handler returned; a handler that died (or a host task that did) never
+    /// says it did.
+    fn poll_returned(&mut self, cx: &mut std::task::Context<'_>) -> Poll<bool> {
+        if self.returned.is_none() {
+            let told = ready!(Pin::new(&mut self.handler_returned).poll(cx));
+            self.returned = Some(told.unwrap_or(false));
+        }
+        Poll::Ready(self.returned == Some(true))
+    }
+
+    fn fail(&mut self, error: &str) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        self.ended = true;
+        tracing::error!(
+            sent = self.sent,
+            length = self.length,
+            error,
+            "the capture component's answer failed"
+        );
+        Poll::Ready(Some(Err(BodyError::HttpResponseIncomplete)))
     }
 }
 
@@ -236,39 +326,34 @@ impl http_body::Body for Whole {
         if this.ended {
             return Poll::Ready(None);
         }
-        let outcome = match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
+        if this.last.is_none() && !this.body_ended {
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let Some(data) = frame.data_ref() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
                     this.sent += data.len() as u64;
+                    if this.length != Some(this.sent) {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    this.last = Some(frame);
                 }
-                return Poll::Ready(Some(Ok(frame)));
+                Some(Err(error)) => return this.fail(&error.to_string()),
+                None => this.body_ended = true,
             }
-            Some(Err(error)) => Err(error.to_string()),
-            None => {
-                let whole = match this.length {
-                    Some(length) => this.sent == length,
-                    // A handler that died (or a host task that did) never says it returned.
-                    None => ready!(Pin::new(&mut this.handler_returned).poll(cx)).unwrap_or(false),
-                };
-                if whole {
-                    Ok(())
-                } else {
-                    Err("it broke off before its end".to_owned())
-                }
-            }
-        };
-        this.ended = true;
-        match outcome {
-            Ok(()) => Poll::Ready(None),
-            Err(error) => {
-                tracing::error!(
-                    sent = this.sent,
-                    length = this.length,
-                    error,
-                    "the capture component's answer failed"
-                );
-                Poll::Ready(Some(Err(BodyError::HttpResponseIncomplete)))
-            }
+        }
+        let returned = ready!(this.poll_returned(cx));
+        if let Some(last) = this.last.take() {
+            return match returned {
+                true => Poll::Ready(Some(Ok(last))),
+                false => this.fail("its handler did not return"),
+            };
+        }
+        if returned && this.length.is_none_or(|length| this.sent == length) {
+            this.ended = true;
+            Poll::Ready(None)
+        } else {
+            this.fail("it broke off before its end")
         }
     }
 }

@@ -19,6 +19,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub capture_deadline: Duration,
+    /// How capture instances are used again ([`crate::reuse`]).
+    pub capture_reuse: crate::reuse::Reuse,
     pub processor_deadline: Duration,
     pub max_memory_bytes: usize,
 }
@@ -206,9 +208,14 @@ pub fn is_provided(import: &str) -> bool {
 pub fn store(engine: &Engine, state: HostState, deadline: Duration) -> Store<HostState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
-    store.set_epoch_deadline(ticks(deadline));
+    set_deadline(&mut store, deadline);
     store.epoch_deadline_trap();
     store
+}
+
+/// Gives the instance in `store` `deadline` from now, for its next call.
+pub fn set_deadline(store: &mut Store<HostState>, deadline: Duration) {
+    store.set_epoch_deadline(ticks(deadline));
 }
 
 fn ticks(deadline: Duration) -> u64 {

@@ -13,6 +13,9 @@ use crate::precompiled;
 pub struct ComponentPaths {
     pub capture: PathBuf,
     pub processor: PathBuf,
+    /// Whether `capture` is the inbox's own component, found where the inbox keeps its
+    /// components, rather than one the operator named.
+    pub shipped_capture: bool,
     /// A store component for capture to store through, as Spin composes one with it
     /// (spin.toml); without one, capture uses the host's store.
     pub store: Option<StoreComponent>,
@@ -50,6 +53,7 @@ impl ComponentPaths {
                 return Ok(ComponentPaths {
                     capture,
                     processor,
+                    shipped_capture: true,
                     store: None,
                 });
             }

@@ -6,10 +6,14 @@
 //!   `unfinished` drops the body unfinished, `leaked` leaks it and returns.
 //! - `/whole/{framing}`: the same answer, written whole and finished.
 //! - `/stall`: spins until the host's deadline without reading the request or answering.
+//! - `/count`: answers how many `/count` requests this instance has served, which only an
+//!   instance kept between requests can remember (the inbox's own components keep nothing).
 
 mod bindings {
     inbox_guest::with_shared_interfaces!("capture", "../../../wit");
 }
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
 use inbox_guest::http::write_all;
@@ -32,6 +36,7 @@ impl Guest for Misbehaving {
             ["cut", framing, ending] => answer(out, framing == &"length", Some(ending)),
             ["whole", framing] => answer(out, framing == &"length", None),
             ["stall"] => spin(),
+            ["count"] => count(out),
             _ => {
                 let response = OutgoingResponse::new(Fields::new());
                 response.set_status_code(404).expect("a valid status");
@@ -41,6 +46,20 @@ impl Guest for Misbehaving {
             }
         }
     }
+}
+
+static COUNTED: AtomicU32 = AtomicU32::new(0);
+
+/// Answers `200` with the number of `/count` requests this instance served, this one too.
+fn count(out: ResponseOutparam) {
+    let counted = COUNTED.fetch_add(1, Ordering::Relaxed) + 1;
+    let response = OutgoingResponse::new(Fields::new());
+    let body = response.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body.write().expect("a new body has a stream");
+    write_all(&stream, counted.to_string().as_bytes()).expect("the host takes the body");
+    drop(stream);
+    OutgoingBody::finish(body, None).expect("the whole body was written");
 }
 
 /// Sets a `200` head, then writes the body whole, or half of it and ends as `ending` says.
