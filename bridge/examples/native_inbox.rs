@@ -5,7 +5,11 @@
 //! the wasm host's throughput is reported as a ratio to this one. Capture only: the admin
 //! routes are the component's.
 //!
-//! `cargo run --release --example native_inbox -- 127.0.0.1:0 DB` (settings: INBOX_*)
+//! With `commit-each`, the store commits each capture on its own instead of grouping the
+//! captures waiting into one commit: the ceiling of a store reached statement by statement,
+//! as the store component reaches Spin's `spin:sqlite` (one commit, one fsync, a capture).
+//!
+//! `cargo run --release --example native_inbox -- 127.0.0.1:0 DB [commit-each]` (settings: INBOX_*)
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -128,13 +132,19 @@ impl Processor for Completes {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, listen, db] = args.as_slice() else {
-        anyhow::bail!("usage: native_inbox LISTEN DB");
+    let (listen, db, commit_each) = match args.as_slice() {
+        [_, listen, db] => (listen, db, false),
+        [_, listen, db, mode] if mode == "commit-each" => (listen, db, true),
+        _ => anyhow::bail!("usage: native_inbox LISTEN DB [commit-each]"),
     };
     let config: BTreeMap<String, String> = inbox_core::config::from_env(std::env::vars());
     let settings = Settings::from_config(&config)?;
     let limits = HttpLimits::from_config(&config)?;
-    let sqlite = SqliteStore::open(db.as_ref()).with_context(|| format!("cannot open {db}"))?;
+    let sqlite = match commit_each {
+        true => SqliteStore::open_committing_each(db.as_ref()),
+        false => SqliteStore::open(db.as_ref()),
+    }
+    .with_context(|| format!("cannot open {db}"))?;
     let wake = sqlite.written();
     let store: Arc<dyn WebhookStore> = Arc::new(sqlite);
     let listener = serve::listen(listen.parse()?)?;

@@ -83,6 +83,21 @@ impl SqliteStore {
 
     /// Opens the database at `path`, refusing writes while `max_queued_writes` wait.
     pub fn open_bounded(path: &Path, max_queued_writes: usize) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open_with(path, max_queued_writes, MAX_BATCH)
+    }
+
+    /// Opens the database at `path` committing each write on its own, as a store reached
+    /// statement by statement (Spin's `spin:sqlite`) must: the benchmarks' baseline for the
+    /// store component.
+    pub fn open_committing_each(path: &Path) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open_with(path, DEFAULT_MAX_QUEUED_WRITES, 1)
+    }
+
+    fn open_with(
+        path: &Path,
+        max_queued_writes: usize,
+        max_batch: usize,
+    ) -> anyhow::Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -95,7 +110,8 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(|| run_writer(conn, queue, notify));
+                let run =
+                    std::panic::AssertUnwindSafe(|| run_writer(conn, queue, notify, max_batch));
                 if std::panic::catch_unwind(run).is_err() {
                     // Without its writer the store could only answer 503 from now on while
                     // the process looks alive: stop, so a supervisor starts a working one
@@ -355,10 +371,15 @@ fn from_sqlite(value: ValueRef<'_>) -> Value {
     }
 }
 
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Write>, written: Arc<Notify>) {
+fn run_writer(
+    mut conn: Connection,
+    queue: mpsc::Receiver<Write>,
+    written: Arc<Notify>,
+    max_batch: usize,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(write) => batch.push(write),
                 Err(_) => break,

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use inbox_core::scope::Reader;
 use inbox_stores::WebhookStore;
-use inbox_stores::pool::ConnectionPool;
 use wasmtime::{Engine, Store};
 pub use wasmtime_wasi_http::Error as BodyError;
 use wasmtime_wasi_http::WasiHttpView;
@@ -26,6 +25,7 @@ use crate::engine::{self, Limits};
 use crate::files::StoreComponent;
 use crate::outgoing::SelfApp;
 use crate::reuse::{Kept, Used};
+use crate::sqlite_connection::SpinDatabase;
 use crate::state::HostState;
 use crate::{compose, config, spin_sqlite, store};
 
@@ -37,7 +37,7 @@ pub struct CaptureHost {
     store_config: Arc<BTreeMap<String, String>>,
     store: Arc<dyn WebhookStore>,
     /// Spin's default database, when capture stores through a store component.
-    sqlite: Option<Arc<ConnectionPool>>,
+    sqlite: Option<Arc<SpinDatabase>>,
     deadline: Duration,
     max_memory_bytes: usize,
     /// Instances waiting for their next request.
@@ -87,6 +87,14 @@ impl CaptureHost {
             spin_sqlite::add_to_linker(&mut linker)?;
             config::add_store_config(&mut linker)?;
         }
+        let sqlite = match store_component {
+            Some(with) => Some(Arc::new(
+                SpinDatabase::open(&with.sqlite, spin_sqlite::MAX_IDLE).with_context(|| {
+                    format!("cannot open the database {}", with.sqlite.display())
+                })?,
+            )),
+            None => None,
+        };
         let pre = linker
             .instantiate_pre(&component)
             .and_then(ProxyPre::new)
@@ -98,8 +106,7 @@ impl CaptureHost {
             config: Arc::new(Reader::Capture.visible(&config)),
             store_config: Arc::new(Reader::Store.visible(&config)),
             store,
-            sqlite: store_component
-                .map(|with| Arc::new(ConnectionPool::new(&with.sqlite, spin_sqlite::MAX_IDLE))),
+            sqlite,
             deadline: limits.capture_deadline,
             max_memory_bytes: limits.max_memory_bytes,
             kept: Kept::new(limits.capture_reuse),

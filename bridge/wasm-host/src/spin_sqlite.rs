@@ -2,15 +2,19 @@
 //! composes with the capture component imports. With it, `inbox serve --store-component`
 //! runs the same two `.wasm` files Spin runs (spin.toml), writing to the database the
 //! worker processes. Statements run through the native SQLite store's driver, on
-//! connections kept open between instances (`inbox_stores::pool`), as Spin keeps its own.
+//! connections kept open between instances (`inbox_stores::pool`), as Spin keeps its own;
+//! a transaction runs on the database's one writer, in its turn ([`SpinDatabase`]).
 
 use inbox_core::item::sqlite::Value;
+use inbox_stores::pool::wait_in_short_sleeps;
 use inbox_stores::sqlite::Rusqlite;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::bindings::spin::sqlite::sqlite::{
     self, Error, QueryResult, RowResult, Value as WitValue,
 };
+#[cfg(doc)]
+use crate::sqlite_connection::SpinDatabase;
 use crate::sqlite_connection::SqliteConnection;
 use crate::state::HostState;
 
@@ -48,9 +52,12 @@ impl sqlite::HostConnection for HostState {
         if database != DEFAULT_DATABASE {
             return Err(Error::NoSuchDatabase);
         }
-        let pool = self.sqlite_database().ok_or(Error::AccessDenied)?;
-        let connection = pool.take().map_err(io)?;
-        self.table().push(SqliteConnection(connection)).map_err(io)
+        let database = self.sqlite_database().ok_or(Error::AccessDenied)?;
+        let connection = database.pool.take().map_err(io)?;
+        wait_in_short_sleeps(&connection).map_err(io)?;
+        self.table()
+            .push(SqliteConnection::new(connection))
+            .map_err(io)
     }
 
     async fn execute(
@@ -59,14 +66,37 @@ impl sqlite::HostConnection for HostState {
         statement: String,
         parameters: Vec<WitValue>,
     ) -> Result<QueryResult, Error> {
+        let waits = begins_a_transaction(&statement)
+            && self
+                .table()
+                .get(&connection)
+                .is_ok_and(|connection| !connection.is_writing());
+        if waits {
+            let writer = self
+                .sqlite_database()
+                .ok_or(Error::AccessDenied)?
+                .writer
+                .clone();
+            let writer = writer.lock_owned().await;
+            self.table()
+                .get_mut(&connection)
+                .map_err(|_| Error::InvalidConnection)?
+                .begin_writing(writer);
+        }
         let connection = self
             .table()
-            .get(&connection)
+            .get_mut(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let parameters = parameters.into_iter().map(to_value).collect();
-        let answer = Rusqlite(&connection.0)
-            .run(&statement, parameters)
-            .map_err(io)?;
+        let answer = Rusqlite(connection.current()).run(&statement, parameters);
+        let was_writing = connection.is_writing();
+        connection.end_writing_if_done();
+        if was_writing && !connection.is_writing() {
+            // The next transaction's instance, woken by the writer's release, runs before
+            // the rest of this one's request: the writer is what every capture waits for.
+            tokio::task::yield_now().await;
+        }
+        let answer = answer.map_err(io)?;
         Ok(QueryResult {
             columns: answer.columns,
             rows: answer
@@ -82,20 +112,28 @@ impl sqlite::HostConnection for HostState {
     async fn last_insert_rowid(&mut self, connection: Resource<SqliteConnection>) -> i64 {
         self.table()
             .get(&connection)
-            .map_or(0, |c| c.0.last_insert_rowid())
+            .map_or(0, |c| c.current().last_insert_rowid())
     }
 
     async fn changes(&mut self, connection: Resource<SqliteConnection>) -> u64 {
-        self.table().get(&connection).map_or(0, |c| c.0.changes())
+        self.table()
+            .get(&connection)
+            .map_or(0, |c| c.current().changes())
     }
 
     async fn drop(&mut self, connection: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        let SqliteConnection(connection) = self.table().delete(connection)?;
-        if let Some(pool) = self.sqlite_database() {
-            pool.give_back(connection);
+        let connection = self.table().delete(connection)?.into_connection();
+        if let Some(database) = self.sqlite_database() {
+            database.pool.give_back(connection);
         }
         Ok(())
     }
+}
+
+/// Whether `statement` begins a transaction, which may write (`BEGIN`, `BEGIN IMMEDIATE`...).
+fn begins_a_transaction(statement: &str) -> bool {
+    let statement = statement.trim_start().as_bytes();
+    statement.len() >= 5 && statement[..5].eq_ignore_ascii_case(b"BEGIN")
 }
 
 /// Connections kept open at most: as many as capture instances run at once, by default.

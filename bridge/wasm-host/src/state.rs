@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use inbox_stores::WebhookStore;
-use inbox_stores::pool::ConnectionPool;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::guest_log::GuestOutput;
 use crate::outgoing::{OutgoingHooks, SelfApp};
+use crate::sqlite_connection::SpinDatabase;
 
 pub struct HostState {
     wasi: WasiCtx,
@@ -26,7 +26,7 @@ pub struct HostState {
     /// The inbox's store (`webhooks:inbox/store`), for a capture component.
     pub(crate) store: Option<Arc<dyn WebhookStore>>,
     /// Spin's default database (`spin:sqlite`), for a store component.
-    sqlite: Option<Arc<ConnectionPool>>,
+    sqlite: Option<Arc<SpinDatabase>>,
     outgoing: OutgoingHooks,
 }
 
@@ -64,9 +64,9 @@ impl HostState {
         self
     }
 
-    /// Gives the instance `spin:sqlite` on the database of `pool`.
-    pub fn with_sqlite(mut self, pool: Option<Arc<ConnectionPool>>) -> Self {
-        self.sqlite = pool;
+    /// Gives the instance `spin:sqlite` on `database`.
+    pub fn with_sqlite(mut self, database: Option<Arc<SpinDatabase>>) -> Self {
+        self.sqlite = database;
         self
     }
 
@@ -88,7 +88,7 @@ impl HostState {
         self.memory.peak
     }
 
-    pub(crate) fn sqlite_database(&self) -> Option<&ConnectionPool> {
+    pub(crate) fn sqlite_database(&self) -> Option<&SpinDatabase> {
         self.sqlite.as_deref()
     }
 
