@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use inbox_bridge::attempt::{Processed, Processor};
+use inbox_bridge::attempt::{Named, Processed, Processor};
 use inbox_bridge::metrics::NoMetrics;
 use inbox_bridge::serve::{self, Handler, HttpLimits, RequestBody};
 use inbox_bridge::settings::Settings;
@@ -117,11 +117,11 @@ struct Completes;
 
 #[async_trait]
 impl Processor for Completes {
-    async fn destination(&self, _: &Webhook) -> String {
-        "inbox-processor".into()
+    async fn destination(&self, _: &Webhook) -> Named {
+        Named::new("inbox-processor".into())
     }
 
-    async fn process(&self, _: &Webhook, _: u32, _: Option<&str>) -> Processed {
+    async fn process(&self, _: &Webhook, _: u32, _: Option<Named>) -> Processed {
         Processed {
             outcome: Outcome::Completed,
             destination: "inbox-processor".into(),

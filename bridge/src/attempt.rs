@@ -16,7 +16,7 @@ use inbox_core::lifecycle::{Outcome, Transition};
 use inbox_core::pacing;
 use inbox_core::{State, Status, Webhook};
 use inbox_stores::{StoreError, WebhookStore};
-pub use inbox_wasm_host::Processed;
+pub use inbox_wasm_host::{Named, Processed};
 
 use crate::breaker::{self, Admission};
 use crate::metrics::{Event, Metrics};
@@ -25,13 +25,14 @@ use crate::settings::Settings;
 /// Runs the user's processing (the processor component, in every host).
 #[async_trait]
 pub trait Processor: Send + Sync {
-    /// Where processing `webhook` would deliver it, asked before it is taken.
-    async fn destination(&self, webhook: &Webhook) -> String;
+    /// Where processing `webhook` would deliver it, asked before it is taken (of the
+    /// attempt's instance, which the attempt then goes on in).
+    async fn destination(&self, webhook: &Webhook) -> Named;
 
     /// Processes `webhook` on attempt `attempt` (from 1). Whatever happens inside, the
     /// answer is an outcome (a failure to run is a retry like any other), with the
     /// destination it was for: `named`, when [`Processor::destination`] gave it already.
-    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed;
+    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<Named>) -> Processed;
 }
 
 /// What follows a transition: nothing locally; on Lambda, before it is recorded, a failed
@@ -159,11 +160,12 @@ impl Attempter<'_> {
         // Its destination decides first whether it is attempted at all: an open or paused
         // one holds it, spending none of its budget. (An attempt whose lease expired is
         // taken over whatever the destination: it was let through once.)
-        let (mut destination, mut probing, mut lease) = (None, false, None);
+        let (mut named, mut probing, mut lease) = (None, false, None);
         if let Some(webhook) = &webhook
             && status.state != State::Processing
         {
-            let name = self.processor.destination(webhook).await;
+            let asked = self.processor.destination(webhook).await;
+            let name = asked.name.clone();
             let ask = breaker::Ask {
                 breaker: &self.settings.breaker,
                 limits: self.settings.pacing.limits(&name),
@@ -179,7 +181,7 @@ impl Attempter<'_> {
                     lease: place,
                 } => {
                     (probing, lease) = (probe, place);
-                    destination = Some(name);
+                    named = Some(asked);
                 }
             }
         }
@@ -199,9 +201,10 @@ impl Attempter<'_> {
         };
 
         let started = Instant::now();
+        let destination = named.as_ref().map(|named| named.name.clone());
         let processed = self
             .processor
-            .process(&webhook, claimed.attempts, destination.as_deref())
+            .process(&webhook, claimed.attempts, named)
             .await;
         let outcome = processed.outcome;
         // The destination hears how it went whether or not the record below stands: the
@@ -516,11 +519,11 @@ mod tests {
 
     #[async_trait]
     impl Processor for Scripted {
-        async fn destination(&self, _: &Webhook) -> String {
-            "scripted".into()
+        async fn destination(&self, _: &Webhook) -> Named {
+            Named::new("scripted".into())
         }
 
-        async fn process(&self, webhook: &Webhook, attempt: u32, _: Option<&str>) -> Processed {
+        async fn process(&self, webhook: &Webhook, attempt: u32, _: Option<Named>) -> Processed {
             self.seen.lock().unwrap().push(attempt);
             if let Some(store) = &self.meanwhile {
                 // The lease is taken over (it expired, and another worker retook it).
@@ -671,11 +674,11 @@ mod tests {
 
     #[async_trait]
     impl Processor for ByOrigin {
-        async fn destination(&self, webhook: &Webhook) -> String {
-            webhook.origin.clone()
+        async fn destination(&self, webhook: &Webhook) -> Named {
+            Named::new(webhook.origin.clone())
         }
 
-        async fn process(&self, webhook: &Webhook, _: u32, _: Option<&str>) -> Processed {
+        async fn process(&self, webhook: &Webhook, _: u32, _: Option<Named>) -> Processed {
             Processed {
                 outcome: if webhook.origin == self.down {
                     retry()

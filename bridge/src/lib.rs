@@ -37,16 +37,16 @@ pub mod worker;
 
 use async_trait::async_trait;
 use inbox_core::Webhook;
-use inbox_wasm_host::{Processed, ProcessorHost};
+use inbox_wasm_host::{Named, Processed, ProcessorHost};
 
 /// The processor component is what processes, wherever an attempt runs.
 #[async_trait]
 impl attempt::Processor for ProcessorHost {
-    async fn destination(&self, webhook: &Webhook) -> String {
+    async fn destination(&self, webhook: &Webhook) -> Named {
         ProcessorHost::destination(self, webhook).await
     }
 
-    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed {
+    async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<Named>) -> Processed {
         ProcessorHost::process(self, webhook, attempt, named).await
     }
 }

@@ -31,5 +31,5 @@ pub mod store;
 pub use capture::CaptureHost;
 pub use engine::Limits;
 pub use files::{ComponentPaths, StoreComponent};
-pub use processor::{Processed, ProcessorHost};
+pub use processor::{Named, Processed, ProcessorHost};
 pub use wasmtime::Engine;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use inbox_core::scope::Reader;
 use inbox_core::{Webhook, lifecycle, redact};
-use wasmtime::Engine;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
+use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre};
+use wasmtime::{Engine, Store};
 
 use crate::bindings::exports::webhooks::inbox::destinations;
 use crate::bindings::exports::webhooks::inbox::handler::{GuestIndices, Outcome};
@@ -60,6 +60,30 @@ pub struct ComponentFile {
     pub compile_time: Duration,
     /// What it imports, as the component declares it.
     pub imports: Vec<String>,
+}
+
+/// Where an attempt would deliver a webhook, and the processor's instance that named it,
+/// in which the attempt goes on: each attempt runs in one fresh instance.
+pub struct Named {
+    pub name: String,
+    instance: Option<Asked>,
+}
+
+impl Named {
+    /// A destination with no instance behind it (a processor that is not a component, or
+    /// one that failed to name it).
+    pub fn new(name: String) -> Named {
+        Named {
+            name,
+            instance: None,
+        }
+    }
+}
+
+/// An instance that has named its destination, waiting for the attempt.
+struct Asked {
+    store: Store<HostState>,
+    instance: Instance,
 }
 
 /// One run of the processor on a webhook (one attempt), as it went.
@@ -197,13 +221,14 @@ impl ProcessorHost {
         self.max_memory_bytes
     }
 
-    /// Where the processor would deliver `webhook`, asked of an instance of its own before
-    /// an attempt is taken (the inbox may hold the webhook instead). One that fails to
-    /// answer (a trap, its deadline) is its own name: the attempt that follows fails the
+    /// Where the processor would deliver `webhook`, asked of the attempt's fresh instance
+    /// before the attempt is taken (the inbox may hold the webhook instead); the attempt
+    /// goes on in the same instance. One that fails to answer (a trap, its deadline) is its
+    /// own name and no instance: the attempt that follows asks a fresh one again, fails the
     /// same way and is recorded.
-    pub async fn destination(&self, webhook: &Webhook) -> String {
+    pub async fn destination(&self, webhook: &Webhook) -> Named {
         let Some(export) = &self.destinations else {
-            return self.own_name.clone();
+            return Named::new(self.own_name.clone());
         };
         let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
         let mut store = engine::store(&self.engine, state, self.deadline);
@@ -213,26 +238,34 @@ impl ProcessorHost {
                 .get_typed_func::<(&WebhookParam<'_>,), (String,)>(&mut store, export)?
                 .call_async(&mut store, (&WebhookParam::of(webhook),))
                 .await?;
-            Ok::<_, wasmtime::Error>(named)
+            Ok::<_, wasmtime::Error>((named, instance))
         };
         match tokio::time::timeout(self.deadline, named).await {
-            Ok(Ok(named)) => self.destination_named(Some(named)),
+            Ok(Ok((named, instance))) => Named {
+                name: self.destination_named(Some(named)),
+                instance: Some(Asked { store, instance }),
+            },
             Ok(Err(error)) => {
                 tracing::warn!(
                     webhook = webhook.id,
                     error = redact::urls_in(&format!("{error:#}")),
                     "the processor failed to name the destination"
                 );
-                self.own_name.clone()
+                Named::new(self.own_name.clone())
             }
-            Err(_) => self.own_name.clone(),
+            Err(_) => Named::new(self.own_name.clone()),
         }
     }
 
     /// Runs the processor on one webhook; `attempt` starts at 1. `named` is its
-    /// destination when [`destination`](Self::destination) named it already: the attempt's
-    /// instance is not asked again, so the payload is copied into it once.
-    pub async fn process(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Processed {
+    /// destination when [`destination`](Self::destination) named it already: the attempt
+    /// goes on in the instance that named it, so the payload is copied into one instance.
+    pub async fn process(
+        &self,
+        webhook: &Webhook,
+        attempt: u32,
+        named: Option<Named>,
+    ) -> Processed {
         self.run(webhook, attempt, named).await.processed()
     }
 
@@ -242,22 +275,44 @@ impl ProcessorHost {
         self.run(webhook, attempt, None).await
     }
 
-    async fn run(&self, webhook: &Webhook, attempt: u32, named: Option<&str>) -> Run {
+    async fn run(&self, webhook: &Webhook, attempt: u32, named: Option<Named>) -> Run {
         // Its own name, from a processor that names destinations, is what a failure to name
         // one gives (`destination`): it is asked again, so that the attempt fails the same
         // way and is recorded.
-        let named = named.filter(|name| self.destinations.is_none() || *name != self.own_name);
-        // A processor is the user's code: no store, and no requests to the app itself.
-        let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
-        let mut store = engine::store(&self.engine, state, self.deadline);
+        let named =
+            named.filter(|named| self.destinations.is_none() || named.name != self.own_name);
+        let (mut destination, asked) = match named {
+            Some(Named { name, instance }) => (Some(name), instance),
+            None => (None, None),
+        };
+        let asked_already = destination.is_some();
         let started = Instant::now();
         let mut instantiate_time = Duration::ZERO;
-        let mut destination = named.map(str::to_owned);
+        let (mut store, instance) = match asked {
+            Some(Asked {
+                mut store,
+                instance,
+            }) => {
+                engine::set_deadline(&mut store, self.deadline);
+                (store, Some(instance))
+            }
+            // A processor is the user's code: no store, and no requests to the app itself.
+            None => {
+                let state = HostState::new("processor", self.config.clone(), self.max_memory_bytes);
+                (engine::store(&self.engine, state, self.deadline), None)
+            }
+        };
         let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instantiate_time = started.elapsed();
+            let instance = match instance {
+                Some(instance) => instance,
+                None => {
+                    let instance = self.pre.instantiate_async(&mut store).await?;
+                    instantiate_time = started.elapsed();
+                    instance
+                }
+            };
             let param = WebhookParam::of(webhook);
-            if let Some(export) = self.destinations.as_ref().filter(|_| named.is_none()) {
+            if let Some(export) = self.destinations.as_ref().filter(|_| !asked_already) {
                 let (named,) = instance
                     .get_typed_func::<(&WebhookParam<'_>,), (String,)>(&mut store, export)?
                     .call_async(&mut store, (&param,))
