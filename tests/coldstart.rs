@@ -122,3 +122,111 @@ async fn a_cold_function_answers_its_first_capture() {
         );
     }
 }
+
+/// A warm function against a cold one: the first capture a fresh process answers (from its
+/// spawn: it compiles, or loads, the components) and the ones after it in the same process
+/// (its capture instance kept, as a warm Lambda container keeps it); then a stream batch of
+/// 10 webhooks, first in a fresh process, then in the warm one. A smoke run in the test
+/// suite, checking the answers; `INBOX_COLD_STARTS=30` for the benchmark, which prints the
+/// medians and each one's ratio to the cold one of its kind, measured in the same run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_function_answers_without_paying_the_cold_start_again() {
+    let runs: usize = std::env::var("INBOX_COLD_STARTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let moto = Moto::shared();
+    let dynamodb = moto.dynamodb().await;
+    let table = moto::unique("warm");
+    moto::create_table(&dynamodb, &table).await;
+    let sqs = moto.sqs().await;
+    let queues = moto::create_queues(&sqs, &moto::unique("warm")).await;
+    let dir = tempfile::tempdir().unwrap();
+    components_in(dir.path(), true);
+    let mut env = moto::aws_env(moto);
+    for (k, v) in [
+        ("INBOX_TABLE", table.as_str()),
+        ("INBOX_FAILED_QUEUE_URL", &queues.failed_url),
+        ("INBOX_DEAD_QUEUE_URL", &queues.dead_url),
+        ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
+        ("INBOX_LOG", "warn"),
+        (
+            "INBOX_CAPTURE_WASM",
+            dir.path().join("inbox_capture.wasm").to_str().unwrap(),
+        ),
+        (
+            "INBOX_PROCESSOR_WASM",
+            dir.path().join("inbox_processor.wasm").to_str().unwrap(),
+        ),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let filters = sam::stream_filters(&sam::parse(&sam::template_text()));
+    let mut stream = moto::StreamReader::new(moto, &table).await;
+    let mut function = LambdaFunction::start(&["lambda"], &env);
+    let (mut cold, mut warm, mut cold_batch, mut warm_batch) = (vec![], vec![], vec![], vec![]);
+    let captured = |function: &LambdaFunction, hash: String| {
+        let response = function.invoke(&moto::bigcommerce_http_event(&hash));
+        assert_eq!(
+            response["statusCode"],
+            202,
+            "{response}\n{}",
+            function.log()
+        );
+    };
+    let batch = |function: &LambdaFunction, records: &[serde_json::Value]| {
+        let started = std::time::Instant::now();
+        let response = function.invoke(&moto::stream_event(records.to_vec()));
+        let took = started.elapsed();
+        assert_eq!(
+            response,
+            serde_json::json!({ "batchItemFailures": [] }),
+            "{}",
+            function.log()
+        );
+        took
+    };
+    for run in 0..runs {
+        let home = tempfile::tempdir().unwrap();
+        let home = [("HOME".to_owned(), home.path().to_str().unwrap().to_owned())];
+        let spawned = function.restart(&home);
+        captured(&function, format!("warm-{run}-0"));
+        cold.push(spawned.elapsed());
+        for n in 1..20 {
+            let started = std::time::Instant::now();
+            captured(&function, format!("warm-{run}-{n}"));
+            warm.push(started.elapsed());
+        }
+        let mut records = Vec::new();
+        while records.len() < 20 {
+            records.extend(
+                stream
+                    .read()
+                    .await
+                    .into_iter()
+                    .filter(|record| sam::passes(&filters, record)),
+            );
+        }
+        assert_eq!(records.len(), 20, "one WEBHOOK insert a capture");
+        let spawned = function.restart(&home);
+        batch(&function, &records[..10]);
+        cold_batch.push(spawned.elapsed());
+        warm_batch.push(batch(&function, &records[10..]));
+    }
+    let ms = |time: Duration| time.as_secs_f64() * 1e3;
+    let (cold, warm) = (median(cold), median(warm));
+    let (cold_batch, warm_batch) = (median(cold_batch), median(warm_batch));
+    println!("a cold function (spawn to answer) against a warm one ({runs} runs each):");
+    println!(
+        "  capture          cold {:>7.1} ms, warm {:>6.1} ms ({:.3}x)",
+        ms(cold),
+        ms(warm),
+        ms(warm) / ms(cold)
+    );
+    println!(
+        "  stream batch 10  cold {:>7.1} ms, warm {:>6.1} ms ({:.3}x)",
+        ms(cold_batch),
+        ms(warm_batch),
+        ms(warm_batch) / ms(cold_batch)
+    );
+}
