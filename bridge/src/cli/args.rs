@@ -2,7 +2,7 @@
 //! components run, where metrics are served, which queues Lambda uses.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -122,6 +122,9 @@ impl ComponentArgs {
                 Some(StoreArgs { db, table: None }) => db.clone(),
                 _ => bail!("a store component stores in the SQLite database (--db), not DynamoDB"),
             };
+            // Composed into capture, a store component from elsewhere than the inbox's own
+            // makes the whole capture component one the inbox does not know.
+            paths.shipped_capture &= in_same_directory(path, &paths.capture);
             paths.store = Some(StoreComponent {
                 path: path.clone(),
                 sqlite,
@@ -136,6 +139,16 @@ impl ComponentArgs {
         }
         Ok(paths)
     }
+}
+
+/// Whether two files are in the same directory (links resolved).
+fn in_same_directory(a: &Path, b: &Path) -> bool {
+    let directory = |path: &Path| {
+        path.canonicalize()
+            .ok()
+            .and_then(|path| path.parent().map(Path::to_owned))
+    };
+    directory(a).is_some_and(|dir| Some(dir) == directory(b))
 }
 
 /// Where the metrics are served, if anywhere.

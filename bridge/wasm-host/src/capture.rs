@@ -177,21 +177,21 @@ impl CaptureHost {
             // An instance that trapped or ran out of time stopped anywhere: it is dropped.
             // One that may serve again is kept before its answer may end (the answer waits
             // to be told), so the next request on the connection finds it.
-            let (result, store) = match (result, kept) {
+            let (result, dropped) = match (result, kept) {
                 (Ok(proxy), Some(kept)) if may_serve_again(&mut store) => {
                     let instance = Instance { store, proxy };
-                    kept.give_back(Used {
+                    let used = Used {
                         instance,
                         uses: uses + 1,
-                    });
-                    (Ok(()), None)
+                    };
+                    (Ok(()), kept.give_back(used).map(|used| used.instance.store))
                 }
                 (result, _) => (result.map(drop), Some(store)),
             };
             // Told before `store` is dropped: dropping it ends the body's channel, and the
             // body must know by then whether that end is the guest's.
             let _ = returned.send(result.is_ok());
-            drop(store);
+            drop(dropped);
             result
         });
         match receiver.await {
@@ -266,7 +266,8 @@ fn may_serve_again(store: &mut Store<HostState>) -> bool {
 /// connection and the Lambda bridge answers `500`. (A body the guest drops unfinished is
 /// aborted by wasmtime-wasi-http itself; one it leaks past a normal return cannot be told
 /// apart.) Its last bytes wait for the handler to return, so an instance kept for the next
-/// request is kept before the client can send one.
+/// request is kept before the client can read the end of the answer (except for an answer
+/// the server sends without polling its body: `HEAD`, `204`, `304`, a length of 0).
 struct Whole {
     body: HyperOutgoingBody,
     /// Whether the handler returned, once it has ended.
@@ -340,7 +341,7 @@ impl http_body::Body for Whole {
                         return Poll::Ready(Some(Ok(frame)));
                     };
                     this.sent += data.len() as u64;
-                    if this.length != Some(this.sent) {
+                    if this.length.is_none_or(|length| this.sent < length) {
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     this.last = Some(frame);
@@ -351,9 +352,10 @@ impl http_body::Body for Whole {
         }
         let returned = ready!(this.poll_returned(cx));
         if let Some(last) = this.last.take() {
-            return match returned {
-                true => Poll::Ready(Some(Ok(last))),
-                false => this.fail("its handler did not return"),
+            return match (returned, this.length == Some(this.sent)) {
+                (true, true) => Poll::Ready(Some(Ok(last))),
+                (false, _) => this.fail("its handler did not return"),
+                (true, false) => this.fail("it ran past its Content-Length"),
             };
         }
         if returned && this.length.is_none_or(|length| this.sent == length) {

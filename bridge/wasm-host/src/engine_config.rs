@@ -29,13 +29,26 @@ pub fn config() -> wasmtime::Config {
         .table_keep_resident(KEEP_RESIDENT / 16)
         .async_stack_keep_resident(KEEP_RESIDENT / 4)
         .decommit_batch_size(64)
-        // Where the kernel can say which pages an instance touched (PAGEMAP_SCAN, Linux 6.7),
-        // only those are reset, and a slot's untouched pages are not written at all; elsewhere
-        // the kept-resident region is reset whole. Measured with scripts/bench: capture from
-        // 0.72 to 0.78 of the native baseline, and a third less resident memory.
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .pagemap_scan(pagemap_scan(
+            &std::fs::read_to_string("/proc/swaps").unwrap_or_default(),
+        ));
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
+}
+
+/// Where the kernel can say which pages an instance touched (`PAGEMAP_SCAN`, Linux 6.7),
+/// only those are reset, and a slot's untouched pages are not written at all; elsewhere the
+/// kept-resident region is reset whole. Measured with scripts/bench-ab: capture from 0.72 to
+/// 0.78 of the native baseline, and a third less resident memory. But the scan finds only
+/// pages in memory: one an instance wrote that was swapped out would be neither reset nor
+/// returned, and the next instance in the slot (a user's processor) would read it. So only
+/// on a host without swap (`swaps`, the text of /proc/swaps: a header line and one line a
+/// device), as Lambda is.
+fn pagemap_scan(swaps: &str) -> wasmtime::Enabled {
+    match swaps.lines().count() {
+        1 => wasmtime::Enabled::Auto,
+        _ => wasmtime::Enabled::No,
+    }
 }
 
 /// Component instances the pool holds at once: the hosts refuse to start with settings
@@ -60,6 +73,19 @@ const KEEP_RESIDENT: usize = 256 << 10;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_scanned_only_without_swap() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert_eq!(pagemap_scan(header), wasmtime::Enabled::Auto);
+        let with_swap = format!("{header}/swapfile   file   1048572   0   -2\n");
+        assert_eq!(pagemap_scan(&with_swap), wasmtime::Enabled::No);
+        assert_eq!(
+            pagemap_scan(""),
+            wasmtime::Enabled::No,
+            "unreadable: assume swap"
+        );
+    }
 
     #[test]
     fn the_hosts_run_at_most_half_the_pool_at_once() {

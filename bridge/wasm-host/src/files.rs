@@ -14,7 +14,8 @@ pub struct ComponentPaths {
     pub capture: PathBuf,
     pub processor: PathBuf,
     /// Whether `capture` is the inbox's own component, found where the inbox keeps its
-    /// components, rather than one the operator named.
+    /// components, rather than one the operator named (and the store component composed
+    /// with it, if any, comes from the same place).
     pub shipped_capture: bool,
     /// A store component for capture to store through, as Spin composes one with it
     /// (spin.toml); without one, capture uses the host's store.

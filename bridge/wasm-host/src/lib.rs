@@ -1,6 +1,7 @@
 //! The wasm host: one wasmtime engine, each component compiled once and pre-linked, an
 //! instance (with a deadline and a memory limit) for every request, used again for later
-//! ones, and a fresh one for every processing attempt, and the host side of each interface the components import.
+//! ones, a fresh one for every processing attempt, and the host side of each interface the
+//! components import.
 //!
 //! - [`engine`]: the engine, compiling, the linker, instances' limits; [`precompiled`]:
 //!   components compiled ahead of time (`.cwasm`);

@@ -85,10 +85,10 @@ impl<T: Send + 'static> Kept<T> {
     }
 
     /// Keeps an instance that answered a request whole for the next one, unless it has
-    /// served its share.
-    pub fn give_back(self: &Arc<Self>, used: Used<T>) {
+    /// served its share: then it is handed back, for its caller to drop.
+    pub fn give_back(self: &Arc<Self>, used: Used<T>) -> Option<Used<T>> {
         if !self.reuse.keeps() || used.uses >= self.reuse.max_uses {
-            return;
+            return Some(used);
         }
         let start_sweeping = {
             let mut inner = self.inner.lock().expect("the idle instances");
@@ -102,6 +102,7 @@ impl<T: Send + 'static> Kept<T> {
         if start_sweeping {
             self.sweep();
         }
+        None
     }
 
     /// Drops the instances that waited past their timeout, as long as any wait, so an inbox
@@ -169,11 +170,12 @@ mod tests {
     async fn the_instance_used_last_is_taken_first_until_it_has_served_its_share() {
         let kept = kept(3, Duration::from_secs(60));
         assert!(kept.take().is_none());
-        kept.give_back(used("a", 1));
-        kept.give_back(used("b", 2));
+        assert!(kept.give_back(used("a", 1)).is_none());
+        assert!(kept.give_back(used("b", 2)).is_none());
         let taken = kept.take().unwrap();
         assert_eq!((taken.instance, taken.uses), ("b", 2));
-        kept.give_back(used("b", 3));
+        let handed_back = kept.give_back(used("b", 3)).map(|used| used.instance);
+        assert_eq!(handed_back, Some("b"));
         assert_eq!(kept.idle(), 1, "an instance that served 3 is not kept");
         assert_eq!(kept.take().unwrap().instance, "a");
         assert!(kept.take().is_none());
@@ -182,21 +184,21 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_kept_when_reuse_is_off() {
         let kept = Kept::new(Reuse::NEVER);
-        kept.give_back(used("a", 0));
+        assert!(kept.give_back(used("a", 0)).is_some());
         assert!(kept.take().is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn instances_idle_past_their_timeout_are_dropped_unasked() {
         let kept = kept(100, Duration::from_secs(10));
-        kept.give_back(used("a", 1));
+        assert!(kept.give_back(used("a", 1)).is_none());
         tokio::time::sleep(Duration::from_secs(4)).await;
-        kept.give_back(used("b", 1));
+        assert!(kept.give_back(used("b", 1)).is_none());
         tokio::time::sleep(Duration::from_secs(7)).await;
         assert_eq!(kept.idle(), 1, "a waited 11 s, b 7 s");
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(kept.idle(), 0);
-        kept.give_back(used("c", 1));
+        assert!(kept.give_back(used("c", 1)).is_none());
         assert_eq!(kept.take().unwrap().instance, "c");
     }
 }

@@ -71,6 +71,12 @@ impl sqlite::HostConnection for HostState {
                 .table()
                 .get(&connection)
                 .is_ok_and(|connection| !connection.is_writing());
+        if waits && self.holds_the_writer {
+            // It would wait for itself until its deadline, every other writer behind it.
+            return Err(Error::Io(
+                "a transaction is open on another connection of this instance; SQLite writes one at a time".into(),
+            ));
+        }
         if waits {
             let writer = self
                 .sqlite_database()
@@ -82,16 +88,18 @@ impl sqlite::HostConnection for HostState {
                 .get_mut(&connection)
                 .map_err(|_| Error::InvalidConnection)?
                 .begin_writing(writer);
+            self.holds_the_writer = true;
         }
         let connection = self
             .table()
             .get_mut(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let parameters = parameters.into_iter().map(to_value).collect();
-        let answer = Rusqlite(connection.current()).run(&statement, parameters);
+        let answer = connection.run(|connection| Rusqlite(connection).run(&statement, parameters));
         let was_writing = connection.is_writing();
         connection.end_writing_if_done();
         if was_writing && !connection.is_writing() {
+            self.holds_the_writer = false;
             // The next transaction's instance, woken by the writer's release, runs before
             // the rest of this one's request: the writer is what every capture waits for.
             tokio::task::yield_now().await;
@@ -112,17 +120,21 @@ impl sqlite::HostConnection for HostState {
     async fn last_insert_rowid(&mut self, connection: Resource<SqliteConnection>) -> i64 {
         self.table()
             .get(&connection)
-            .map_or(0, |c| c.current().last_insert_rowid())
+            .map_or(0, SqliteConnection::last_insert_rowid)
     }
 
     async fn changes(&mut self, connection: Resource<SqliteConnection>) -> u64 {
         self.table()
             .get(&connection)
-            .map_or(0, |c| c.current().changes())
+            .map_or(0, SqliteConnection::changes)
     }
 
     async fn drop(&mut self, connection: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        let connection = self.table().delete(connection)?.into_connection();
+        let connection = self.table().delete(connection)?;
+        if connection.is_writing() {
+            self.holds_the_writer = false;
+        }
+        let connection = connection.into_connection();
         if let Some(database) = self.sqlite_database() {
             database.pool.give_back(connection);
         }

@@ -14,6 +14,10 @@ pub struct SqliteConnection {
     /// The database's writer, held from this connection's `BEGIN` until the transaction
     /// ends.
     writing: Option<Writing>,
+    /// What the last statement left, read where it ran (the writer, for one that ended a
+    /// transaction).
+    last_insert_rowid: i64,
+    changes: u64,
 }
 
 impl SqliteConnection {
@@ -21,11 +25,29 @@ impl SqliteConnection {
         SqliteConnection {
             connection,
             writing: None,
+            last_insert_rowid: 0,
+            changes: 0,
         }
     }
 
+    /// Runs `statement` where it belongs, keeping what it left to be asked after.
+    pub(crate) fn run<T>(&mut self, statement: impl FnOnce(&Connection) -> T) -> T {
+        let answer = statement(self.current());
+        self.last_insert_rowid = self.current().last_insert_rowid();
+        self.changes = self.current().changes();
+        answer
+    }
+
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        self.last_insert_rowid
+    }
+
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
+    }
+
     /// Where its statements run: in a transaction, on the database's writer.
-    pub(crate) fn current(&self) -> &Connection {
+    fn current(&self) -> &Connection {
         self.writing
             .as_ref()
             .map_or(&self.connection, |writing| &writing.0)
@@ -71,8 +93,10 @@ impl Drop for Writing {
 /// Spin's `default` database: connections kept open between instances, and one writer.
 /// SQLite lets one connection write at a time and makes the others retry, and a connection
 /// reads again whatever it had cached once another has written. So every transaction runs
-/// on the one writer connection, each waiting its turn in order: no retries, no sleeps, and
-/// a cache that stays warm. Each transaction still commits on its own, as Spin's does.
+/// on the one writer connection, each waiting its turn in order: no busy retries among
+/// them, and a cache that stays warm. Only the native store's writer and the statements
+/// outside a transaction still meet them in SQLite's busy handler. Each transaction still
+/// commits on its own, as Spin's does.
 pub struct SpinDatabase {
     pub(crate) pool: ConnectionPool,
     pub(crate) writer: Arc<Mutex<Connection>>,

@@ -1,5 +1,6 @@
-//! The state of one component instance: everything it may touch, a fresh one per request
-//! or attempt. Each interface it imports is implemented on it, in a module of its own.
+//! The state of one component instance: everything it may touch, one per instance (a
+//! capture instance serves several requests in turn, a processor's one attempt). Each
+//! interface it imports is implemented on it, in a module of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct HostState {
     pub(crate) store: Option<Arc<dyn WebhookStore>>,
     /// Spin's default database (`spin:sqlite`), for a store component.
     sqlite: Option<Arc<SpinDatabase>>,
+    /// Whether one of its connections holds that database's writer.
+    pub(crate) holds_the_writer: bool,
     outgoing: OutgoingHooks,
 }
 
@@ -55,6 +58,7 @@ impl HostState {
             store_config: Arc::default(),
             store: None,
             sqlite: None,
+            holds_the_writer: false,
             outgoing: OutgoingHooks { self_app: None },
         }
     }
