@@ -37,6 +37,34 @@ fn components_in(dir: &Path, precompiled: bool) {
     }
 }
 
+/// `inbox lambda`'s settings: moto's table and queues, and the components in `dir`.
+fn function_env(
+    moto: &Moto,
+    table: &str,
+    queues: &moto::Queues,
+    dir: &Path,
+) -> Vec<(String, String)> {
+    let mut env = moto::aws_env(moto);
+    for (k, v) in [
+        ("INBOX_TABLE", table),
+        ("INBOX_FAILED_QUEUE_URL", &queues.failed_url),
+        ("INBOX_DEAD_QUEUE_URL", &queues.dead_url),
+        ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
+        ("INBOX_LOG", "warn"),
+        (
+            "INBOX_CAPTURE_WASM",
+            dir.join("inbox_capture.wasm").to_str().unwrap(),
+        ),
+        (
+            "INBOX_PROCESSOR_WASM",
+            dir.join("inbox_processor.wasm").to_str().unwrap(),
+        ),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    env
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -64,26 +92,9 @@ async fn a_cold_function_answers_its_first_capture() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         components_in(dir.path(), precompiled);
-        let mut env = moto::aws_env(moto);
-        for (k, v) in [
-            ("INBOX_TABLE", table.as_str()),
-            ("INBOX_FAILED_QUEUE_URL", &queues.failed_url),
-            ("INBOX_DEAD_QUEUE_URL", &queues.dead_url),
-            ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
-            ("INBOX_LOG", "warn"),
-            (
-                "INBOX_CAPTURE_WASM",
-                dir.path().join("inbox_capture.wasm").to_str().unwrap(),
-            ),
-            (
-                "INBOX_PROCESSOR_WASM",
-                dir.path().join("inbox_processor.wasm").to_str().unwrap(),
-            ),
-        ]
-        .into_iter()
-        .chain(components.map(|c| ("INBOX_LAMBDA_COMPONENTS", c)))
-        {
-            env.push((k.to_owned(), v.to_owned()));
+        let mut env = function_env(moto, &table, &queues, dir.path());
+        if let Some(components) = components {
+            env.push(("INBOX_LAMBDA_COMPONENTS".to_owned(), components.to_owned()));
         }
         let mut function = LambdaFunction::start(&["lambda"], &env);
         let mut times = Vec::new();
@@ -143,24 +154,7 @@ async fn a_warm_function_answers_without_paying_the_cold_start_again() {
     let queues = moto::create_queues(&sqs, &moto::unique("warm")).await;
     let dir = tempfile::tempdir().unwrap();
     components_in(dir.path(), true);
-    let mut env = moto::aws_env(moto);
-    for (k, v) in [
-        ("INBOX_TABLE", table.as_str()),
-        ("INBOX_FAILED_QUEUE_URL", &queues.failed_url),
-        ("INBOX_DEAD_QUEUE_URL", &queues.dead_url),
-        ("INBOX_BIGCOMMERCE_SECRET", BIGCOMMERCE_SECRET),
-        ("INBOX_LOG", "warn"),
-        (
-            "INBOX_CAPTURE_WASM",
-            dir.path().join("inbox_capture.wasm").to_str().unwrap(),
-        ),
-        (
-            "INBOX_PROCESSOR_WASM",
-            dir.path().join("inbox_processor.wasm").to_str().unwrap(),
-        ),
-    ] {
-        env.push((k.to_owned(), v.to_owned()));
-    }
+    let env = function_env(moto, &table, &queues, dir.path());
     let filters = sam::stream_filters(&sam::parse(&sam::template_text()));
     let mut stream = moto::StreamReader::new(moto, &table).await;
     let mut function = LambdaFunction::start(&["lambda"], &env);
